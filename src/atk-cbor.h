@@ -1,0 +1,87 @@
+/* at-kafka: a strict DAG-CBOR reader over a byte buffer.
+ *
+ * Pure: no allocation, no I/O, no globals. Every read checks bounds and reports
+ * ATK_ERROR_TRUNCATED / ATK_ERROR_BAD_CBOR instead of reading past the end.
+ * DAG-CBOR rules enforced here: no indefinite lengths, no floats or simple values other
+ * than false/true/null, no tags other than 42, minimal-length integer encoding.
+ * SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Deepest nesting of arrays/maps we accept; deeper input is ATK_ERROR_TOO_LARGE. */
+#define ATK_CBOR_MAX_DEPTH 64
+
+typedef enum
+{
+  ATK_CBOR_UINT = 0,
+  ATK_CBOR_NEGINT = 1,
+  ATK_CBOR_BYTES = 2,
+  ATK_CBOR_TEXT = 3,
+  ATK_CBOR_ARRAY = 4,
+  ATK_CBOR_MAP = 5,
+  ATK_CBOR_TAG = 6,
+  ATK_CBOR_SIMPLE = 7,
+} AtkCborMajor;
+
+typedef struct
+{
+  const guint8 *pos;
+  const guint8 *end;
+} AtkCborReader;
+
+/* A string view into the input buffer; not NUL-terminated. */
+typedef struct
+{
+  const char *ptr;
+  gsize len;
+} AtkStr;
+
+static inline void
+atk_cbor_reader_init (AtkCborReader *reader, const guint8 *data, gsize len)
+{
+  reader->pos = data;
+  reader->end = data + len;
+}
+
+static inline gsize
+atk_cbor_reader_remaining (const AtkCborReader *reader)
+{
+  return (gsize) (reader->end - reader->pos);
+}
+
+static inline gboolean
+atk_str_equal (AtkStr s, const char *literal)
+{
+  gsize n = strlen (literal);
+  return s.len == n && memcmp (s.ptr, literal, n) == 0;
+}
+
+/* Reads one item head (major type and argument). For SIMPLE, arg is the simple value
+ * (20 false, 21 true, 22 null); anything else there is an error. */
+gboolean atk_cbor_read_head (AtkCborReader *reader, AtkCborMajor *major, guint64 *arg,
+                             GError **error);
+
+/* Peeks the major type of the next item without consuming it. */
+gboolean atk_cbor_peek_major (const AtkCborReader *reader, AtkCborMajor *major, GError **error);
+
+/* Typed reads; a different type is ATK_ERROR_BAD_CBOR. Text is checked to be UTF-8. */
+gboolean atk_cbor_read_text (AtkCborReader *reader, AtkStr *out, GError **error);
+gboolean atk_cbor_read_bytes (AtkCborReader *reader, const guint8 **data, gsize *len,
+                              GError **error);
+gboolean atk_cbor_read_int (AtkCborReader *reader, gint64 *out, GError **error);
+gboolean atk_cbor_read_bool (AtkCborReader *reader, gboolean *out, GError **error);
+gboolean atk_cbor_read_map_len (AtkCborReader *reader, guint64 *n_pairs, GError **error);
+gboolean atk_cbor_read_array_len (AtkCborReader *reader, guint64 *n_items, GError **error);
+/* Tag 42 link: returns the CID bytes after the leading 0x00 multibase-identity byte. */
+gboolean atk_cbor_read_link (AtkCborReader *reader, const guint8 **cid, gsize *cid_len,
+                             GError **error);
+/* TRUE (and consumes it) if the next item is null. */
+gboolean atk_cbor_try_null (AtkCborReader *reader);
+
+/* Skips one complete item (validating it, including nesting depth and UTF-8). */
+gboolean atk_cbor_skip (AtkCborReader *reader, GError **error);
+
+G_END_DECLS

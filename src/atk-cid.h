@@ -1,0 +1,51 @@
+/* at-kafka: content identifiers (CIDv1) in their binary and base32 string forms.
+ * Pure: no I/O, no globals.
+ * SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define ATK_CID_CODEC_DAG_CBOR 0x71
+#define ATK_CID_CODEC_RAW 0x55
+#define ATK_MULTIHASH_SHA2_256 0x12
+
+/* A parsed CID: a view of its bytes in some buffer plus the decoded fields. */
+typedef struct
+{
+  const guint8 *bytes; /* the whole binary CID: version, codec, multihash */
+  gsize len;
+  guint64 codec;
+  guint64 hash_code;
+  const guint8 *digest;
+  gsize digest_len;
+} AtkCid;
+
+/* Parses a binary CIDv1 at the start of data; *consumed is how many bytes it took.
+ * Trailing bytes are allowed (CAR blocks follow the CID). CIDv0 and other versions are
+ * ATK_ERROR_BAD_CID. */
+gboolean atk_cid_parse_prefix (const guint8 *data, gsize len, AtkCid *cid, gsize *consumed,
+                               GError **error);
+
+/* Parses exactly len bytes as a CIDv1 (as inside a tag-42 link). */
+gboolean atk_cid_parse (const guint8 *data, gsize len, AtkCid *cid, GError **error);
+
+gboolean atk_cid_equal (const AtkCid *a, const AtkCid *b);
+
+/* Appends the multibase base32-lower form ("bafy…") to out. */
+void atk_cid_append_string (const AtkCid *cid, GString *out);
+char *atk_cid_to_string (const AtkCid *cid);
+
+/* Parses a "b…" base32 CID string into freshly allocated bytes (for tests and tools). */
+GBytes *atk_cid_bytes_from_string (const char *str, GError **error);
+
+/* Checks that data hashes to the CID's digest (SHA-256 only; other hashes are
+ * ATK_ERROR_UNSUPPORTED). A mismatch is ATK_ERROR_CID_MISMATCH. */
+gboolean atk_cid_verify (const AtkCid *cid, const guint8 *data, gsize len, GError **error);
+
+/* Unsigned LEB128 varint, at most 9 bytes; used by CIDs and CAR framing. */
+gboolean atk_varint_read (const guint8 *data, gsize len, guint64 *value, gsize *consumed,
+                          GError **error);
+
+G_END_DECLS

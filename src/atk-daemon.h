@@ -1,0 +1,41 @@
+/* at-kafka: the daemon object. Owns the source, transformer, sink, cursor tracker and
+ * metrics server, wires their signals on one GMainLoop, decides backpressure, and keeps
+ * the one statistics snapshot that /metrics and D-Bus read.
+ * SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "atk-config.h"
+#include "atk-stats.h"
+
+G_BEGIN_DECLS
+
+#define ATK_TYPE_DAEMON (atk_daemon_get_type ())
+G_DECLARE_FINAL_TYPE (AtkDaemon, atk_daemon, ATK, DAEMON, GObject)
+
+/* Takes ownership of config. Fails on configuration the parts reject (bad Kafka property,
+ * metrics port in use, …). */
+AtkDaemon *atk_daemon_new (AtkConfig *config, GError **error);
+
+/* Connects and starts producing. */
+void atk_daemon_start (AtkDaemon *self);
+
+/* Stops taking frames, flushes Kafka for at most timeout_ms, saves the cursor. */
+gboolean atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms);
+
+const AtkStats *atk_daemon_get_stats (AtkDaemon *self);
+const char *atk_daemon_get_relay_host (AtkDaemon *self);
+
+void atk_daemon_set_osprey_compatible (AtkDaemon *self, gboolean osprey);
+gboolean atk_daemon_get_osprey_compatible (AtkDaemon *self);
+void atk_daemon_pause (AtkDaemon *self);
+void atk_daemon_resume (AtkDaemon *self);
+void atk_daemon_reconnect (AtkDaemon *self);
+
+/* Signals:
+ *  "ready" ()           first frame delivered to Kafka (for sd_notify READY=1)
+ *  "stats-changed" ()   at most once a second, for D-Bus property change signals
+ */
+
+G_END_DECLS

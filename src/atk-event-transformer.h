@@ -1,0 +1,58 @@
+/* at-kafka: firehose frames in, output messages out (standard or Osprey shape, filtered).
+ *
+ * Pure: no I/O and no clock of its own (the caller passes "now"), so the file path
+ * (--input/--stdout), the live daemon, the tests and the fuzzers run the same code.
+ * SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib-object.h>
+
+#include "atk-frame.h"
+#include "atk-message.h"
+
+G_BEGIN_DECLS
+
+#define ATK_TYPE_EVENT_TRANSFORMER (atk_event_transformer_get_type ())
+G_DECLARE_FINAL_TYPE (AtkEventTransformer, atk_event_transformer, ATK, EVENT_TRANSFORMER, GObject)
+
+/* What one frame turned into, beyond the messages themselves. */
+typedef struct
+{
+  const AtkFrame *frame; /* the decoded frame; valid until the next transform */
+  guint n_messages;      /* messages appended */
+  guint n_filtered;      /* ops dropped by collection filters */
+  guint n_op_errors;     /* ops skipped: bad record, missing block, CID mismatch */
+  GError *op_error;      /* the first op error, for logging; owned, see clear() */
+} AtkTransformResult;
+
+void atk_transform_result_clear (AtkTransformResult *result);
+
+AtkEventTransformer *atk_event_transformer_new (void);
+
+void atk_event_transformer_set_osprey_compatible (AtkEventTransformer *self, gboolean osprey);
+gboolean atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self);
+
+/* NULL-terminated NSID lists; "app.bsky.*" means app.bsky itself or anything under it.
+ * Both non-empty is ATK_ERROR_BAD_CONFIG. */
+gboolean atk_event_transformer_set_collection_filter (AtkEventTransformer *self,
+                                                      const char *const *watched,
+                                                      const char *const *ignored,
+                                                      GError **error);
+
+/* Turns one frame into zero or more messages appended to `messages` (AtkMessage*, the
+ * array should free with atk_message_free). now_us is the wall clock (Unix µs) used for
+ * Osprey's send_time. Returns FALSE only when the frame itself is unusable (not a
+ * frame, required field missing); unknown types and error frames return TRUE with no
+ * messages and result->frame->kind telling what it was. */
+gboolean atk_event_transformer_transform (AtkEventTransformer *self, const guint8 *data,
+                                          gsize len, gint64 now_us, GPtrArray *messages,
+                                          AtkTransformResult *result, GError **error);
+
+/* The snowflake for an event: milliseconds since 2015-01-01T00:00:00Z above bit 22, then
+ * (seq & 0x3fff) << 8 | op_index. Same event, same id, on every replay. */
+gint64 atk_snowflake_for_event (gint64 event_time_ms, gint64 seq, guint op_index);
+
+/* Parses an RFC 3339 / ISO 8601 datetime ("2024-01-01T12:00:00.000Z") to Unix ms. */
+gboolean atk_parse_datetime_ms (const char *text, gsize len, gint64 *out_ms);
+
+G_END_DECLS

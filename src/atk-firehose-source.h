@@ -1,0 +1,46 @@
+/* at-kafka: the relay connection (libsoup-3 WebSocket). Connects, reconnects with
+ * exponential backoff and jitter, and emits each binary message as a "frame".
+ * Knows nothing about CBOR or Kafka.
+ * SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define ATK_TYPE_FIREHOSE_SOURCE (atk_firehose_source_get_type ())
+G_DECLARE_FINAL_TYPE (AtkFirehoseSource, atk_firehose_source, ATK, FIREHOSE_SOURCE, GObject)
+
+typedef enum
+{
+  ATK_SOURCE_STOPPED,
+  ATK_SOURCE_CONNECTING,
+  ATK_SOURCE_CONNECTED,
+  ATK_SOURCE_BACKOFF, /* waiting before the next attempt */
+} AtkSourceState;
+
+const char *atk_source_state_name (AtkSourceState state);
+
+/* relay_url: normalised ws:// or wss:// base (see atk_config_normalise_relay_url). */
+AtkFirehoseSource *atk_firehose_source_new (const char *relay_url, guint max_frame_bytes,
+                                            guint idle_timeout_s);
+
+/* The seq to resume after on the next (re)connect; has_cursor FALSE means live tip. */
+void atk_firehose_source_set_cursor (AtkFirehoseSource *self, gboolean has_cursor, gint64 seq);
+
+void atk_firehose_source_start (AtkFirehoseSource *self);
+/* Closes the connection and stays stopped until start(). */
+void atk_firehose_source_stop (AtkFirehoseSource *self);
+/* Drops the current connection and connects again at once (from the cursor). */
+void atk_firehose_source_reconnect (AtkFirehoseSource *self);
+
+AtkSourceState atk_firehose_source_get_state (AtkFirehoseSource *self);
+guint64 atk_firehose_source_get_reconnects (AtkFirehoseSource *self);
+
+/* Signals:
+ *  "frame" (GBytes *frame)            one binary WebSocket message
+ *  "state-changed" (AtkSourceState)   also notify::state
+ *  "connection-error" (const char *)  a failed attempt or a dropped connection, for logs
+ */
+
+G_END_DECLS

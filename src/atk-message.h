@@ -1,0 +1,29 @@
+/* at-kafka: one output message, as the transformer makes it and the sink produces it.
+ * SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+
+#include "atk-frame.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  char *key;           /* the account DID, or "<unknown>" */
+  GString *value;      /* compact JSON */
+  gboolean has_seq;    /* FALSE for #info (no seq on the wire) */
+  gint64 seq;          /* the firehose seq of the frame it came from */
+  AtkEventKind kind;
+  const char *action_name; /* static: "operation#create", "account", "sync", … */
+  char *collection;    /* ops only, else NULL */
+  gint64 action_id;    /* the snowflake (also in Osprey values) */
+  gint64 event_time_ms; /* the event's time in ms since the Unix epoch, or 0 if none */
+} AtkMessage;
+
+AtkMessage *atk_message_new (void);
+void atk_message_free (AtkMessage *message);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtkMessage, atk_message_free)
+
+G_END_DECLS
