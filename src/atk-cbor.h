@@ -49,7 +49,7 @@ atk_cbor_reader_init (AtkCborReader *reader, const guint8 *data, gsize len)
 static inline gsize
 atk_cbor_reader_remaining (const AtkCborReader *reader)
 {
-  return (gsize) (reader->end - reader->pos);
+  return (gsize)(reader->end - reader->pos);
 }
 
 static inline gboolean
@@ -83,5 +83,12 @@ gboolean atk_cbor_try_null (AtkCborReader *reader);
 
 /* Skips one complete item (validating it, including nesting depth and UTF-8). */
 gboolean atk_cbor_skip (AtkCborReader *reader, GError **error);
+
+/* Strict UTF-8 check (no overlongs, surrogates or code points above U+10FFFF). Unlike
+ * g_utf8_validate_len(), U+0000 is accepted: it is valid text in the data model. */
+gboolean atk_utf8_validate (const char *text, gsize len);
+
+/* DAG-CBOR canonical map key order: shorter first, then bytewise; 0 means duplicate. */
+int atk_cbor_key_compare (const char *a, gsize a_len, const char *b, gsize b_len);
 
 G_END_DECLS
