@@ -1,2 +1,239 @@
-/* SPDX-License-Identifier: MIT */
+/* CIDv1: binary parsing, the base32 multibase form, SHA-256 verification.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka"
+
 #include "atk-cid.h"
+
+#include "atk-error.h"
+
+#define VARINT_MAX_BYTES 9
+
+static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+gboolean
+atk_varint_read (const guint8 *data, gsize len, guint64 *value, gsize *consumed, GError **error)
+{
+  guint64 v = 0;
+
+  for (gsize i = 0; i < VARINT_MAX_BYTES; i++)
+    {
+      if (i >= len)
+        {
+          g_set_error_literal (error, ATK_ERROR, ATK_ERROR_TRUNCATED, "input ends inside a varint");
+          return FALSE;
+        }
+      v |= (guint64)(data[i] & 0x7f) << (7 * i);
+      if ((data[i] & 0x80) == 0)
+        {
+          /* A final zero byte after the first adds nothing: an overlong encoding. */
+          if (i > 0 && data[i] == 0)
+            {
+              g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CID,
+                                   "varint is not minimally encoded");
+              return FALSE;
+            }
+          *value = v;
+          *consumed = i + 1;
+          return TRUE;
+        }
+    }
+  g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CID, "varint longer than 9 bytes");
+  return FALSE;
+}
+
+gboolean
+atk_cid_parse_prefix (const guint8 *data, gsize len, AtkCid *cid, gsize *consumed, GError **error)
+{
+  guint64 version, codec, hash_code, digest_len;
+  gsize pos = 0, n;
+
+  if (!atk_varint_read (data, len, &version, &n, error))
+    return FALSE;
+  pos += n;
+  if (version != 1)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CID,
+                   "unsupported CID version %" G_GUINT64_FORMAT, version);
+      return FALSE;
+    }
+  if (!atk_varint_read (data + pos, len - pos, &codec, &n, error))
+    return FALSE;
+  pos += n;
+  if (!atk_varint_read (data + pos, len - pos, &hash_code, &n, error))
+    return FALSE;
+  pos += n;
+  if (!atk_varint_read (data + pos, len - pos, &digest_len, &n, error))
+    return FALSE;
+  pos += n;
+  if (digest_len > len - pos)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_TRUNCATED, "CID digest is cut short");
+      return FALSE;
+    }
+  if (digest_len == 0)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CID, "CID with an empty digest");
+      return FALSE;
+    }
+
+  cid->bytes = data;
+  cid->codec = codec;
+  cid->hash_code = hash_code;
+  cid->digest = data + pos;
+  cid->digest_len = digest_len;
+  cid->len = pos + digest_len;
+  *consumed = cid->len;
+  return TRUE;
+}
+
+gboolean
+atk_cid_parse (const guint8 *data, gsize len, AtkCid *cid, GError **error)
+{
+  gsize consumed;
+
+  if (!atk_cid_parse_prefix (data, len, cid, &consumed, error))
+    return FALSE;
+  if (consumed != len)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CID, "trailing bytes after a CID");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+atk_cid_equal (const AtkCid *a, const AtkCid *b)
+{
+  return a->len == b->len && memcmp (a->bytes, b->bytes, a->len) == 0;
+}
+
+void
+atk_cid_append_string (const AtkCid *cid, GString *out)
+{
+  const guint8 *p = cid->bytes;
+  gsize len = cid->len;
+  gsize old_len = out->len;
+  gsize n_chars = 1 + (len * 8 + 4) / 5;
+  char *w;
+  guint64 acc = 0;
+  guint bits = 0;
+
+  /* Grow once, then write in place: this runs for every link of every record. */
+  g_string_set_size (out, old_len + n_chars);
+  w = out->str + old_len;
+  *w++ = 'b';
+  for (gsize i = 0; i < len; i++)
+    {
+      acc = (acc << 8) | p[i];
+      bits += 8;
+      while (bits >= 5)
+        {
+          bits -= 5;
+          *w++ = base32_alphabet[(acc >> bits) & 0x1f];
+        }
+    }
+  if (bits > 0)
+    *w++ = base32_alphabet[(acc << (5 - bits)) & 0x1f];
+  g_assert (w == out->str + out->len);
+}
+
+char *
+atk_cid_to_string (const AtkCid *cid)
+{
+  GString *s = g_string_sized_new (1 + (cid->len * 8 + 4) / 5 + 1);
+  atk_cid_append_string (cid, s);
+  return g_string_free (s, FALSE);
+}
+
+static int
+base32_value (char c)
+{
+  if (c >= 'a' && c <= 'z')
+    return c - 'a';
+  if (c >= '2' && c <= '7')
+    return c - '2' + 26;
+  return -1;
+}
+
+GBytes *
+atk_cid_bytes_from_string (const char *str, GError **error)
+{
+  g_autoptr (GByteArray) out = NULL;
+  guint32 acc = 0;
+  guint bits = 0;
+  gsize n;
+  AtkCid cid;
+
+  if (str[0] != 'b')
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CID,
+                   "not a base32-lower multibase CID (prefix must be 'b'): %s", str);
+      return NULL;
+    }
+  n = strlen (str + 1);
+  /* 8 characters carry 5 bytes; 1, 3 or 6 leftover characters cannot end a byte string. */
+  if (n % 8 == 1 || n % 8 == 3 || n % 8 == 6)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CID, "impossible base32 length in CID: %s", str);
+      return NULL;
+    }
+
+  out = g_byte_array_sized_new (n * 5 / 8);
+  for (const char *p = str + 1; *p != '\0'; p++)
+    {
+      int v = base32_value (*p);
+      if (v < 0)
+        {
+          g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CID, "invalid base32 character in CID: %s",
+                       str);
+          return NULL;
+        }
+      acc = (acc << 5) | (guint32)v;
+      bits += 5;
+      if (bits >= 8)
+        {
+          guint8 b = (guint8)(acc >> (bits - 8));
+          bits -= 8;
+          g_byte_array_append (out, &b, 1);
+        }
+      acc &= (1u << bits) - 1;
+    }
+  if (acc != 0)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CID, "non-canonical base32 padding bits: %s",
+                   str);
+      return NULL;
+    }
+  if (!atk_cid_parse (out->data, out->len, &cid, error))
+    {
+      g_prefix_error (error, "%s: ", str);
+      return NULL;
+    }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&out));
+}
+
+gboolean
+atk_cid_verify (const AtkCid *cid, const guint8 *data, gsize len, GError **error)
+{
+  g_autoptr (GChecksum) checksum = NULL;
+  guint8 digest[32];
+  gsize digest_len = sizeof digest;
+
+  if (cid->hash_code != ATK_MULTIHASH_SHA2_256 || cid->digest_len != 32)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_UNSUPPORTED,
+                   "unsupported multihash 0x%" G_GINT64_MODIFIER "x (length %" G_GSIZE_FORMAT ")",
+                   cid->hash_code, cid->digest_len);
+      return FALSE;
+    }
+  checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_checksum_update (checksum, data, (gssize)len);
+  g_checksum_get_digest (checksum, digest, &digest_len);
+  if (memcmp (digest, cid->digest, 32) != 0)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_CID_MISMATCH,
+                           "block data does not hash to its CID");
+      return FALSE;
+    }
+  return TRUE;
+}
