@@ -1,2 +1,435 @@
-/* SPDX-License-Identifier: MIT */
+/* DAG-CBOR → atproto JSON, streamed straight into a GString without building a tree.
+ *
+ * This runs for every record of every commit, so the output buffer is grown once per item
+ * and written in place rather than through many small g_string_append() calls.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka"
+
 #include "atk-cbor-json.h"
+
+#include "atk-cid.h"
+#include "atk-error.h"
+
+/* Makes room for n more bytes and returns where they go. Callers then set the end with
+ * out_commit(); the NUL terminator is restored once, by the public entry points. */
+static inline char *
+out_reserve (GString *out, gsize n)
+{
+  if (G_UNLIKELY (out->len + n >= out->allocated_len))
+    {
+      gsize len = out->len;
+      g_string_set_size (out, len + n);
+      out->len = len;
+    }
+  return out->str + out->len;
+}
+
+static inline void
+out_commit (GString *out, char *end)
+{
+  out->len = (gsize)(end - out->str);
+}
+
+static inline void
+out_terminate (GString *out)
+{
+  out->str[out->len] = '\0';
+}
+
+static inline void
+out_literal (GString *out, const char *s, gsize n)
+{
+  char *w = out_reserve (out, n);
+  memcpy (w, s, n);
+  out_commit (out, w + n);
+}
+
+#define OUT_LITERAL(out, s) out_literal ((out), (s), sizeof (s) - 1)
+
+/* ---- JSON strings ---------------------------------------------------------------------- */
+
+/* 0: copy as is; 1: needs an escape ('"', '\\', control characters). */
+static const guint8 needs_escape[256] = {
+  [0x00 ... 0x1f] = 1,
+  ['"'] = 1,
+  ['\\'] = 1,
+};
+
+#define ONES G_GUINT64_CONSTANT (0x0101010101010101)
+#define HIGHS G_GUINT64_CONSTANT (0x8080808080808080)
+
+/* TRUE if any byte of w is < 0x20, '"' or '\\' (exact, no false positives for the set). */
+static inline gboolean
+word_needs_escape (guint64 w)
+{
+  guint64 ctl = (w - ONES * 0x20) & ~w;
+  guint64 q = w ^ (ONES * '"');
+  guint64 bs = w ^ (ONES * '\\');
+  q = (q - ONES) & ~q;
+  bs = (bs - ONES) & ~bs;
+  return ((ctl | q | bs) & HIGHS) != 0;
+}
+
+static char *
+write_escape (char *w, guint8 c)
+{
+  static const char hex[] = "0123456789abcdef";
+
+  *w++ = '\\';
+  switch (c)
+    {
+    case '"':
+      *w++ = '"';
+      break;
+    case '\\':
+      *w++ = '\\';
+      break;
+    case '\b':
+      *w++ = 'b';
+      break;
+    case '\f':
+      *w++ = 'f';
+      break;
+    case '\n':
+      *w++ = 'n';
+      break;
+    case '\r':
+      *w++ = 'r';
+      break;
+    case '\t':
+      *w++ = 't';
+      break;
+    default:
+      memcpy (w, "u00", 3);
+      w[3] = hex[c >> 4];
+      w[4] = hex[c & 0xf];
+      w += 5;
+      break;
+    }
+  return w;
+}
+
+void
+atk_json_append_string (GString *out, const char *text, gsize len)
+{
+  const guint8 *s = (const guint8 *)text;
+  gsize i = 0;
+  /* Room for the unescaped text and both quotes; each escape reserves its own extra. */
+  char *w = out_reserve (out, len + 2);
+
+  *w++ = '"';
+  while (i < len)
+    {
+      gsize start = i;
+
+      while (len - i >= 8)
+        {
+          guint64 word;
+          memcpy (&word, s + i, 8);
+          if (word_needs_escape (word))
+            break;
+          i += 8;
+        }
+      while (i < len && !needs_escape[s[i]])
+        i++;
+      memcpy (w, s + start, i - start);
+      w += i - start;
+      if (i == len)
+        break;
+
+      out_commit (out, w);
+      w = out_reserve (out, 6 + (len - i) + 1);
+      w = write_escape (w, s[i]);
+      i++;
+    }
+  *w++ = '"';
+  out_commit (out, w);
+  out_terminate (out);
+}
+
+/* ---- base64 ---------------------------------------------------------------------------- */
+
+void
+atk_base64_append_unpadded (GString *out, const guint8 *data, gsize len)
+{
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char *w = out_reserve (out, (len + 2) / 3 * 4);
+  gsize i = 0;
+
+  for (; len - i >= 3; i += 3)
+    {
+      guint32 v = (guint32)data[i] << 16 | (guint32)data[i + 1] << 8 | data[i + 2];
+      w[0] = alphabet[v >> 18];
+      w[1] = alphabet[(v >> 12) & 0x3f];
+      w[2] = alphabet[(v >> 6) & 0x3f];
+      w[3] = alphabet[v & 0x3f];
+      w += 4;
+    }
+  if (len - i == 1)
+    {
+      guint32 v = (guint32)data[i] << 16;
+      *w++ = alphabet[v >> 18];
+      *w++ = alphabet[(v >> 12) & 0x3f];
+    }
+  else if (len - i == 2)
+    {
+      guint32 v = (guint32)data[i] << 16 | (guint32)data[i + 1] << 8;
+      *w++ = alphabet[v >> 18];
+      *w++ = alphabet[(v >> 12) & 0x3f];
+      *w++ = alphabet[(v >> 6) & 0x3f];
+    }
+  out_commit (out, w);
+  out_terminate (out);
+}
+
+/* ---- values ---------------------------------------------------------------------------- */
+
+static gboolean
+fail (GError **error, int code, const char *message)
+{
+  g_set_error_literal (error, ATK_ERROR, code, message);
+  return FALSE;
+}
+
+/* Writes a JSON integer: '-' then magnitude for negatives (magnitude ≤ 2^63 fits). */
+static void
+write_integer (GString *out, gboolean negative, guint64 magnitude)
+{
+  char buf[24];
+  char *p = buf + sizeof buf;
+  char *w;
+  gsize n;
+
+  do
+    {
+      *--p = (char)('0' + magnitude % 10);
+      magnitude /= 10;
+    }
+  while (magnitude != 0);
+  if (negative)
+    *--p = '-';
+  n = (gsize)(buf + sizeof buf - p);
+  w = out_reserve (out, n);
+  memcpy (w, p, n);
+  out_commit (out, w + n);
+}
+
+static gboolean write_value (AtkCborReader *reader, GString *out, guint depth, GError **error);
+
+static gboolean
+write_link (AtkCborReader *reader, GString *out, GError **error)
+{
+  const guint8 *data;
+  gsize len;
+  AtkCid cid;
+
+  if (!atk_cbor_read_bytes (reader, &data, &len, error))
+    return FALSE;
+  if (len < 2 || data[0] != 0x00)
+    return fail (error, ATK_ERROR_BAD_CBOR, "CBOR tag 42 does not hold a CID");
+  if (!atk_cid_parse (data + 1, len - 1, &cid, error))
+    return FALSE;
+  OUT_LITERAL (out, "{\"$link\":\"");
+  atk_cid_append_string (&cid, out);
+  OUT_LITERAL (out, "\"}");
+  return TRUE;
+}
+
+static gboolean
+write_array (AtkCborReader *reader, GString *out, guint64 n, guint depth, GError **error)
+{
+  OUT_LITERAL (out, "[");
+  for (guint64 i = 0; i < n; i++)
+    {
+      if (i > 0)
+        OUT_LITERAL (out, ",");
+      if (!write_value (reader, out, depth, error))
+        return FALSE;
+    }
+  OUT_LITERAL (out, "]");
+  return TRUE;
+}
+
+/* What a map says about itself, for the blob rule (checked once the map is complete,
+ * since canonical order puts "ref" and "size" before "$type"). */
+typedef struct
+{
+  gboolean is_blob;
+  gboolean ref_is_link;
+  gboolean size_is_int;
+  gboolean mime_is_text;
+} MapFacts;
+
+/* Looks at a key and the head of its value before the value is written. */
+static gboolean
+check_key (AtkStr key, const AtkCborReader *reader, MapFacts *facts, GError **error)
+{
+  AtkCborMajor major;
+
+  if (key.len < 3 || key.len > 8)
+    return TRUE;
+  if (!atk_cbor_peek_major (reader, &major, error))
+    return FALSE;
+  switch (key.len)
+    {
+    case 3:
+      if (memcmp (key.ptr, "ref", 3) == 0)
+        facts->ref_is_link = major == ATK_CBOR_TAG;
+      break;
+    case 4:
+      if (memcmp (key.ptr, "size", 4) == 0)
+        facts->size_is_int = major == ATK_CBOR_UINT || major == ATK_CBOR_NEGINT;
+      break;
+    case 5:
+      if (memcmp (key.ptr, "$link", 5) == 0)
+        return fail (error, ATK_ERROR_BAD_DATA_MODEL, "\"$link\" is reserved as a map key");
+      if (memcmp (key.ptr, "$type", 5) == 0)
+        {
+          AtkCborReader peek = *reader;
+          AtkStr type;
+          if (major != ATK_CBOR_TEXT || !atk_cbor_read_text (&peek, &type, NULL) || type.len == 0)
+            return fail (error, ATK_ERROR_BAD_DATA_MODEL, "\"$type\" must be a non-empty string");
+          facts->is_blob = atk_str_equal (type, "blob");
+        }
+      break;
+    case 6:
+      if (memcmp (key.ptr, "$bytes", 6) == 0)
+        return fail (error, ATK_ERROR_BAD_DATA_MODEL, "\"$bytes\" is reserved as a map key");
+      break;
+    case 8:
+      if (memcmp (key.ptr, "mimeType", 8) == 0)
+        facts->mime_is_text = major == ATK_CBOR_TEXT;
+      break;
+    default:
+      break;
+    }
+  return TRUE;
+}
+
+static gboolean
+write_map (AtkCborReader *reader, GString *out, guint64 n, guint depth, GError **error)
+{
+  MapFacts facts = { FALSE, FALSE, FALSE, FALSE };
+  AtkStr prev = { NULL, 0 };
+
+  OUT_LITERAL (out, "{");
+  for (guint64 i = 0; i < n; i++)
+    {
+      AtkCborMajor major;
+      AtkStr key;
+
+      if (!atk_cbor_peek_major (reader, &major, error))
+        return FALSE;
+      if (major != ATK_CBOR_TEXT)
+        return fail (error, ATK_ERROR_BAD_CBOR, "DAG-CBOR map keys must be text");
+      if (!atk_cbor_read_text (reader, &key, error))
+        return FALSE;
+      if (prev.ptr != NULL && atk_cbor_key_compare (prev.ptr, prev.len, key.ptr, key.len) >= 0)
+        return fail (error, ATK_ERROR_BAD_CBOR,
+                     "DAG-CBOR map keys out of canonical order or duplicated");
+      prev = key;
+      if (!check_key (key, reader, &facts, error))
+        return FALSE;
+
+      if (i > 0)
+        OUT_LITERAL (out, ",");
+      atk_json_append_string (out, key.ptr, key.len);
+      OUT_LITERAL (out, ":");
+      if (!write_value (reader, out, depth, error))
+        return FALSE;
+    }
+  OUT_LITERAL (out, "}");
+
+  if (facts.is_blob && !(facts.ref_is_link && facts.size_is_int && facts.mime_is_text))
+    return fail (error, ATK_ERROR_BAD_DATA_MODEL,
+                 "blob needs a link \"ref\", a string \"mimeType\" and an integer \"size\"");
+  return TRUE;
+}
+
+/* depth is the number of arrays/maps already open around this value. */
+static gboolean
+write_value (AtkCborReader *reader, GString *out, guint depth, GError **error)
+{
+  AtkCborMajor major;
+  guint64 arg;
+
+  if (!atk_cbor_read_head (reader, &major, &arg, error))
+    return FALSE;
+
+  switch (major)
+    {
+    case ATK_CBOR_UINT:
+    case ATK_CBOR_NEGINT:
+      if (arg > (guint64)G_MAXINT64)
+        return fail (error, ATK_ERROR_BAD_CBOR, "CBOR integer outside the 64-bit signed range");
+      if (major == ATK_CBOR_UINT)
+        write_integer (out, FALSE, arg);
+      else
+        write_integer (out, TRUE, arg + 1);
+      return TRUE;
+    case ATK_CBOR_TEXT:
+      if (!atk_utf8_validate ((const char *)reader->pos, arg))
+        return fail (error, ATK_ERROR_BAD_CBOR, "CBOR text is not valid UTF-8");
+      atk_json_append_string (out, (const char *)reader->pos, arg);
+      reader->pos += arg;
+      return TRUE;
+    case ATK_CBOR_BYTES:
+      OUT_LITERAL (out, "{\"$bytes\":\"");
+      atk_base64_append_unpadded (out, reader->pos, arg);
+      OUT_LITERAL (out, "\"}");
+      reader->pos += arg;
+      return TRUE;
+    case ATK_CBOR_TAG: /* the reader only lets tag 42 through */
+      return write_link (reader, out, error);
+    case ATK_CBOR_SIMPLE:
+      if (arg == 20)
+        OUT_LITERAL (out, "false");
+      else if (arg == 21)
+        OUT_LITERAL (out, "true");
+      else
+        OUT_LITERAL (out, "null");
+      return TRUE;
+    case ATK_CBOR_ARRAY:
+    case ATK_CBOR_MAP:
+      if (depth >= ATK_CBOR_MAX_DEPTH)
+        return fail (error, ATK_ERROR_TOO_LARGE, "CBOR nesting too deep");
+      if (major == ATK_CBOR_ARRAY)
+        return write_array (reader, out, arg, depth + 1, error);
+      return write_map (reader, out, arg, depth + 1, error);
+    default:
+      return fail (error, ATK_ERROR_BAD_CBOR, "unexpected CBOR item");
+    }
+}
+
+gboolean
+atk_cbor_json_write_item (AtkCborReader *reader, GString *out, GError **error)
+{
+  gboolean ok = write_value (reader, out, 0, error);
+  out_terminate (out);
+  return ok;
+}
+
+gboolean
+atk_cbor_json_write_record (const guint8 *data, gsize len, GString *out, GError **error)
+{
+  gsize old_len = out->len;
+  AtkCborReader reader;
+  AtkCborMajor major;
+
+  atk_cbor_reader_init (&reader, data, len);
+  if (!atk_cbor_peek_major (&reader, &major, error))
+    return FALSE;
+  if (major != ATK_CBOR_MAP)
+    return fail (error, ATK_ERROR_BAD_DATA_MODEL, "a record must be a map");
+  if (!atk_cbor_json_write_item (&reader, out, error))
+    {
+      g_string_truncate (out, old_len);
+      return FALSE;
+    }
+  if (atk_cbor_reader_remaining (&reader) != 0)
+    {
+      g_string_truncate (out, old_len);
+      return fail (error, ATK_ERROR_BAD_CBOR, "trailing bytes after the record");
+    }
+  return TRUE;
+}
