@@ -17,13 +17,13 @@ typedef struct
   guint64 frames_received;
   guint64 bytes_received;
   gboolean has_last_seq;
-  gint64 last_seq;          /* last seq received from the relay */
+  gint64 last_seq; /* last seq received from the relay */
   gboolean has_cursor;
-  gint64 cursor;            /* acknowledged watermark */
+  gint64 cursor;             /* acknowledged watermark */
   gint64 last_event_time_ms; /* time of the last event received, for lag */
 
   /* transformer */
-  GHashTable *handled;      /* "action_name\ncollection" → guint64* */
+  GHashTable *handled;       /* "action_name\ncollection" → guint64* */
   GHashTable *decode_errors; /* error kind → guint64* */
   guint64 filtered_ops;
   guint64 unknown_events;
@@ -38,7 +38,7 @@ typedef struct
   guint64 latency_buckets[ATK_STATS_LATENCY_BUCKETS]; /* cumulative counts per bound */
   guint64 latency_count;
   gdouble latency_sum;
-  gboolean paused;          /* backpressure or operator pause */
+  gboolean paused;            /* backpressure or operator pause */
   guint64 backpressure_drops; /* connection drops because of the in-flight bound */
 
   gboolean osprey_compatible;
@@ -51,6 +51,9 @@ void atk_stats_count_handled (AtkStats *stats, const char *action_name, const ch
 void atk_stats_count_decode_error (AtkStats *stats, const char *kind);
 void atk_stats_observe_latency (AtkStats *stats, gdouble seconds);
 guint64 atk_stats_get_handled_total (const AtkStats *stats);
+
+/* Upper bound in seconds of latency bucket i (< ATK_STATS_LATENCY_BUCKETS), ascending. */
+gdouble atk_stats_latency_bound (guint i);
 
 /* Renders Prometheus text format 0.0.4; now_ms is for the lag gauge. */
 void atk_stats_render_prometheus (const AtkStats *stats, gint64 now_ms, GString *out);
