@@ -1,0 +1,260 @@
+/* AtkSystemdNotifier against a fake NOTIFY_SOCKET: a datagram socket this test binds, the
+ * way the service manager does. Each message is split into its KEY=value lines. */
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atk-systemd.h"
+#include "atk-test-util.h"
+
+/* A stand-in for AtkDaemon: emits "ready" and owns the stats the notifier reads. */
+typedef struct
+{
+  GObject parent_instance;
+  AtkStats stats;
+} FakeDaemon;
+
+typedef GObjectClass FakeDaemonClass;
+
+static GType fake_daemon_get_type (void);
+G_DEFINE_TYPE (FakeDaemon, fake_daemon, G_TYPE_OBJECT)
+
+static void
+fake_daemon_finalize (GObject *object)
+{
+  atk_stats_clear (&((FakeDaemon *)object)->stats);
+  G_OBJECT_CLASS (fake_daemon_parent_class)->finalize (object);
+}
+
+static void
+fake_daemon_class_init (FakeDaemonClass *klass)
+{
+  klass->finalize = fake_daemon_finalize;
+  g_signal_new ("ready", fake_daemon_get_type (), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                G_TYPE_NONE, 0);
+}
+
+static void
+fake_daemon_init (FakeDaemon *self)
+{
+  atk_stats_init (&self->stats);
+}
+
+static const AtkStats *
+fake_get_stats (gpointer daemon)
+{
+  return &((FakeDaemon *)daemon)->stats;
+}
+
+typedef struct
+{
+  char *dir;
+  char *path;
+  GSocket *socket;
+  GSource *source;
+  GPtrArray *lines;  /* every KEY=value line received, in order */
+  GArray *watchdogs; /* monotonic time (µs) of each WATCHDOG=1 */
+  FakeDaemon *daemon;
+} Fixture;
+
+static gboolean
+on_datagram (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  Fixture *fx = user_data;
+  char buf[4096];
+  gssize n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+  g_autofree char *text = NULL;
+  g_auto (GStrv) lines = NULL;
+
+  g_assert_cmpint (n, >=, 0);
+  text = g_strndup (buf, MAX (n, 0));
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      if (*lines[i] == '\0')
+        continue;
+      if (g_str_equal (lines[i], "WATCHDOG=1"))
+        {
+          gint64 now = g_get_monotonic_time ();
+          g_array_append_val (fx->watchdogs, now);
+        }
+      g_ptr_array_add (fx->lines, g_strdup (lines[i]));
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+fixture_set_up (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketAddress) address = NULL;
+  g_autofree char *pid = g_strdup_printf ("%d", (int)getpid ());
+
+  fx->dir = g_dir_make_tmp ("atk-notify-XXXXXX", &error);
+  g_assert_no_error (error);
+  fx->path = g_build_filename (fx->dir, "notify", NULL);
+  fx->socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+  g_assert_no_error (error);
+  address = g_unix_socket_address_new (fx->path);
+  g_socket_bind (fx->socket, address, FALSE, &error);
+  g_assert_no_error (error);
+  fx->source = g_socket_create_source (fx->socket, G_IO_IN, NULL);
+  g_source_set_callback (fx->source, G_SOURCE_FUNC (on_datagram), fx, NULL);
+  g_source_attach (fx->source, NULL);
+  fx->lines = g_ptr_array_new_with_free_func (g_free);
+  fx->watchdogs = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+  g_setenv ("NOTIFY_SOCKET", fx->path, TRUE);
+  g_setenv ("WATCHDOG_USEC", "200000", TRUE);
+  g_setenv ("WATCHDOG_PID", data != NULL ? data : pid, TRUE);
+  fx->daemon = g_object_new (fake_daemon_get_type (), NULL);
+}
+
+static void
+fixture_tear_down (Fixture *fx, gconstpointer data)
+{
+  g_unsetenv ("NOTIFY_SOCKET");
+  g_unsetenv ("WATCHDOG_USEC");
+  g_unsetenv ("WATCHDOG_PID");
+  g_source_destroy (fx->source);
+  g_source_unref (fx->source);
+  g_object_unref (fx->socket);
+  g_unlink (fx->path);
+  g_rmdir (fx->dir);
+  g_free (fx->path);
+  g_free (fx->dir);
+  g_ptr_array_unref (fx->lines);
+  g_array_unref (fx->watchdogs);
+  g_object_unref (fx->daemon);
+}
+
+/* Index of the first line at or after `from` that starts with prefix, or -1. */
+static int
+find_line (Fixture *fx, guint from, const char *prefix)
+{
+  for (guint i = from; i < fx->lines->len; i++)
+    if (g_str_has_prefix (g_ptr_array_index (fx->lines, i), prefix))
+      return i;
+  return -1;
+}
+
+/* Runs the main loop until a line starting with prefix arrives, or fails after timeout. */
+static int
+wait_for_line (Fixture *fx, guint from, const char *prefix, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * G_TIME_SPAN_MILLISECOND;
+  int found;
+
+  while ((found = find_line (fx, from, prefix)) < 0 && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+  if (found < 0)
+    g_error ("No %s line within %u ms", prefix, timeout_ms);
+  return found;
+}
+
+static void
+run_for (guint ms)
+{
+  gint64 deadline = g_get_monotonic_time () + ms * G_TIME_SPAN_MILLISECOND;
+
+  while (g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+}
+
+static void
+test_ready_status_stopping (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (AtkSystemdNotifier) notifier = NULL;
+  int ready, status;
+  const char *line;
+
+  fx->daemon->stats.source_state = "connected";
+  fx->daemon->stats.has_cursor = TRUE;
+  fx->daemon->stats.cursor = 424242;
+  notifier = atk_systemd_notifier_new_full (fx->daemon, fake_get_stats, 100);
+
+  /* Periodic STATUS= before READY=1: it names the state and the cursor. */
+  status = wait_for_line (fx, 0, "STATUS=connected", 2000);
+  line = g_ptr_array_index (fx->lines, status);
+  g_assert_nonnull (strstr (line, "cursor 424242"));
+  g_assert_cmpint (find_line (fx, 0, "READY=1"), <, 0);
+
+  g_signal_emit_by_name (fx->daemon, "ready");
+  ready = wait_for_line (fx, 0, "READY=1", 2000);
+
+  /* Events/s follows the produced counter: 1000 more messages make a non-zero rate. */
+  fx->daemon->stats.produced_ok += 1000;
+  for (int from = ready;; from++)
+    {
+      from = wait_for_line (fx, from, "STATUS=", 2000);
+      line = g_ptr_array_index (fx->lines, from);
+      if (strstr (line, " 0 events/s") == NULL)
+        break;
+    }
+  g_assert_nonnull (strstr (line, "events/s"));
+
+  atk_systemd_notifier_stopping (notifier);
+  wait_for_line (fx, ready, "STOPPING=1", 2000);
+}
+
+static void
+test_watchdog (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (AtkSystemdNotifier) notifier = NULL;
+  gint64 first, last;
+  guint count;
+
+  notifier = atk_systemd_notifier_new_full (fx->daemon, fake_get_stats, 60000);
+
+  /* WATCHDOG_USEC=200000: a ping about every 100 ms. */
+  for (guint i = 0; i < 6; i++)
+    {
+      int n = wait_for_line (fx, 0, "WATCHDOG=1", 1000);
+      g_ptr_array_remove_index (fx->lines, n);
+    }
+  count = fx->watchdogs->len;
+  first = g_array_index (fx->watchdogs, gint64, 0);
+  last = g_array_index (fx->watchdogs, gint64, count - 1);
+  g_assert_cmpuint (count, >=, 6);
+  /* Mean interval between 50 and 190 ms: half of WatchdogSec, with slack for a busy CI. */
+  g_assert_cmpint ((last - first) / (count - 1), >=, 50 * G_TIME_SPAN_MILLISECOND);
+  g_assert_cmpint ((last - first) / (count - 1), <=, 190 * G_TIME_SPAN_MILLISECOND);
+
+  /* After STOPPING=1 the pings stop: none arrives in the next 400 ms (four periods). A ping
+   * sent before STOPPING=1 was received before it, so the count is final here. */
+  atk_systemd_notifier_stopping (notifier);
+  wait_for_line (fx, 0, "STOPPING=1", 1000);
+  count = fx->watchdogs->len;
+  run_for (400);
+  g_assert_cmpuint (fx->watchdogs->len, ==, count);
+}
+
+static void
+test_watchdog_other_pid (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (AtkSystemdNotifier) notifier = NULL;
+
+  /* WATCHDOG_PID names another process: the watchdog is not ours to feed. STATUS= still
+   * goes out, and by the time three have arrived (≥ 300 ms) a 100 ms ping would have too. */
+  notifier = atk_systemd_notifier_new_full (fx->daemon, fake_get_stats, 100);
+  for (int from = 0, i = 0; i < 3; i++)
+    from = wait_for_line (fx, from, "STATUS=stopped", 2000) + 1;
+  g_assert_cmpuint (fx->watchdogs->len, ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add ("/systemd/ready-status-stopping", Fixture, NULL, fixture_set_up,
+              test_ready_status_stopping, fixture_tear_down);
+  g_test_add ("/systemd/watchdog", Fixture, NULL, fixture_set_up, test_watchdog, fixture_tear_down);
+  g_test_add ("/systemd/watchdog-other-pid", Fixture, "1", fixture_set_up, test_watchdog_other_pid,
+              fixture_tear_down);
+  return g_test_run ();
+}
