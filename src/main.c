@@ -9,8 +9,10 @@
 
 #include "atk-config.h"
 #include "atk-daemon.h"
+#include "atk-dbus-service.h"
 #include "atk-error.h"
 #include "atk-file-runner.h"
+#include "atk-systemd.h"
 
 #define EXIT_BAD_CONFIG 2
 #define SHUTDOWN_FLUSH_MS 10000
@@ -44,12 +46,36 @@ on_quit_signal (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* D-Bus is for steering, not for producing: with the default bus choice, a machine without
+ * that bus still runs the daemon. An explicitly requested bus that fails is an error. */
+static gboolean
+export_on_bus (AtkDaemon *daemon, AtkBusType bus, AtkDbusService **service, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+
+  if (bus == ATK_BUS_NONE)
+    return TRUE;
+  *service = atk_dbus_service_new (daemon, bus, &local_error);
+  if (*service != NULL)
+    return TRUE;
+  if (bus != ATK_BUS_AUTO)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  g_message ("Not on D-Bus: %s", local_error->message);
+  return TRUE;
+}
+
 static int
 run_daemon (AtkConfig *config)
 {
   g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
   g_autoptr (AtkDaemon) daemon = NULL;
+  g_autoptr (AtkDbusService) service = NULL;
+  g_autoptr (AtkSystemdNotifier) notifier = NULL;
   g_autoptr (GError) error = NULL;
+  AtkBusType bus = config->bus;
   guint sigint_id, sigterm_id;
   gboolean flushed;
 
@@ -60,6 +86,12 @@ run_daemon (AtkConfig *config)
       return g_error_matches (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG) ? EXIT_BAD_CONFIG
                                                                       : EXIT_FAILURE;
     }
+  if (!export_on_bus (daemon, bus, &service, &error))
+    {
+      fprintf (stderr, "at-kafka: %s\n", error->message);
+      return EXIT_FAILURE;
+    }
+  notifier = atk_systemd_notifier_new (daemon);
   sigint_id = g_unix_signal_add (SIGINT, on_quit_signal, loop);
   sigterm_id = g_unix_signal_add (SIGTERM, on_quit_signal, loop);
 
@@ -68,6 +100,7 @@ run_daemon (AtkConfig *config)
 
   g_source_remove (sigint_id);
   g_source_remove (sigterm_id);
+  atk_systemd_notifier_stopping (notifier);
   flushed = atk_daemon_shutdown (daemon, SHUTDOWN_FLUSH_MS);
   return flushed ? EXIT_SUCCESS : EXIT_FAILURE;
 }

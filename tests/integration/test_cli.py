@@ -3,6 +3,7 @@
 (--input FILE --stdout) runs the vector files; flags win over ATKAFKA_* variables."""
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -116,7 +117,7 @@ class FileMode(unittest.TestCase):
         r = self.run_file(os.path.join(VECTORS, "relay-capture/frames.bin"))
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
-        manifest = json.load(open(os.path.join(VECTORS, "relay-capture/manifest.json")))
+        manifest = json.loads(pathlib.Path(VECTORS, "relay-capture/manifest.json").read_text())
         want = manifest["creates"] + manifest["updates"] + manifest["deletes"] \
             + manifest["identity"] + manifest["account"]
         self.assertEqual(len(lines), want)
@@ -157,7 +158,7 @@ class FileMode(unittest.TestCase):
         self.assertIn("/nonexistent/frames.bin", r.stderr)
 
     def test_truncated_file(self):
-        data = open(os.path.join(VECTORS, "relay-capture/frames.bin"), "rb").read()
+        data = pathlib.Path(VECTORS, "relay-capture/frames.bin").read_bytes()
         with tempfile.NamedTemporaryFile(suffix=".bin") as f:
             f.write(data[: len(data) - 100])  # ends inside the last frame
             f.flush()
@@ -168,7 +169,7 @@ class FileMode(unittest.TestCase):
         self.assertGreater(len(r.stdout.splitlines()), 140)
 
     def test_garbage_frame_between_good_ones(self):
-        src = open(os.path.join(VECTORS, "pds-capture/frames.bin"), "rb").read()
+        src = pathlib.Path(VECTORS, "pds-capture/frames.bin").read_bytes()
         garbage = b"\xa2\x61\x74\xff\x00garbage"
         with tempfile.NamedTemporaryFile(suffix=".bin") as f:
             f.write(len(garbage).to_bytes(4, "little") + garbage + src)
