@@ -207,10 +207,12 @@ parse_uint (const char *option, const char *text, guint64 min, guint64 max, guin
 
   if (!g_ascii_string_to_unsigned (text, 10, min, max, &value, NULL))
     {
+      /* Numbers as strings first: a format macro inside _() cannot be extracted. */
+      g_autofree char *low = g_strdup_printf ("%" G_GUINT64_FORMAT, min);
+      g_autofree char *high = g_strdup_printf ("%" G_GUINT64_FORMAT, max);
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("%s: expected a whole number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
-                     ", got “%s”"),
-                   option, min, max, text);
+                   _("%s: expected a whole number from %s to %s, got “%s”"), option, low, high,
+                   text);
       return FALSE;
     }
   *out = value;

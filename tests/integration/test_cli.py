@@ -108,6 +108,18 @@ class BadConfiguration(unittest.TestCase):
                        "--osprey-compatible", "--watched-collections", "--cursor"]:
             self.assertIn(option, r.stdout)
 
+    def test_german_translation(self):
+        env = {"LC_ALL": "C.UTF-8", "LANGUAGE": "de",
+               "ATK_LOCALEDIR": os.path.join(os.environ["ATK_BUILD_DIR"], "po")}
+        r = run(["--help"], env)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("Den Firehose des AT Protocol abonnieren", r.stdout)
+        self.assertIn("--output-topic", r.stdout)
+        r = run(["--bootstrap-servers", "127.0.0.1:9092", "--output-topic", "t",
+                 "--topic-partitions", "0"], env)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("ganze Zahl von 1 bis 100000 erwartet", r.stderr)
+
 
 class FileMode(unittest.TestCase):
     def run_file(self, path, *extra):
