@@ -1,2 +1,589 @@
-/* SPDX-License-Identifier: MIT */
+/* at-kafka: the librdkafka producer.
+ *
+ * Threads: librdkafka's own threads do the network I/O. Everything it hands back to us
+ * (delivery reports, errors, throttling, logs, Admin API results) is queued on two
+ * librdkafka queues whose "became non-empty" event writes a byte into one pipe; a GSource
+ * watches the pipe and drains both queues on the main context. So our code runs on one
+ * thread, needs no locks, and never polls on a timer.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka-sink"
+
 #include "atk-kafka-sink.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <librdkafka/rdkafka.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atk-error.h"
+
+#define DEFAULT_PARTITIONS 200
+/* Topic creation: how long one CreateTopics may take, and the retry backoff while the
+ * broker cannot be reached. */
+#define ADMIN_TIMEOUT_MS 5000
+#define RETRY_MIN_MS 500
+#define RETRY_MAX_MS 30000
+
+struct _AtkKafkaSink
+{
+  GObject parent_instance;
+
+  rd_kafka_t *rk;
+  rd_kafka_topic_t *rkt;
+  rd_kafka_queue_t *main_queue;  /* delivery reports, errors, throttle, logs */
+  rd_kafka_queue_t *admin_queue; /* CreateTopics results */
+  int wake_fds[2];               /* both queues write here when they become non-empty */
+  guint wake_id;
+
+  char *topic;
+  int partitions;
+  int replication;
+
+  gboolean ready;
+  gboolean creating; /* a CreateTopics request is outstanding */
+  guint retry_id;
+  guint retry_ms;
+  guint ensure_attempts;
+  gboolean disposing; /* delivery reports during teardown free their opaque, emit nothing */
+
+  guint in_flight;
+  guint64 in_flight_bytes;
+};
+
+/* Travels with each message through librdkafka and comes back in its delivery report. */
+typedef struct
+{
+  gint64 seq;
+  gboolean has_seq;
+  gint64 enqueued_us;
+  gsize bytes;
+} DeliveryTicket;
+
+enum
+{
+  SIGNAL_DELIVERED,
+  SIGNAL_READY,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+G_DEFINE_TYPE (AtkKafkaSink, atk_kafka_sink, G_TYPE_OBJECT)
+
+static void ensure_topic_now (AtkKafkaSink *self);
+
+/* ---- configuration ---------------------------------------------------------------- */
+
+static gboolean
+conf_set (rd_kafka_conf_t *conf, const char *key, const char *value, GError **error)
+{
+  char errstr[512];
+
+  if (rd_kafka_conf_set (conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Kafka property %s=%s: %s", key, value,
+                   errstr);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+apply_user_properties (rd_kafka_conf_t *conf, const char *const *properties, GError **error)
+{
+  for (gsize i = 0; properties != NULL && properties[i] != NULL; i++)
+    {
+      const char *eq = strchr (properties[i], '=');
+      g_autofree char *key = NULL;
+
+      if (eq == NULL || eq == properties[i])
+        {
+          g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                       "Kafka property “%s”: expected key=value", properties[i]);
+          return FALSE;
+        }
+      key = g_strndup (properties[i], eq - properties[i]);
+      if (!conf_set (conf, g_strstrip (key), eq + 1, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static rd_kafka_conf_t *
+build_conf (const AtkKafkaSinkOptions *options, GError **error)
+{
+  rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+  /* Our defaults, before the user's properties so that those win. */
+  const char *const defaults[][2] = {
+    { "bootstrap.servers", options->bootstrap_servers },
+    /* Java-compatible key hashing: the same partition as the reference (franz-go) and
+     * any Java producer for the same DID. */
+    { "partitioner", "murmur2_random" },
+    /* Per-partition order and no duplicates when librdkafka retries. */
+    { "enable.idempotence", "true" },
+    { "acks", "all" },
+    /* lz4 by default: Osprey's worker (kafka-python 1.4.7) reads gzip, snappy and lz4
+     * batches but not zstd, and lz4 is the cheapest of those on CPU. */
+    { "compression.codec", options->compression != NULL ? options->compression : "lz4" },
+    { "linger.ms", "10" },
+    /* Never give a message up while the broker is away: the daemon bounds what is in
+     * flight (and so memory) by pausing the relay instead. */
+    { "message.timeout.ms", "0" },
+    { "queue.buffering.max.messages", "1000000" },
+    { "queue.buffering.max.kbytes", "2097152" },
+    /* Logs go to the main queue and so reach GLib on the main thread. */
+    { "log.queue", "true" },
+    { "client.id", "at-kafka" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (defaults); i++)
+    if (!conf_set (conf, defaults[i][0], defaults[i][1], error))
+      goto fail;
+  if (!apply_user_properties (conf, options->properties, error))
+    goto fail;
+  return conf;
+
+fail:
+  rd_kafka_conf_destroy (conf);
+  return NULL;
+}
+
+/* ---- librdkafka callbacks (all run inside rd_kafka_poll() on the main context) ----- */
+
+static void
+on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
+{
+  AtkKafkaSink *self = opaque;
+  DeliveryTicket *ticket = rkmessage->_private;
+  gboolean ok = rkmessage->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  gdouble latency = (g_get_monotonic_time () - ticket->enqueued_us) / (gdouble)G_USEC_PER_SEC;
+
+  g_assert (self->in_flight > 0);
+  self->in_flight--;
+  self->in_flight_bytes -= ticket->bytes;
+
+  if (!ok)
+    g_debug ("message of seq %" G_GINT64_FORMAT " failed: %s", ticket->seq,
+             rd_kafka_err2str (rkmessage->err));
+  if (!self->disposing)
+    g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, ok,
+                   ok ? NULL : rd_kafka_err2str (rkmessage->err), latency);
+  g_free (ticket);
+}
+
+static void
+on_error (rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+  gboolean fatal = err == RD_KAFKA_RESP_ERR__FATAL;
+  char fatal_reason[512] = "";
+
+  if (fatal)
+    err = rd_kafka_fatal_error (rk, fatal_reason, sizeof fatal_reason);
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Kafka %serror: %s",
+                    fatal ? "fatal " : "", fatal ? fatal_reason : reason, "ATK_KAFKA_ERROR", "%s",
+                    rd_kafka_err2name (err), "ATK_KAFKA_FATAL", "%d", fatal);
+}
+
+static void
+on_throttle (rd_kafka_t *rk, const char *broker_name, int32_t broker_id, int throttle_ms,
+             void *opaque)
+{
+  if (throttle_ms > 0)
+    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "MESSAGE",
+                      "Kafka broker %s throttled us for %d ms", broker_name, throttle_ms,
+                      "ATK_KAFKA_BROKER", "%s", broker_name, "ATK_KAFKA_THROTTLE_MS", "%d",
+                      throttle_ms);
+}
+
+static void
+on_log (const rd_kafka_t *rk, int level, const char *facility, const char *buf)
+{
+  /* syslog levels: 0..4 (emerg..warning) are worth a message, the rest is debug.
+   * Connection failures ("FAIL") also reach on_error(): one message for them is enough. */
+  gboolean loud = level <= 4 && g_strcmp0 (facility, "FAIL") != 0;
+  GLogLevelFlags glevel = loud ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_DEBUG;
+
+  g_log_structured (G_LOG_DOMAIN, glevel, "MESSAGE", "librdkafka %s: %s", facility, buf,
+                    "ATK_KAFKA_FACILITY", "%s", facility);
+}
+
+/* ---- topic creation --------------------------------------------------------------- */
+
+static void
+set_ready (AtkKafkaSink *self)
+{
+  self->creating = FALSE;
+  self->retry_ms = RETRY_MIN_MS;
+  if (self->ready)
+    return;
+  self->ready = TRUE;
+  g_debug ("topic %s is ready", self->topic);
+  g_signal_emit (self, signals[SIGNAL_READY], 0);
+}
+
+static gboolean
+on_retry_timeout (gpointer user_data)
+{
+  AtkKafkaSink *self = user_data;
+
+  self->retry_id = 0;
+  ensure_topic_now (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_retry (AtkKafkaSink *self, const char *why)
+{
+  self->creating = FALSE;
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE",
+                    "Cannot create Kafka topic %s (%s); retrying in %u ms", self->topic, why,
+                    self->retry_ms, "ATK_KAFKA_TOPIC", "%s", self->topic);
+  g_clear_handle_id (&self->retry_id, g_source_remove);
+  self->retry_id = g_timeout_add (self->retry_ms, on_retry_timeout, self);
+  self->retry_ms = MIN (self->retry_ms * 2, RETRY_MAX_MS);
+}
+
+static void
+handle_create_topics_result (AtkKafkaSink *self, rd_kafka_event_t *event)
+{
+  const rd_kafka_CreateTopics_result_t *result = rd_kafka_event_CreateTopics_result (event);
+  const rd_kafka_topic_result_t **topics;
+  size_t n = 0;
+  rd_kafka_resp_err_t err;
+
+  if (rd_kafka_event_error (event) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      schedule_retry (self, rd_kafka_event_error_string (event));
+      return;
+    }
+  topics = rd_kafka_CreateTopics_result_topics (result, &n);
+  if (n != 1)
+    {
+      schedule_retry (self, "no result for the topic");
+      return;
+    }
+  err = rd_kafka_topic_result_error (topics[0]);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+    set_ready (self);
+  else
+    schedule_retry (self, rd_kafka_topic_result_error_string (topics[0]) != NULL
+                              ? rd_kafka_topic_result_error_string (topics[0])
+                              : rd_kafka_err2str (err));
+}
+
+static void
+ensure_topic_now (AtkKafkaSink *self)
+{
+  char errstr[512];
+  rd_kafka_NewTopic_t *new_topic;
+  rd_kafka_AdminOptions_t *admin_options;
+
+  new_topic = rd_kafka_NewTopic_new (self->topic, self->partitions, self->replication, errstr,
+                                     sizeof errstr);
+  if (new_topic == NULL)
+    {
+      /* Only bad arguments fail here; new() validated them, so this is a bug. */
+      g_critical ("rd_kafka_NewTopic_new(%s): %s", self->topic, errstr);
+      return;
+    }
+  admin_options = rd_kafka_AdminOptions_new (self->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout (admin_options, ADMIN_TIMEOUT_MS, NULL, 0);
+  rd_kafka_AdminOptions_set_operation_timeout (admin_options, ADMIN_TIMEOUT_MS, NULL, 0);
+
+  self->creating = TRUE;
+  self->ensure_attempts++;
+  rd_kafka_CreateTopics (self->rk, &new_topic, 1, admin_options, self->admin_queue);
+  rd_kafka_AdminOptions_destroy (admin_options);
+  rd_kafka_NewTopic_destroy (new_topic);
+}
+
+void
+atk_kafka_sink_ensure_topic (AtkKafkaSink *self)
+{
+  g_return_if_fail (ATK_IS_KAFKA_SINK (self));
+
+  if (self->ready || self->creating || self->retry_id != 0)
+    return;
+  ensure_topic_now (self);
+}
+
+gboolean
+atk_kafka_sink_is_ready (AtkKafkaSink *self)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), FALSE);
+  return self->ready;
+}
+
+guint
+atk_kafka_sink_get_ensure_attempts (AtkKafkaSink *self)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), 0);
+  return self->ensure_attempts;
+}
+
+/* ---- the wake-up pipe --------------------------------------------------------------- */
+
+static void
+drain_queues (AtkKafkaSink *self)
+{
+  rd_kafka_event_t *event;
+
+  /* The pipe is written only when a queue goes from empty to non-empty, so both must be
+   * emptied completely each time. rd_kafka_poll() serves the main queue's callbacks. */
+  while (rd_kafka_poll (self->rk, 0) > 0)
+    ;
+  while ((event = rd_kafka_queue_poll (self->admin_queue, 0)) != NULL)
+    {
+      if (rd_kafka_event_type (event) == RD_KAFKA_EVENT_CREATETOPICS_RESULT && !self->disposing)
+        handle_create_topics_result (self, event);
+      rd_kafka_event_destroy (event);
+    }
+}
+
+static gboolean
+on_wake (int fd, GIOCondition condition, gpointer user_data)
+{
+  g_autoptr (AtkKafkaSink) self = g_object_ref (ATK_KAFKA_SINK (user_data));
+  char buf[64];
+
+  while (read (fd, buf, sizeof buf) > 0)
+    ;
+  drain_queues (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+setup_wakeup (AtkKafkaSink *self, GError **error)
+{
+  static const char payload = 1;
+
+  if (!g_unix_open_pipe (self->wake_fds, FD_CLOEXEC, error)
+      || !g_unix_set_fd_nonblocking (self->wake_fds[0], TRUE, error)
+      || !g_unix_set_fd_nonblocking (self->wake_fds[1], TRUE, error))
+    return FALSE;
+  rd_kafka_queue_io_event_enable (self->main_queue, self->wake_fds[1], &payload, 1);
+  rd_kafka_queue_io_event_enable (self->admin_queue, self->wake_fds[1], &payload, 1);
+  self->wake_id = g_unix_fd_add (self->wake_fds[0], G_IO_IN, on_wake, self);
+  return TRUE;
+}
+
+/* ---- producing ------------------------------------------------------------------- */
+
+static rd_kafka_headers_t *
+message_headers (const AtkMessage *message)
+{
+  rd_kafka_headers_t *headers = rd_kafka_headers_new (4);
+
+  if (message->has_seq)
+    {
+      char seq[24];
+      g_snprintf (seq, sizeof seq, "%" G_GINT64_FORMAT, message->seq);
+      rd_kafka_header_add (headers, "seq", -1, seq, -1);
+    }
+  rd_kafka_header_add (headers, "type", -1, atk_event_kind_name (message->kind), -1);
+  if (message->action_name != NULL)
+    rd_kafka_header_add (headers, "action", -1, message->action_name, -1);
+  if (message->collection != NULL)
+    rd_kafka_header_add (headers, "collection", -1, message->collection, -1);
+  return headers;
+}
+
+gboolean
+atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
+{
+  g_autoptr (AtkMessage) owned = message;
+  DeliveryTicket *ticket;
+  rd_kafka_headers_t *headers;
+  gsize key_len;
+  rd_kafka_resp_err_t err;
+
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), FALSE);
+  g_return_val_if_fail (message != NULL, FALSE);
+
+  key_len = message->key != NULL ? strlen (message->key) : 0;
+  ticket = g_new (DeliveryTicket, 1);
+  ticket->seq = message->seq;
+  ticket->has_seq = message->has_seq;
+  ticket->enqueued_us = g_get_monotonic_time ();
+  ticket->bytes = key_len + message->value->len;
+  headers = message_headers (message);
+
+  /* F_COPY: the value is a few KB at most; copying it keeps AtkMessage's ownership simple. */
+  err = rd_kafka_producev (self->rk, RD_KAFKA_V_RKT (self->rkt),
+                           RD_KAFKA_V_KEY (message->key, key_len),
+                           RD_KAFKA_V_VALUE (message->value->str, message->value->len),
+                           RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS (headers),
+                           RD_KAFKA_V_OPAQUE (ticket), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      /* On failure the headers and the ticket are still ours. */
+      rd_kafka_headers_destroy (headers);
+      g_free (ticket);
+      g_set_error (error, ATK_ERROR,
+                   err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? ATK_ERROR_TOO_LARGE
+                                                               : ATK_ERROR_KAFKA,
+                   "Cannot produce a %" G_GSIZE_FORMAT "-byte message to %s: %s",
+                   message->value->len, self->topic, rd_kafka_err2str (err));
+      return FALSE;
+    }
+  self->in_flight++;
+  self->in_flight_bytes += ticket->bytes;
+  return TRUE;
+}
+
+guint
+atk_kafka_sink_get_in_flight (AtkKafkaSink *self)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), 0);
+  return self->in_flight;
+}
+
+guint64
+atk_kafka_sink_get_in_flight_bytes (AtkKafkaSink *self)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), 0);
+  return self->in_flight_bytes;
+}
+
+gboolean
+atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), FALSE);
+
+  /* rd_kafka_flush() serves the delivery callbacks itself, so "delivered" is emitted
+   * for everything that makes it before the deadline. */
+  rd_kafka_flush (self->rk, (int)MIN (timeout_ms, (guint)G_MAXINT));
+  drain_queues (self);
+  return self->in_flight == 0;
+}
+
+/* ---- construction --------------------------------------------------------------- */
+
+AtkKafkaSink *
+atk_kafka_sink_new (const AtkKafkaSinkOptions *options, GError **error)
+{
+  g_autoptr (AtkKafkaSink) self = NULL;
+  rd_kafka_conf_t *conf;
+  char errstr[512];
+
+  g_return_val_if_fail (options != NULL, NULL);
+
+  if (options->bootstrap_servers == NULL || *options->bootstrap_servers == '\0')
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           "Kafka bootstrap servers are required");
+      return NULL;
+    }
+  if (options->topic == NULL || *options->topic == '\0' || strlen (options->topic) > 249)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Invalid Kafka topic name “%s”",
+                   options->topic != NULL ? options->topic : "");
+      return NULL;
+    }
+
+  conf = build_conf (options, error);
+  if (conf == NULL)
+    return NULL;
+
+  self = g_object_new (ATK_TYPE_KAFKA_SINK, NULL);
+  self->topic = g_strdup (options->topic);
+  self->partitions = options->partitions > 0 ? options->partitions : DEFAULT_PARTITIONS;
+  self->replication = options->replication > 0 ? options->replication : 1;
+
+  rd_kafka_conf_set_opaque (conf, self);
+  rd_kafka_conf_set_dr_msg_cb (conf, on_delivery);
+  rd_kafka_conf_set_error_cb (conf, on_error);
+  rd_kafka_conf_set_throttle_cb (conf, on_throttle);
+  rd_kafka_conf_set_log_cb (conf, on_log);
+
+  /* On success rd_kafka_new() owns conf; on failure it is still ours. */
+  self->rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (self->rk == NULL)
+    {
+      rd_kafka_conf_destroy (conf);
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Invalid Kafka configuration: %s",
+                   errstr);
+      return NULL;
+    }
+  self->main_queue = rd_kafka_queue_get_main (self->rk);
+  self->admin_queue = rd_kafka_queue_new (self->rk);
+  rd_kafka_set_log_queue (self->rk, NULL);
+  self->rkt = rd_kafka_topic_new (self->rk, self->topic, NULL);
+  if (self->rkt == NULL)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Kafka topic “%s”: %s", self->topic,
+                   rd_kafka_err2str (rd_kafka_last_error ()));
+      return NULL;
+    }
+  if (!setup_wakeup (self, error))
+    return NULL;
+  return g_steal_pointer (&self);
+}
+
+static void
+atk_kafka_sink_dispose (GObject *object)
+{
+  AtkKafkaSink *self = ATK_KAFKA_SINK (object);
+
+  self->disposing = TRUE;
+  g_clear_handle_id (&self->retry_id, g_source_remove);
+  g_clear_handle_id (&self->wake_id, g_source_remove);
+
+  if (self->rk != NULL)
+    {
+      /* Whatever was not flushed is dropped: purge it so its delivery reports (and so
+       * their tickets) come back now instead of leaking. */
+      rd_kafka_purge (self->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      rd_kafka_flush (self->rk, 5000);
+      drain_queues (self);
+      if (self->in_flight > 0)
+        g_debug ("dropping %u undelivered messages", self->in_flight);
+      rd_kafka_queue_io_event_enable (self->main_queue, -1, NULL, 0);
+      rd_kafka_queue_io_event_enable (self->admin_queue, -1, NULL, 0);
+      g_clear_pointer (&self->rkt, rd_kafka_topic_destroy);
+      g_clear_pointer (&self->main_queue, rd_kafka_queue_destroy);
+      g_clear_pointer (&self->admin_queue, rd_kafka_queue_destroy);
+      g_clear_pointer (&self->rk, rd_kafka_destroy);
+    }
+  for (int i = 0; i < 2; i++)
+    if (self->wake_fds[i] >= 0)
+      {
+        close (self->wake_fds[i]);
+        self->wake_fds[i] = -1;
+      }
+
+  G_OBJECT_CLASS (atk_kafka_sink_parent_class)->dispose (object);
+}
+
+static void
+atk_kafka_sink_finalize (GObject *object)
+{
+  AtkKafkaSink *self = ATK_KAFKA_SINK (object);
+
+  g_free (self->topic);
+
+  G_OBJECT_CLASS (atk_kafka_sink_parent_class)->finalize (object);
+}
+
+static void
+atk_kafka_sink_class_init (AtkKafkaSinkClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = atk_kafka_sink_dispose;
+  object_class->finalize = atk_kafka_sink_finalize;
+
+  signals[SIGNAL_DELIVERED] = g_signal_new (
+      "delivered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
+      5, G_TYPE_INT64, G_TYPE_BOOLEAN, G_TYPE_BOOLEAN, G_TYPE_STRING, G_TYPE_DOUBLE);
+  signals[SIGNAL_READY] = g_signal_new ("ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                        NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+atk_kafka_sink_init (AtkKafkaSink *self)
+{
+  self->wake_fds[0] = self->wake_fds[1] = -1;
+  self->retry_ms = RETRY_MIN_MS;
+}

@@ -17,9 +17,9 @@ typedef struct
 {
   const char *bootstrap_servers;
   const char *topic;
-  const char *compression; /* NULL: "lz4" */
-  int partitions;          /* for topic creation; <= 0: 200 */
-  int replication;         /* <= 0: 1 */
+  const char *compression;       /* NULL: "lz4" */
+  int partitions;                /* for topic creation; <= 0: 200 */
+  int replication;               /* <= 0: 1 */
   const char *const *properties; /* "key=value", applied last; may be NULL */
 } AtkKafkaSinkOptions;
 
@@ -31,6 +31,8 @@ AtkKafkaSink *atk_kafka_sink_new (const AtkKafkaSinkOptions *options, GError **e
  * "ready" is emitted once the topic exists. */
 void atk_kafka_sink_ensure_topic (AtkKafkaSink *self);
 gboolean atk_kafka_sink_is_ready (AtkKafkaSink *self);
+/* How many CreateTopics requests were sent so far (for tests and diagnostics). */
+guint atk_kafka_sink_get_ensure_attempts (AtkKafkaSink *self);
 
 /* Takes ownership of message. Fails only for a message librdkafka refuses at once
  * (e.g. larger than message.max.bytes): ATK_ERROR_KAFKA or ATK_ERROR_TOO_LARGE. */
