@@ -1,2 +1,817 @@
-/* SPDX-License-Identifier: MIT */
+/* at-kafka: firehose frames in, output messages out.
+ *
+ * The hot path of the daemon: every value is written straight into the message's GString,
+ * no JSON trees, no per-event allocation beyond the message itself.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka-transformer"
+
 #include "atk-event-transformer.h"
+
+#include <string.h>
+
+#include "atk-car.h"
+#include "atk-cbor-json.h"
+#include "atk-error.h"
+
+/* Snowflake layout (Osprey's): ms since 2015-01-01 above bit 22. */
+#define SNOWFLAKE_EPOCH_MS G_GINT64_CONSTANT (1420070400000)
+#define SNOWFLAKE_MS_MASK ((G_GUINT64_CONSTANT (1) << 41) - 1)
+/* Op indexes of commits stay below ATK_FRAME_MAX_OPS; #info ids use this slot so they can
+ * never equal the id of an op or event minted in the same millisecond. */
+#define SNOWFLAKE_INFO_SLOT 0xff
+
+#define UNKNOWN_KEY "<unknown>"
+
+typedef struct
+{
+  char *base; /* "app.bsky" for "app.bsky.*"; matches base itself and "base.…" */
+  gsize len;
+  gboolean any; /* "*": everything */
+} CollectionPattern;
+
+struct _AtkEventTransformer
+{
+  GObject parent_instance;
+
+  gboolean osprey;
+  GArray *watched; /* CollectionPattern */
+  GArray *ignored;
+
+  /* Large scratch state kept in the instance: an AtkFrame holds 200 ops and the CAR index
+   * 4096 blocks, too big for the stack of a callback. result->frame points at frame. */
+  AtkFrame frame;
+  AtkCarIndex *car;
+
+  /* send_time is the same for every message of one call; cached per second. */
+  gint64 send_time_sec;
+  char send_time[32];
+  gsize send_time_len;
+
+  guint32 info_counter;
+};
+
+G_DEFINE_FINAL_TYPE (AtkEventTransformer, atk_event_transformer, G_TYPE_OBJECT)
+
+/* One event being written: what every message of a frame shares. */
+typedef struct
+{
+  const AtkFrame *frame;
+  gint64 now_ms;
+  gint64 event_time_ms; /* 0 when the frame has no parsable time */
+} EventContext;
+
+static void
+clear_pattern (gpointer data)
+{
+  CollectionPattern *pattern = data;
+  g_free (pattern->base);
+}
+
+static GArray *
+pattern_array_new (void)
+{
+  GArray *array = g_array_new (FALSE, TRUE, sizeof (CollectionPattern));
+  g_array_set_clear_func (array, clear_pattern);
+  return array;
+}
+
+static void
+atk_event_transformer_finalize (GObject *object)
+{
+  AtkEventTransformer *self = ATK_EVENT_TRANSFORMER (object);
+
+  g_clear_pointer (&self->watched, g_array_unref);
+  g_clear_pointer (&self->ignored, g_array_unref);
+  g_clear_pointer (&self->car, g_free);
+
+  G_OBJECT_CLASS (atk_event_transformer_parent_class)->finalize (object);
+}
+
+static void
+atk_event_transformer_class_init (AtkEventTransformerClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = atk_event_transformer_finalize;
+}
+
+static void
+atk_event_transformer_init (AtkEventTransformer *self)
+{
+  self->watched = pattern_array_new ();
+  self->ignored = pattern_array_new ();
+  self->car = g_new0 (AtkCarIndex, 1);
+  self->send_time_sec = G_MININT64;
+}
+
+AtkEventTransformer *
+atk_event_transformer_new (void)
+{
+  return g_object_new (ATK_TYPE_EVENT_TRANSFORMER, NULL);
+}
+
+void
+atk_transform_result_clear (AtkTransformResult *result)
+{
+  g_clear_error (&result->op_error);
+  result->frame = NULL;
+  result->n_messages = 0;
+  result->n_filtered = 0;
+  result->n_op_errors = 0;
+}
+
+void
+atk_event_transformer_set_osprey_compatible (AtkEventTransformer *self, gboolean osprey)
+{
+  g_return_if_fail (ATK_IS_EVENT_TRANSFORMER (self));
+  self->osprey = !!osprey;
+}
+
+gboolean
+atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self)
+{
+  g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), FALSE);
+  return self->osprey;
+}
+
+/* ---- collection filters ---- */
+
+/* Like the reference: "x.y.*" and "x.y" both mean x.y and everything under "x.y."; a lone
+ * "*" means everything. A '*' anywhere else is a mistake we refuse rather than guess. */
+static gboolean
+parse_patterns (const char *const *list, GArray *out, GError **error)
+{
+  for (gsize i = 0; list != NULL && list[i] != NULL; i++)
+    {
+      g_autofree char *text = g_strstrip (g_strdup (list[i]));
+      CollectionPattern pattern = { 0 };
+      gsize len = strlen (text);
+
+      if (len == 0)
+        continue;
+      if (strcmp (text, "*") == 0)
+        pattern.any = TRUE;
+      else
+        {
+          if (len > 2 && g_str_has_suffix (text, ".*"))
+            text[len -= 2] = '\0';
+          while (len > 0 && text[len - 1] == '.')
+            text[--len] = '\0';
+          if (len == 0 || strchr (text, '*') != NULL || strchr (text, '/') != NULL)
+            {
+              g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           "Invalid collection pattern “%s”: use an NSID or an NSID prefix "
+                           "followed by “.*”",
+                           list[i]);
+              return FALSE;
+            }
+          pattern.base = g_steal_pointer (&text);
+          pattern.len = len;
+        }
+      g_array_append_val (out, pattern);
+    }
+  return TRUE;
+}
+
+gboolean
+atk_event_transformer_set_collection_filter (AtkEventTransformer *self, const char *const *watched,
+                                             const char *const *ignored, GError **error)
+{
+  g_autoptr (GArray) new_watched = pattern_array_new ();
+  g_autoptr (GArray) new_ignored = pattern_array_new ();
+
+  g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), FALSE);
+
+  if (!parse_patterns (watched, new_watched, error)
+      || !parse_patterns (ignored, new_ignored, error))
+    return FALSE;
+  if (new_watched->len > 0 && new_ignored->len > 0)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           "Watched and ignored collections cannot both be given");
+      return FALSE;
+    }
+
+  g_array_unref (self->watched);
+  self->watched = g_steal_pointer (&new_watched);
+  g_array_unref (self->ignored);
+  self->ignored = g_steal_pointer (&new_ignored);
+  return TRUE;
+}
+
+static gboolean
+patterns_match (const GArray *patterns, AtkStr collection)
+{
+  for (guint i = 0; i < patterns->len; i++)
+    {
+      const CollectionPattern *p = &g_array_index (patterns, CollectionPattern, i);
+
+      if (p->any)
+        return TRUE;
+      if (collection.len >= p->len && memcmp (collection.ptr, p->base, p->len) == 0
+          && (collection.len == p->len || collection.ptr[p->len] == '.'))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static gboolean
+collection_wanted (AtkEventTransformer *self, AtkStr collection)
+{
+  if (self->watched->len > 0)
+    return patterns_match (self->watched, collection);
+  if (self->ignored->len > 0)
+    return !patterns_match (self->ignored, collection);
+  return TRUE;
+}
+
+/* ---- time ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static gint64
+days_from_civil (gint64 y, guint m, guint d)
+{
+  y -= m <= 2;
+  gint64 era = (y >= 0 ? y : y - 399) / 400;
+  guint yoe = (guint)(y - era * 400);
+  guint doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  guint doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (gint64)doe - 719468;
+}
+
+static void
+civil_from_days (gint64 z, gint64 *year, guint *month, guint *day)
+{
+  z += 719468;
+  gint64 era = (z >= 0 ? z : z - 146096) / 146097;
+  guint doe = (guint)(z - era * 146097);
+  guint yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  guint doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  guint mp = (5 * doy + 2) / 153;
+
+  *day = doy - (153 * mp + 2) / 5 + 1;
+  *month = mp < 10 ? mp + 3 : mp - 9;
+  *year = (gint64)yoe + era * 400 + (*month <= 2);
+}
+
+static gboolean
+is_leap_year (guint year)
+{
+  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+static guint
+days_in_month (guint year, guint month)
+{
+  static const guint8 days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+  return month == 2 && is_leap_year (year) ? 29 : days[month - 1];
+}
+
+/* Reads exactly n digits at *p. */
+static gboolean
+read_digits (const char **p, const char *end, guint n, guint *out)
+{
+  guint value = 0;
+
+  if ((gsize)(end - *p) < n)
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    {
+      char c = (*p)[i];
+      if (c < '0' || c > '9')
+        return FALSE;
+      value = value * 10 + (guint)(c - '0');
+    }
+  *p += n;
+  *out = value;
+  return TRUE;
+}
+
+static gboolean
+expect_char (const char **p, const char *end, char c)
+{
+  if (*p >= end || **p != c)
+    return FALSE;
+  (*p)++;
+  return TRUE;
+}
+
+/* Parses "±hh:mm" or "Z" into an offset in minutes east of UTC. */
+static gboolean
+parse_offset (const char **p, const char *end, gint *minutes)
+{
+  guint hh, mm;
+  char sign;
+
+  if (*p < end && (**p == 'Z' || **p == 'z'))
+    {
+      (*p)++;
+      *minutes = 0;
+      return TRUE;
+    }
+  if (*p >= end || (**p != '+' && **p != '-'))
+    return FALSE;
+  sign = *(*p)++;
+  if (!read_digits (p, end, 2, &hh) || !expect_char (p, end, ':') || !read_digits (p, end, 2, &mm)
+      || hh > 23 || mm > 59)
+    return FALSE;
+  *minutes = (gint)(hh * 60 + mm) * (sign == '-' ? -1 : 1);
+  return TRUE;
+}
+
+/* RFC 3339 date-time, by hand: GDateTime would allocate per event on the hot path.
+ * Fractions beyond milliseconds are truncated; a leap second (:60) counts as the next one. */
+gboolean
+atk_parse_datetime_ms (const char *text, gsize len, gint64 *out_ms)
+{
+  const char *p = text;
+  const char *end = text + len;
+  guint year, month, day, hour, minute, second, ms = 0;
+  gint offset_min;
+  gint64 seconds;
+
+  if (text == NULL)
+    return FALSE;
+  if (!read_digits (&p, end, 4, &year) || !expect_char (&p, end, '-')
+      || !read_digits (&p, end, 2, &month) || !expect_char (&p, end, '-')
+      || !read_digits (&p, end, 2, &day))
+    return FALSE;
+  if (p >= end || (*p != 'T' && *p != 't' && *p != ' '))
+    return FALSE;
+  p++;
+  if (!read_digits (&p, end, 2, &hour) || !expect_char (&p, end, ':')
+      || !read_digits (&p, end, 2, &minute) || !expect_char (&p, end, ':')
+      || !read_digits (&p, end, 2, &second))
+    return FALSE;
+  if (p < end && *p == '.')
+    {
+      guint n = 0;
+      for (p++; p < end && *p >= '0' && *p <= '9'; p++, n++)
+        if (n < 3)
+          ms = ms * 10 + (guint)(*p - '0');
+      if (n == 0)
+        return FALSE;
+      for (; n < 3; n++)
+        ms *= 10;
+    }
+  if (!parse_offset (&p, end, &offset_min) || p != end)
+    return FALSE;
+  if (month < 1 || month > 12 || day < 1 || day > days_in_month (year, month) || hour > 23
+      || minute > 59 || second > 60)
+    return FALSE;
+
+  seconds = days_from_civil (year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+            - (gint64)offset_min * 60;
+  *out_ms = seconds * 1000 + ms;
+  return TRUE;
+}
+
+/* "2024-01-01T12:00:00Z", the reference's RFC 3339 send_time (seconds, UTC). */
+static void
+update_send_time (AtkEventTransformer *self, gint64 now_us)
+{
+  gint64 sec = now_us >= 0 ? now_us / G_USEC_PER_SEC : (now_us + 1) / G_USEC_PER_SEC - 1;
+  gint64 year, day_sec;
+  guint month, day;
+  int n;
+
+  if (sec == self->send_time_sec)
+    return;
+  self->send_time_sec = sec;
+  day_sec = sec % 86400;
+  if (day_sec < 0)
+    day_sec += 86400;
+  civil_from_days ((sec - day_sec) / 86400, &year, &month, &day);
+  n = g_snprintf (self->send_time, sizeof self->send_time,
+                  "%04" G_GINT64_FORMAT "-%02u-%02uT%02u:%02u:%02uZ", year, month, day,
+                  (guint)(day_sec / 3600), (guint)(day_sec / 60 % 60), (guint)(day_sec % 60));
+  self->send_time_len = (gsize)CLAMP (n, 0, (int)sizeof self->send_time - 1);
+}
+
+gint64
+atk_snowflake_for_event (gint64 event_time_ms, gint64 seq, guint op_index)
+{
+  guint64 ms
+      = event_time_ms > SNOWFLAKE_EPOCH_MS ? (guint64)(event_time_ms - SNOWFLAKE_EPOCH_MS) : 0;
+
+  return (gint64)(((ms & SNOWFLAKE_MS_MASK) << 22) | (((guint64)seq & 0x3fff) << 8)
+                  | (op_index & 0xff));
+}
+
+/* ---- JSON writing ---- */
+
+#define APPEND_LITERAL(out, lit) g_string_append_len ((out), (lit), sizeof (lit) - 1)
+
+static void
+append_str (GString *out, AtkStr s)
+{
+  atk_json_append_string (out, s.ptr, s.len);
+}
+
+static void
+append_int (GString *out, gint64 value)
+{
+  char buf[24];
+  char *p = buf + sizeof buf;
+  guint64 v = value < 0 ? -(guint64)value : (guint64)value;
+
+  do
+    *--p = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  if (value < 0)
+    *--p = '-';
+  g_string_append_len (out, p, buf + sizeof buf - p);
+}
+
+/* Writes {"did":…,"timestamp":…, — the start every standard event shares. */
+static void
+append_event_head (GString *out, const AtkFrame *frame)
+{
+  APPEND_LITERAL (out, "{\"did\":");
+  append_str (out, frame->did);
+  APPEND_LITERAL (out, ",\"timestamp\":");
+  append_str (out, frame->time);
+}
+
+static void
+append_event_tail (GString *out)
+{
+  APPEND_LITERAL (out, ",\"eventMetadata\":null}");
+}
+
+static void
+append_osprey_head (GString *out, const char *action_name, gint64 action_id)
+{
+  APPEND_LITERAL (out, "{\"data\":{\"action_name\":");
+  atk_json_append_string (out, action_name, strlen (action_name));
+  APPEND_LITERAL (out, ",\"action_id\":");
+  append_int (out, action_id);
+  APPEND_LITERAL (out, ",\"data\":");
+}
+
+static void
+append_osprey_tail (AtkEventTransformer *self, GString *out, const AtkFrame *frame)
+{
+  APPEND_LITERAL (out, ",\"timestamp\":");
+  /* Like the reference, #info (no time on the wire) is stamped with the wall clock. */
+  if (frame->kind == ATK_EVENT_INFO)
+    atk_json_append_string (out, self->send_time, self->send_time_len);
+  else
+    append_str (out, frame->time);
+  APPEND_LITERAL (out, ",\"secret_data\":{},\"encoding\":\"UTF8\"},\"send_time\":");
+  atk_json_append_string (out, self->send_time, self->send_time_len);
+  g_string_append_c (out, '}');
+}
+
+static AtkMessage *
+message_new (const EventContext *ctx, const char *action_name, guint op_index)
+{
+  const AtkFrame *frame = ctx->frame;
+  AtkMessage *message = atk_message_new ();
+
+  message->key
+      = frame->did.len > 0 ? g_strndup (frame->did.ptr, frame->did.len) : g_strdup (UNKNOWN_KEY);
+  message->has_seq = frame->has_seq;
+  message->seq = frame->seq;
+  message->kind = frame->kind;
+  message->action_name = action_name;
+  message->event_time_ms = ctx->event_time_ms;
+  message->action_id = atk_snowflake_for_event (
+      ctx->event_time_ms > 0 ? ctx->event_time_ms : ctx->now_ms, frame->seq, op_index);
+  return message;
+}
+
+/* ---- commits ---- */
+
+static const char *
+op_action_name (AtkOpAction action)
+{
+  switch (action)
+    {
+    case ATK_OP_CREATE:
+      return "operation#create";
+    case ATK_OP_UPDATE:
+      return "operation#update";
+    case ATK_OP_DELETE:
+    default:
+      return "operation#delete";
+    }
+}
+
+/* Finds and checks the op's record block: present in the CAR and hashing to its CID. */
+static const AtkCarBlock *
+find_record (const AtkCarIndex *car, const AtkRepoOp *op, GError **error)
+{
+  const AtkCarBlock *block;
+
+  if (!op->has_cid)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_MISSING_BLOCK, "op has no record CID");
+      return NULL;
+    }
+  block = atk_car_index_lookup (car, &op->cid);
+  if (block == NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_MISSING_BLOCK,
+                           "record block not in the commit's CAR");
+      return NULL;
+    }
+  if (!atk_cid_verify (&op->cid, block->data, block->len, error))
+    return NULL;
+  return block;
+}
+
+/* Appends text escaped for JSON but without the quotes, to join several parts (the uri)
+ * inside one JSON string. */
+static void
+append_string_body (GString *out, AtkStr s)
+{
+  gsize at = out->len;
+
+  atk_json_append_string (out, s.ptr, s.len);
+  memmove (out->str + at, out->str + at + 1, out->len - at - 2);
+  g_string_truncate (out, out->len - 2);
+}
+
+/* The standard operation event. FALSE when the record does not render (out is then
+ * left partly written; the caller drops the message). */
+static gboolean
+append_operation_event (GString *out, const AtkFrame *frame, const AtkRepoOp *op,
+                        const AtkCarBlock *block, GError **error)
+{
+  append_event_head (out, frame);
+  APPEND_LITERAL (out, ",\"operation\":{\"action\":\"");
+  g_string_append (out, atk_op_action_name (op->action));
+  APPEND_LITERAL (out, "\",\"collection\":");
+  append_str (out, op->collection);
+  APPEND_LITERAL (out, ",\"rkey\":");
+  append_str (out, op->rkey);
+  APPEND_LITERAL (out, ",\"uri\":\"at://");
+  append_string_body (out, frame->did);
+  g_string_append_c (out, '/');
+  append_string_body (out, op->path);
+  APPEND_LITERAL (out, "\",\"cid\":\"");
+  /* Like the reference: the CID only for records we wrote, "" for deletes. */
+  if (block != NULL)
+    atk_cid_append_string (&op->cid, out);
+  APPEND_LITERAL (out, "\",\"path\":");
+  append_str (out, op->path);
+  APPEND_LITERAL (out, ",\"record\":");
+  if (block == NULL)
+    APPEND_LITERAL (out, "null");
+  else if (!atk_cbor_json_write_record (block->data, block->len, out, error))
+    return FALSE;
+  g_string_append_c (out, '}');
+  append_event_tail (out);
+  return TRUE;
+}
+
+/* Counts a skipped op; keeps the first error (with the op's path) for the caller's log. */
+static void
+note_op_error (AtkTransformResult *result, const AtkRepoOp *op, GError *error)
+{
+  result->n_op_errors++;
+  if (result->op_error == NULL && error != NULL)
+    {
+      g_prefix_error (&error, "op %.*s: ", (int)MIN (op->path.len, 512), op->path.ptr);
+      result->op_error = error;
+    }
+  else
+    g_clear_error (&error);
+}
+
+/* Builds the CAR index on first use: commits whose ops are all deletes or filtered out
+ * never pay for it. */
+static gboolean
+ensure_car (AtkEventTransformer *self, const AtkFrame *frame, gint *state, GError **error)
+{
+  if (*state == 0)
+    *state = atk_car_index_build (self->car, frame->blocks, frame->blocks_len, error) ? 1 : -1;
+  else if (*state < 0)
+    g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CAR, "commit CAR is unreadable");
+  return *state > 0;
+}
+
+static void
+transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, gint *car_state,
+              GPtrArray *messages, AtkTransformResult *result)
+{
+  const AtkFrame *frame = ctx->frame;
+  const AtkRepoOp *op = &frame->ops[index];
+  const char *action_name = op_action_name (op->action);
+  g_autoptr (AtkMessage) message = NULL;
+  const AtkCarBlock *block = NULL;
+  GError *local_error = NULL;
+  /* Only the first op error's details are kept: don't build the later ones. */
+  GError **error = result->op_error == NULL ? &local_error : NULL;
+
+  if (!collection_wanted (self, op->collection))
+    {
+      result->n_filtered++;
+      return;
+    }
+  if (op->action != ATK_OP_DELETE)
+    {
+      if (!ensure_car (self, frame, car_state, error)
+          || (block = find_record (self->car, op, error)) == NULL)
+        {
+          note_op_error (result, op, local_error);
+          return;
+        }
+    }
+
+  message = message_new (ctx, action_name, index);
+  if (self->osprey)
+    append_osprey_head (message->value, action_name, message->action_id);
+  if (!append_operation_event (message->value, frame, op, block, error))
+    {
+      note_op_error (result, op, local_error);
+      return;
+    }
+  if (self->osprey)
+    append_osprey_tail (self, message->value, frame);
+  message->collection = g_strndup (op->collection.ptr, op->collection.len);
+  g_ptr_array_add (messages, g_steal_pointer (&message));
+  result->n_messages++;
+}
+
+static void
+transform_commit (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *messages,
+                  AtkTransformResult *result)
+{
+  gint car_state = 0; /* 0 not built, 1 built, -1 failed */
+
+  for (guint i = 0; i < ctx->frame->n_ops; i++)
+    transform_op (self, ctx, i, &car_state, messages, result);
+}
+
+/* ---- the other events ---- */
+
+static const char *
+event_action_name (AtkEventKind kind)
+{
+  switch (kind)
+    {
+    case ATK_EVENT_ACCOUNT:
+      return "account";
+    case ATK_EVENT_IDENTITY:
+      return "identity";
+    case ATK_EVENT_SYNC:
+      return "sync";
+    case ATK_EVENT_INFO:
+      return "info";
+    case ATK_EVENT_COMMIT:
+    case ATK_EVENT_UNKNOWN:
+    case ATK_EVENT_ERROR:
+    default:
+      return "unknown";
+    }
+}
+
+static void
+append_account (GString *out, const AtkFrame *frame)
+{
+  append_event_head (out, frame);
+  if (frame->active)
+    APPEND_LITERAL (out, ",\"account\":{\"active\":true,\"seq\":");
+  else
+    APPEND_LITERAL (out, ",\"account\":{\"active\":false,\"seq\":");
+  append_int (out, frame->seq);
+  if (frame->has_status)
+    {
+      APPEND_LITERAL (out, ",\"status\":");
+      append_str (out, frame->status);
+    }
+  g_string_append_c (out, '}');
+  append_event_tail (out);
+}
+
+static void
+append_identity (GString *out, const AtkFrame *frame)
+{
+  append_event_head (out, frame);
+  APPEND_LITERAL (out, ",\"identity\":{\"seq\":");
+  append_int (out, frame->seq);
+  APPEND_LITERAL (out, ",\"handle\":");
+  if (frame->has_handle)
+    append_str (out, frame->handle);
+  else
+    APPEND_LITERAL (out, "\"\"");
+  g_string_append_c (out, '}');
+  append_event_tail (out);
+}
+
+static void
+append_sync (GString *out, const AtkFrame *frame)
+{
+  append_event_head (out, frame);
+  APPEND_LITERAL (out, ",\"sync\":{\"seq\":");
+  append_int (out, frame->seq);
+  APPEND_LITERAL (out, ",\"rev\":");
+  append_str (out, frame->rev);
+  g_string_append_c (out, '}');
+  append_event_tail (out);
+}
+
+/* The reference leaves did and timestamp empty for #info. */
+static void
+append_info (GString *out, const AtkFrame *frame)
+{
+  APPEND_LITERAL (out, "{\"did\":\"\",\"timestamp\":\"\",\"info\":{\"name\":");
+  append_str (out, frame->name);
+  if (frame->has_message)
+    {
+      APPEND_LITERAL (out, ",\"message\":");
+      append_str (out, frame->message);
+    }
+  g_string_append_c (out, '}');
+  append_event_tail (out);
+}
+
+static void
+transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *messages,
+                 AtkTransformResult *result)
+{
+  const AtkFrame *frame = ctx->frame;
+  const char *action_name = event_action_name (frame->kind);
+  AtkMessage *message;
+
+  if (frame->kind == ATK_EVENT_INFO)
+    {
+      /* No seq, no did and no time: a per-instance counter keeps ids unique. */
+      message = atk_message_new ();
+      message->key = g_strdup (UNKNOWN_KEY);
+      message->has_seq = FALSE;
+      message->kind = frame->kind;
+      message->action_name = action_name;
+      message->action_id
+          = atk_snowflake_for_event (ctx->now_ms, self->info_counter++, SNOWFLAKE_INFO_SLOT);
+    }
+  else
+    message = message_new (ctx, action_name, 0);
+
+  if (self->osprey)
+    append_osprey_head (message->value, action_name, message->action_id);
+  switch (frame->kind)
+    {
+    case ATK_EVENT_ACCOUNT:
+      append_account (message->value, frame);
+      break;
+    case ATK_EVENT_IDENTITY:
+      append_identity (message->value, frame);
+      break;
+    case ATK_EVENT_SYNC:
+      append_sync (message->value, frame);
+      break;
+    case ATK_EVENT_INFO:
+    default:
+      append_info (message->value, frame);
+      break;
+    }
+  if (self->osprey)
+    append_osprey_tail (self, message->value, frame);
+  g_ptr_array_add (messages, message);
+  result->n_messages++;
+}
+
+gboolean
+atk_event_transformer_transform (AtkEventTransformer *self, const guint8 *data, gsize len,
+                                 gint64 now_us, GPtrArray *messages, AtkTransformResult *result,
+                                 GError **error)
+{
+  AtkFrame *frame = &self->frame;
+  EventContext ctx = { frame, 0, 0 };
+
+  g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), FALSE);
+  g_return_val_if_fail (data != NULL || len == 0, FALSE);
+  g_return_val_if_fail (messages != NULL && result != NULL, FALSE);
+
+  atk_transform_result_clear (result);
+  if (!atk_frame_decode (data, len, frame, error))
+    return FALSE;
+  result->frame = frame;
+
+  ctx.now_ms = now_us / 1000;
+  if (frame->time.len > 0
+      && !atk_parse_datetime_ms (frame->time.ptr, frame->time.len, &ctx.event_time_ms))
+    ctx.event_time_ms = 0;
+  if (self->osprey)
+    update_send_time (self, now_us);
+
+  switch (frame->kind)
+    {
+    case ATK_EVENT_COMMIT:
+      transform_commit (self, &ctx, messages, result);
+      break;
+    case ATK_EVENT_ACCOUNT:
+    case ATK_EVENT_IDENTITY:
+    case ATK_EVENT_SYNC:
+    case ATK_EVENT_INFO:
+      transform_event (self, &ctx, messages, result);
+      break;
+    case ATK_EVENT_UNKNOWN:
+    case ATK_EVENT_ERROR:
+    default:
+      /* Open union and error frames: the caller counts them from result->frame. */
+      break;
+    }
+  return TRUE;
+}

@@ -33,7 +33,9 @@ void atk_event_transformer_set_osprey_compatible (AtkEventTransformer *self, gbo
 gboolean atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self);
 
 /* NULL-terminated NSID lists; "app.bsky.*" means app.bsky itself or anything under it.
- * Both non-empty is ATK_ERROR_BAD_CONFIG. */
+ * Both non-empty is ATK_ERROR_BAD_CONFIG. As in the reference, a plain "app.bsky.feed"
+ * also covers "app.bsky.feed.*"; a lone "*" matches all; any other '*' is BAD_CONFIG;
+ * blank entries are ignored. Only commit ops are filtered. */
 gboolean atk_event_transformer_set_collection_filter (AtkEventTransformer *self,
                                                       const char *const *watched,
                                                       const char *const *ignored,
@@ -43,7 +45,12 @@ gboolean atk_event_transformer_set_collection_filter (AtkEventTransformer *self,
  * array should free with atk_message_free). now_us is the wall clock (Unix µs) used for
  * Osprey's send_time. Returns FALSE only when the frame itself is unusable (not a
  * frame, required field missing); unknown types and error frames return TRUE with no
- * messages and result->frame->kind telling what it was. */
+ * messages and result->frame->kind telling what it was.
+ * `result` must start zeroed ({ 0 }); each call clears it (freeing a previous op_error)
+ * before filling it, and atk_transform_result_clear() frees it at the end.
+ * Snowflakes: ops use their index in the commit, other events 0; events without a
+ * parsable time use now; #info uses now and a per-instance counter in place of seq,
+ * with op index 255 so that it never equals an event's id. */
 gboolean atk_event_transformer_transform (AtkEventTransformer *self, const guint8 *data,
                                           gsize len, gint64 now_us, GPtrArray *messages,
                                           AtkTransformResult *result, GError **error);

@@ -1,0 +1,86 @@
+/* libFuzzer target: one input = one WebSocket message, through the whole transformer in
+ * both output modes (and with a collection filter), as the daemon would run it.
+ * SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "atk-event-transformer.h"
+
+int LLVMFuzzerTestOneInput (const guint8 *data, size_t size);
+
+static AtkEventTransformer *transformers[3];
+
+static void
+setup (void)
+{
+  const char *const watched[] = { "app.bsky.feed.*", NULL };
+
+  for (guint i = 0; i < G_N_ELEMENTS (transformers); i++)
+    transformers[i] = atk_event_transformer_new ();
+  atk_event_transformer_set_osprey_compatible (transformers[1], TRUE);
+  if (!atk_event_transformer_set_collection_filter (transformers[2], watched, NULL, NULL))
+    abort ();
+}
+
+/* Cheap invariants instead of a JSON parser: a value is one object, brackets balanced
+ * outside strings, no raw control characters, and strings closed. */
+static void
+check_value (const GString *value)
+{
+  int depth = 0;
+  gboolean in_string = FALSE;
+
+  if (value->len < 2 || value->str[0] != '{' || value->str[value->len - 1] != '}'
+      || strlen (value->str) != value->len)
+    abort ();
+  for (gsize i = 0; i < value->len; i++)
+    {
+      guchar c = (guchar)value->str[i];
+      if (in_string)
+        {
+          if (c < 0x20)
+            abort ();
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            in_string = FALSE;
+          continue;
+        }
+      if (c == '"')
+        in_string = TRUE;
+      else if (c == '{' || c == '[')
+        depth++;
+      else if (c == '}' || c == ']')
+        depth--;
+      if (depth < 0 || (depth == 0 && i + 1 != value->len))
+        abort ();
+    }
+  if (depth != 0 || in_string)
+    abort ();
+}
+
+int
+LLVMFuzzerTestOneInput (const guint8 *data, size_t size)
+{
+  if (transformers[0] == NULL)
+    setup ();
+
+  for (guint i = 0; i < G_N_ELEMENTS (transformers); i++)
+    {
+      g_autoptr (GPtrArray) messages
+          = g_ptr_array_new_with_free_func ((GDestroyNotify)atk_message_free);
+      AtkTransformResult result = { 0 };
+      g_autoptr (GError) error = NULL;
+      gboolean ok = atk_event_transformer_transform (transformers[i], data, size,
+                                                     G_GINT64_CONSTANT (1704110400000000), messages,
+                                                     &result, &error);
+
+      if (ok != (error == NULL) || (ok && result.frame == NULL)
+          || result.n_messages != messages->len || (!ok && messages->len != 0))
+        abort ();
+      for (guint j = 0; j < messages->len; j++)
+        check_value (((AtkMessage *)messages->pdata[j])->value);
+      atk_transform_result_clear (&result);
+    }
+  return 0;
+}
