@@ -21,6 +21,9 @@ typedef enum
 
 const char *atk_source_state_name (AtkSourceState state);
 
+#define ATK_TYPE_SOURCE_STATE (atk_source_state_get_type ())
+GType atk_source_state_get_type (void);
+
 /* relay_url: normalised ws:// or wss:// base (see atk_config_normalise_relay_url). */
 AtkFirehoseSource *atk_firehose_source_new (const char *relay_url, guint max_frame_bytes,
                                             guint idle_timeout_s);
@@ -36,6 +39,12 @@ void atk_firehose_source_reconnect (AtkFirehoseSource *self);
 
 AtkSourceState atk_firehose_source_get_state (AtkFirehoseSource *self);
 guint64 atk_firehose_source_get_reconnects (AtkFirehoseSource *self);
+
+/* The wait before the next attempt (valid in BACKOFF): delay_ms is drawn uniformly from
+ * [0, bound_ms] ("full jitter"); bound_ms doubles with each consecutive failed attempt,
+ * from 250 ms up to 30 s, and falls back to 250 ms once a connection has been healthy.
+ * Either pointer may be NULL. For logs and tests. */
+void atk_firehose_source_get_backoff (AtkFirehoseSource *self, guint *delay_ms, guint *bound_ms);
 
 /* Signals:
  *  "frame" (GBytes *frame)            one binary WebSocket message
