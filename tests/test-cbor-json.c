@@ -48,7 +48,8 @@ json_equal (JsonNode *a, JsonNode *b, GString *where)
         for (guint i = 0; i < n; i++)
           if (!json_equal (json_array_get_element (x, i), json_array_get_element (y, i), where))
             {
-              g_string_prepend (where, g_strdup_printf ("[%u]", i));
+              g_autofree char *index = g_strdup_printf ("[%u]", i);
+              g_string_prepend (where, index);
               return FALSE;
             }
         return TRUE;
@@ -145,7 +146,6 @@ test_fixtures (void)
       g_autofree guint8 *cbor
           = decode_base64_unpadded (json_object_get_string_member (c, "cbor_base64"), &cbor_len);
       g_autoptr (JsonNode) got = render (cbor, cbor_len);
-      g_autoptr (GBytes) want_cid = NULL;
       AtkCid cid;
       guint8 cid_bytes[36] = { 0x01, ATK_CID_CODEC_DAG_CBOR, ATK_MULTIHASH_SHA2_256, 0x20 };
       gsize digest_len = 32;
