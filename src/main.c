@@ -43,7 +43,7 @@ on_quit_signal (gpointer user_data)
 
   g_message ("Signal received, shutting down");
   g_main_loop_quit (loop);
-  return G_SOURCE_REMOVE;
+  return G_SOURCE_CONTINUE; /* removed by run_daemon() */
 }
 
 /* D-Bus is for steering, not for producing: with the default bus choice, a machine without

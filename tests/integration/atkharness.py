@@ -64,19 +64,21 @@ class Replay:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
 
 
 class Daemon:
     """at-kafka as a subprocess with its own metrics port and state directory."""
 
-    def __init__(self, relay_url, topic, *extra, state_dir=None, env=None):
+    def __init__(self, relay_url, topic, *extra, state_dir=None, env=None, bootstrap=BOOTSTRAP):
         self.metrics_port = free_port()
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="atk-state-")
         self.log_path = os.path.join(self.state_dir, "daemon.log")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("ATKAFKA_")}
         full_env["G_MESSAGES_DEBUG"] = ""
         full_env.update(env or {})
-        self.args = [AT_KAFKA, "--relay-host", relay_url, "--bootstrap-servers", BOOTSTRAP,
+        self.args = [AT_KAFKA, "--relay-host", relay_url, "--bootstrap-servers", bootstrap,
                      "--output-topic", topic, "--metrics-listen-address",
                      f"127.0.0.1:{self.metrics_port}", "--state-directory", self.state_dir,
                      "--bus", "none", "--topic-partitions", "8", *extra]
@@ -145,9 +147,15 @@ def parse_prometheus(text):
     return samples
 
 
+def json_lines(text):
+    """Splits output into records at '\\n' only: str.splitlines() would also split inside
+    JSON strings holding raw U+2028, U+0085 or \\x1c, which JSON need not escape."""
+    return [line for line in text.split("\n") if line]
+
+
 def file_mode_values(path, *extra):
     """What `at-kafka --input FILE --stdout` gives for a file: a list of JSON lines."""
     r = subprocess.run([AT_KAFKA, "--input", path, "--stdout", *extra], capture_output=True,
                        text=True, check=True)
-    return r.stdout.splitlines()
+    return json_lines(r.stdout)
 

@@ -112,7 +112,7 @@ def consume_all(topic, servers=None, timeout=60):
         raise AssertionError("kcat -C %s failed (%d): %s"
                              % (topic, proc.returncode, proc.stderr.strip()))
     out = []
-    for line in proc.stdout.splitlines():
+    for line in proc.stdout.split("\n"):
         if not line.strip():
             continue
         m = json.loads(line)
@@ -136,7 +136,7 @@ def count(topic, servers=None, timeout=60):
             return 0  # not created yet: holds nothing
         raise AssertionError("kcat -C %s failed (%d): %s"
                              % (topic, proc.returncode, proc.stderr.strip()))
-    return sum(1 for line in proc.stdout.splitlines() if line.strip())
+    return sum(1 for line in proc.stdout.split("\n") if line.strip())
 
 
 def wait_for_count(topic, expected, servers=None, timeout=60, exact=False):

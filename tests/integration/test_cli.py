@@ -10,6 +10,8 @@ import sys
 import tempfile
 import unittest
 
+from atkharness import json_lines
+
 AT_KAFKA = os.environ["ATK_AT_KAFKA"]
 VECTORS = os.environ["ATK_VECTORS_DIR"]
 
@@ -128,7 +130,7 @@ class FileMode(unittest.TestCase):
     def test_relay_capture(self):
         r = self.run_file(os.path.join(VECTORS, "relay-capture/frames.bin"))
         self.assertEqual(r.returncode, 0, r.stderr)
-        lines = r.stdout.splitlines()
+        lines = json_lines(r.stdout)
         manifest = json.loads(pathlib.Path(VECTORS, "relay-capture/manifest.json").read_text())
         want = manifest["creates"] + manifest["updates"] + manifest["deletes"] \
             + manifest["identity"] + manifest["account"]
@@ -152,14 +154,14 @@ class FileMode(unittest.TestCase):
             with self.subTest(args=args, env=env):
                 r = run(["--input", path, "--stdout"] + args, env)
                 self.assertEqual(r.returncode, 0, r.stderr)
-                first = json.loads(r.stdout.splitlines()[0])
+                first = json.loads(json_lines(r.stdout)[0])
                 self.assertEqual("send_time" in first, osprey)
 
     def test_watched_collections_env(self):
         path = os.path.join(VECTORS, "relay-capture/frames.bin")
         r = run(["--input", path, "--stdout"], {"ATKAFKA_WATCHED_COLLECTIONS": "app.bsky.feed.like"})
         self.assertEqual(r.returncode, 0, r.stderr)
-        values = [json.loads(line) for line in r.stdout.splitlines()]
+        values = [json.loads(line) for line in json_lines(r.stdout)]
         ops = [v for v in values if "operation" in v]
         self.assertTrue(ops)
         self.assertTrue(all(v["operation"]["collection"] == "app.bsky.feed.like" for v in ops))
@@ -178,7 +180,7 @@ class FileMode(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         # Every whole frame before the cut is still written.
         self.assertIn("frames=149 ", r.stderr)
-        self.assertGreater(len(r.stdout.splitlines()), 140)
+        self.assertGreater(len(json_lines(r.stdout)), 140)
 
     def test_garbage_frame_between_good_ones(self):
         src = pathlib.Path(VECTORS, "pds-capture/frames.bin").read_bytes()
