@@ -43,7 +43,7 @@ static inline void
 atk_cbor_reader_init (AtkCborReader *reader, const guint8 *data, gsize len)
 {
   reader->pos = data;
-  reader->end = data + len;
+  reader->end = data != NULL ? data + len : data; /* NULL + 0 is undefined behaviour */
 }
 
 static inline gsize

@@ -392,7 +392,8 @@ message_headers (const AtkMessage *message)
 gboolean
 atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
 {
-  g_autoptr (AtkMessage) owned = message;
+  g_autoptr (AtkMessage) owned = message; /* freed on every return */
+  (void) owned;
   DeliveryTicket *ticket;
   rd_kafka_headers_t *headers;
   gsize key_len;
