@@ -9,6 +9,7 @@
 
 #include "atk-frame.h"
 #include "atk-message.h"
+#include "atk-time.h" /* atk_snowflake_for_event, atk_parse_datetime_ms */
 
 G_BEGIN_DECLS
 
@@ -38,8 +39,7 @@ gboolean atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self)
  * blank entries are ignored. Only commit ops are filtered. */
 gboolean atk_event_transformer_set_collection_filter (AtkEventTransformer *self,
                                                       const char *const *watched,
-                                                      const char *const *ignored,
-                                                      GError **error);
+                                                      const char *const *ignored, GError **error);
 
 /* Turns one frame into zero or more messages appended to `messages` (AtkMessage*, the
  * array should free with atk_message_free). now_us is the wall clock (Unix µs) used for
@@ -51,15 +51,8 @@ gboolean atk_event_transformer_set_collection_filter (AtkEventTransformer *self,
  * Snowflakes: ops use their index in the commit, other events 0; events without a
  * parsable time use now; #info uses now and a per-instance counter in place of seq,
  * with op index 255 so that it never equals an event's id. */
-gboolean atk_event_transformer_transform (AtkEventTransformer *self, const guint8 *data,
-                                          gsize len, gint64 now_us, GPtrArray *messages,
+gboolean atk_event_transformer_transform (AtkEventTransformer *self, const guint8 *data, gsize len,
+                                          gint64 now_us, GPtrArray *messages,
                                           AtkTransformResult *result, GError **error);
-
-/* The snowflake for an event: milliseconds since 2015-01-01T00:00:00Z above bit 22, then
- * (seq & 0x3fff) << 8 | op_index. Same event, same id, on every replay. */
-gint64 atk_snowflake_for_event (gint64 event_time_ms, gint64 seq, guint op_index);
-
-/* Parses an RFC 3339 / ISO 8601 datetime ("2024-01-01T12:00:00.000Z") to Unix ms. */
-gboolean atk_parse_datetime_ms (const char *text, gsize len, gint64 *out_ms);
 
 G_END_DECLS
