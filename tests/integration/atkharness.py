@@ -71,7 +71,10 @@ class Replay:
 class Daemon:
     """at-kafka as a subprocess with its own metrics port and state directory."""
 
-    def __init__(self, relay_url, topic, *extra, state_dir=None, env=None, bootstrap=BOOTSTRAP):
+    def __init__(self, relay_url, topic, *extra, state_dir=None, env=None, bootstrap=BOOTSTRAP,
+                 bus="none", prefix=()):
+        """bus: the --bus value; prefix: a command that execs at-kafka, given as its argv
+        before the daemon's own (e.g. a shell wrapper setting per-process variables)."""
         self.metrics_port = free_port()
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="atk-state-")
         self.log_path = os.path.join(self.state_dir, "daemon.log")
@@ -81,10 +84,10 @@ class Daemon:
         self.args = [AT_KAFKA, "--relay-host", relay_url, "--bootstrap-servers", bootstrap,
                      "--output-topic", topic, "--metrics-listen-address",
                      f"127.0.0.1:{self.metrics_port}", "--state-directory", self.state_dir,
-                     "--bus", "none", "--topic-partitions", "8", *extra]
+                     "--bus", bus, "--topic-partitions", "8", *extra]
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=full_env)
+        self.proc = subprocess.Popen([*prefix, *self.args], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=full_env)
 
     def output(self):
         with open(self.log_path, "rb") as f:
