@@ -42,6 +42,7 @@ typedef struct
   char *cursor_save_interval;
   char *max_in_flight_bytes;
   char *max_in_flight_messages;
+  char *transactional_id;
   char *bus;
   char *input_file;
   gboolean to_stdout;
@@ -58,7 +59,7 @@ raw_options_clear (RawOptions *raw)
     &raw->watched_services, &raw->ignored_services, &raw->plc_host, &raw->api_host,
     &raw->compression, &raw->topic_partitions, &raw->topic_replication, &raw->max_frame_bytes,
     &raw->idle_timeout, &raw->cursor, &raw->state_directory, &raw->cursor_save_interval,
-    &raw->max_in_flight_bytes, &raw->max_in_flight_messages, &raw->bus, &raw->input_file,
+    &raw->max_in_flight_bytes, &raw->max_in_flight_messages, &raw->transactional_id, &raw->bus, &raw->input_file,
   };
   for (gsize i = 0; i < G_N_ELEMENTS (strings); i++)
     g_clear_pointer (strings[i], g_free);
@@ -158,6 +159,10 @@ build_entries (RawOptions *raw)
       N_("Stop reading the relay above this many unacknowledged messages "
          "[ATKAFKA_MAX_IN_FLIGHT_MESSAGES, default 200000]"),
       N_("N") },
+    { "transactional-id", 0, 0, G_OPTION_ARG_STRING, &raw->transactional_id,
+      N_("Produce in Kafka transactions with this id (exactly once for read_committed "
+         "consumers) [ATKAFKA_TRANSACTIONAL_ID]"),
+      N_("ID") },
     { "bus", 0, 0, G_OPTION_ARG_STRING, &raw->bus,
       N_("D-Bus to serve on: system, session or none [ATKAFKA_BUS, default: system under "
          "systemd, else session]"),
@@ -601,6 +606,9 @@ config_from_raw (const RawOptions *raw, char **envp, AtkConfig *config, GError *
   /* systemd may pass several colon-separated directories; the first is ours. */
   if (text != NULL && *text != '\0')
     config->state_directory = g_strndup (text, strcspn (text, ":"));
+  text = pick (raw->transactional_id, envp, "ATKAFKA_TRANSACTIONAL_ID");
+  if (text != NULL && *text != '\0')
+    config->transactional_id = g_strdup (text);
   return parse_bus (pick (raw->bus, envp, "ATKAFKA_BUS"), config, error);
 }
 
@@ -667,6 +675,7 @@ atk_config_free (AtkConfig *config)
   g_strfreev (config->ignored_collections);
   g_free (config->metrics_listen_address);
   g_free (config->state_directory);
+  g_free (config->transactional_id);
   g_free (config->input_file);
   g_free (config);
 }

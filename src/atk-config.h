@@ -40,6 +40,7 @@ typedef struct
   GPtrArray *kafka_properties; /* "key=value" strings */
   guint64 max_in_flight_bytes;  /* backpressure bound */
   guint max_in_flight_messages;
+  char *transactional_id;       /* NULL: at-least-once; else Kafka transactions */
 
   /* output */
   gboolean osprey_compatible;

@@ -11,6 +11,18 @@
  *  - Backpressure: above the in-flight bound the relay connection is dropped (not paused:
  *    a paused socket makes the relay cut us off as a slow consumer anyway); it is opened
  *    again from the last handed-over seq once the sink has drained to half the bound.
+ *  - A message is settled when Kafka acknowledged it or rejected it for good (e.g. too
+ *    large for the topic: counted, logged with seq and DID, skipped). A message that did not
+ *    make it for any other reason (purged, timed out, refused by a full queue) is not
+ *    settled: the pipeline rewinds to the durable cursor and produces it again.
+ *  - The durable cursor is kept in two places, written with the same value on the same
+ *    timer: <state-dir>/cursor and the compacted topic "<topic>.cursor" (key: the topic).
+ *    At start an explicit --cursor wins, else the higher of the two (both only ever hold
+ *    acknowledged watermarks).
+ *  - With --transactional-id, messages and the cursor record are committed together in one
+ *    Kafka transaction every TXN_INTERVAL_MS; the durable cursor is the last committed one,
+ *    and an aborted transaction rewinds to it. A fenced or fatally broken producer stops
+ *    the daemon ("fatal"): the next instance resumes from the committed cursor.
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka"
 
@@ -23,10 +35,19 @@
 #include "atk-error.h"
 #include "atk-event-transformer.h"
 #include "atk-firehose-source.h"
+#include "atk-kafka-cursor.h"
 #include "atk-kafka-sink.h"
 #include "atk-metrics-server.h"
 
 #define STATS_INTERVAL_MS 1000
+/* Reading the Kafka cursor at start blocks the (not yet running) loop for at most this. */
+#define KAFKA_CURSOR_LOAD_MS 5000
+/* Transactions: commit cadence, and the bound on one blocking transaction call. */
+#define TXN_INTERVAL_MS 500
+#define TXN_TIMEOUT_MS 10000
+#define TXN_RETRY_MS 1000
+/* A flush at shutdown for the last cursor record. */
+#define CURSOR_FLUSH_MS 2000
 
 struct _AtkDaemon
 {
@@ -47,8 +68,30 @@ struct _AtkDaemon
   gboolean paused_by_backpressure;
   gboolean has_saved_cursor;
   gint64 saved_cursor;
+  gboolean has_kafka_cursor; /* the last cursor record produced */
+  gint64 kafka_cursor;
+  char *cursor_topic;
   guint save_timer_id;
   guint stats_timer_id;
+  guint rewind_id;
+  gboolean fatal;
+  gboolean outdated_pending; /* an OutdatedCursor came: measure the gap at the next seq */
+  gint64 outdated_after;
+
+  /* transactions */
+  gboolean transactional;
+  gboolean txn_initialized;
+  gboolean txn_open;
+  gboolean commit_pending; /* a commit timed out: it must be retried before anything else */
+  guint txn_messages;      /* produced in the open transaction */
+  gboolean has_committed;
+  gint64 committed_cursor;
+  gint64 pending_cursor;
+  guint txn_timer_id;
+  guint txn_retry_id;
+  guint64 commits;
+  gdouble commit_ms_total;
+  gdouble commit_ms_max;
 };
 
 G_DEFINE_TYPE (AtkDaemon, atk_daemon, G_TYPE_OBJECT)
@@ -57,22 +100,29 @@ enum
 {
   SIGNAL_READY,
   SIGNAL_STATS_CHANGED,
+  SIGNAL_FATAL,
   N_SIGNALS
 };
 static guint signals[N_SIGNALS];
 
 /* ---- cursor ---------------------------------------------------------------------- */
 
-static void
-save_cursor (AtkDaemon *self)
+/* The cursor that may be persisted: the acknowledged watermark, or with transactions the
+ * last committed one (acknowledged messages of an open transaction may still be aborted). */
+static gboolean
+durable_cursor (AtkDaemon *self, gint64 *cursor)
 {
-  gint64 cursor;
+  if (!self->transactional)
+    return atk_cursor_tracker_get_cursor (self->tracker, cursor);
+  *cursor = self->committed_cursor;
+  return self->has_committed;
+}
+
+static void
+save_state_file (AtkDaemon *self, gint64 cursor)
+{
   g_autoptr (GError) error = NULL;
 
-  if (!atk_cursor_tracker_get_cursor (self->tracker, &cursor))
-    return;
-  self->stats.has_cursor = TRUE;
-  self->stats.cursor = cursor;
   if (self->config->state_directory == NULL
       || (self->has_saved_cursor && self->saved_cursor == cursor))
     return;
@@ -85,6 +135,37 @@ save_cursor (AtkDaemon *self)
   self->saved_cursor = cursor;
 }
 
+/* At-least-once only: in transactions the record is part of each commit. */
+static void
+save_kafka_cursor (AtkDaemon *self, gint64 cursor)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (self->transactional || self->fatal || !atk_kafka_sink_is_ready (self->sink)
+      || (self->has_kafka_cursor && self->kafka_cursor == cursor))
+    return;
+  if (!atk_kafka_sink_produce_cursor (self->sink, self->config->output_topic, cursor, &error))
+    {
+      g_message ("%s", error->message);
+      return;
+    }
+  self->has_kafka_cursor = TRUE;
+  self->kafka_cursor = cursor;
+}
+
+static void
+save_cursor (AtkDaemon *self)
+{
+  gint64 cursor;
+
+  if (!durable_cursor (self, &cursor))
+    return;
+  self->stats.has_cursor = TRUE;
+  self->stats.cursor = cursor;
+  save_state_file (self, cursor);
+  save_kafka_cursor (self, cursor);
+}
+
 static gboolean
 on_save_timer (gpointer user_data)
 {
@@ -92,7 +173,59 @@ on_save_timer (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Where to start: an explicit --cursor, "live", or the stored cursor when there is one. */
+/* The cursor in "<topic>.cursor"; FALSE (with a log line) when Kafka cannot be asked. */
+static gboolean
+load_kafka_cursor (AtkDaemon *self, guint timeout_ms, gboolean *found, gint64 *cursor)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_ptr_array_add (self->config->kafka_properties, NULL);
+  atk_kafka_cursor_load (
+      self->config->bootstrap_servers, (const char *const *)self->config->kafka_properties->pdata,
+      self->cursor_topic, self->config->output_topic, timeout_ms, found, cursor, &error);
+  g_ptr_array_remove_index (self->config->kafka_properties,
+                            self->config->kafka_properties->len - 1);
+  if (error != NULL)
+    g_message ("No cursor from Kafka (%s): using the state directory's", error->message);
+  else if (*found)
+    g_message ("Cursor in Kafka topic %s: seq %" G_GINT64_FORMAT, self->cursor_topic, *cursor);
+  return error == NULL;
+}
+
+/* The higher of the state file's and Kafka's cursor: both only ever hold acknowledged
+ * watermarks, so the higher one is safe, and the lower one is merely stale (a host that
+ * was replaced, a state directory that was lost). */
+static void
+merge_kafka_cursor (AtkDaemon *self, gboolean *has_cursor, gint64 *cursor, guint timeout_ms)
+{
+  gboolean found = FALSE;
+  gint64 kafka_cursor = 0;
+
+  if (!load_kafka_cursor (self, timeout_ms, &found, &kafka_cursor) || !found)
+    return;
+  if (*has_cursor && *cursor >= kafka_cursor)
+    return;
+  *has_cursor = TRUE;
+  *cursor = kafka_cursor;
+}
+
+static gboolean
+load_state_file (AtkDaemon *self, gboolean *has_cursor, gint64 *cursor, GError **error)
+{
+  if (self->config->state_directory == NULL)
+    return TRUE;
+  if (atk_cursor_store_load (self->config->state_directory, cursor, error))
+    {
+      *has_cursor = TRUE;
+      g_message ("Cursor in %s: seq %" G_GINT64_FORMAT, self->config->state_directory, *cursor);
+      return TRUE;
+    }
+  return error == NULL || *error == NULL;
+}
+
+/* Where to start: an explicit --cursor, "live", or the stored cursor when there is one.
+ * With transactions Kafka's cursor is read later, once init_transactions has settled
+ * any transaction a previous instance left open. */
 static gboolean
 load_start_cursor (AtkDaemon *self, gboolean *has_cursor, gint64 *cursor, GError **error)
 {
@@ -111,21 +244,14 @@ load_start_cursor (AtkDaemon *self, gboolean *has_cursor, gint64 *cursor, GError
     default:
       break;
     }
-  if (self->config->state_directory == NULL)
-    {
-      g_message ("No state directory: starting at the live tip");
-      return TRUE;
-    }
-  if (!atk_cursor_store_load (self->config->state_directory, cursor, error))
-    {
-      if (error != NULL && *error != NULL)
-        return FALSE;
-      g_message ("No stored cursor in %s: starting at the live tip",
-                 self->config->state_directory);
-      return TRUE;
-    }
-  *has_cursor = TRUE;
-  g_message ("Resuming after stored seq %" G_GINT64_FORMAT, *cursor);
+  if (!load_state_file (self, has_cursor, cursor, error))
+    return FALSE;
+  if (!self->transactional)
+    merge_kafka_cursor (self, has_cursor, cursor, KAFKA_CURSOR_LOAD_MS);
+  if (*has_cursor)
+    g_message ("Resuming after stored seq %" G_GINT64_FORMAT, *cursor);
+  else if (!self->transactional)
+    g_message ("No stored cursor: starting at the live tip");
   return TRUE;
 }
 
@@ -134,8 +260,7 @@ load_start_cursor (AtkDaemon *self, gboolean *has_cursor, gint64 *cursor, GError
 static gboolean
 over_bound (AtkDaemon *self, guint divisor)
 {
-  return atk_kafka_sink_get_in_flight (self->sink)
-             >= self->config->max_in_flight_messages / divisor
+  return atk_kafka_sink_get_in_flight (self->sink) >= self->config->max_in_flight_messages / divisor
          || atk_kafka_sink_get_in_flight_bytes (self->sink)
                 >= self->config->max_in_flight_bytes / divisor;
 }
@@ -143,8 +268,9 @@ over_bound (AtkDaemon *self, guint divisor)
 static void
 update_source_running (AtkDaemon *self)
 {
-  gboolean want = self->started && atk_kafka_sink_is_ready (self->sink)
-                  && !self->paused_by_operator && !self->paused_by_backpressure;
+  gboolean want = self->started && atk_kafka_sink_is_ready (self->sink) && !self->fatal
+                  && (!self->transactional || self->txn_open) && !self->paused_by_operator
+                  && !self->paused_by_backpressure;
   gboolean running = atk_firehose_source_get_state (self->source) != ATK_SOURCE_STOPPED;
 
   self->stats.paused = self->paused_by_operator || self->paused_by_backpressure;
@@ -175,7 +301,55 @@ check_backpressure (AtkDaemon *self)
     }
 }
 
+/* ---- rewinding ------------------------------------------------------------------------ */
+
+/* Produces everything after the durable cursor again: forgets what is pending and asks the
+ * relay from there. Messages still in flight may then land twice (at-least-once). */
+static void
+rewind_to_durable (AtkDaemon *self, const char *why)
+{
+  gint64 cursor = 0;
+  gboolean has_cursor = durable_cursor (self, &cursor);
+
+  g_warning ("%s: producing again from after seq %" G_GINT64_FORMAT, why, has_cursor ? cursor : -1);
+  atk_cursor_tracker_reset (self->tracker, has_cursor, cursor);
+  atk_firehose_source_set_cursor (self->source, has_cursor, cursor);
+  atk_firehose_source_reconnect (self->source);
+}
+
+static gboolean
+on_rewind (gpointer user_data)
+{
+  AtkDaemon *self = user_data;
+
+  self->rewind_id = 0;
+  if (!self->fatal)
+    rewind_to_durable (self, "Messages did not reach Kafka");
+  return G_SOURCE_REMOVE;
+}
+
+/* Failures come in bursts: one rewind for all of them, once the burst is handled. */
+static void
+schedule_rewind (AtkDaemon *self)
+{
+  if (self->rewind_id == 0)
+    self->rewind_id = g_idle_add (on_rewind, self);
+}
+
 /* ---- frames ------------------------------------------------------------------------ */
+
+/* After an OutdatedCursor, the first seq shows how much the relay no longer had. */
+static void
+log_outdated_gap (AtkDaemon *self, const AtkFrame *frame)
+{
+  if (!self->outdated_pending || !frame->has_seq)
+    return;
+  self->outdated_pending = FALSE;
+  if (frame->seq > self->outdated_after + 1)
+    g_warning ("Relay resumed at seq %" G_GINT64_FORMAT " after our cursor %" G_GINT64_FORMAT
+               ": up to %" G_GINT64_FORMAT " events are missing",
+               frame->seq, self->outdated_after, frame->seq - self->outdated_after - 1);
+}
 
 static void
 handle_control_frame (AtkDaemon *self, const AtkFrame *frame)
@@ -188,6 +362,8 @@ handle_control_frame (AtkDaemon *self, const AtkFrame *frame)
       if (g_strcmp0 (name, "OutdatedCursor") == 0)
         {
           self->stats.outdated_cursor_infos++;
+          self->outdated_pending
+              = atk_cursor_tracker_get_last_added (self->tracker, &self->outdated_after);
           g_warning ("The relay no longer has events after our cursor (OutdatedCursor: %s): "
                      "events between the cursor and the relay's oldest are lost to us",
                      message);
@@ -226,29 +402,52 @@ count_op_errors (AtkDaemon *self, const AtkTransformResult *result)
                     result->frame->seq, did, result->n_op_errors, result->op_error->message);
 }
 
+/* Refused at once. Too large: settled for good, so it must not hold the cursor back.
+ * Anything else (a full queue, a transaction in the wrong state) says nothing about the
+ * message: FALSE, and the frame is produced again after a rewind. */
+static gboolean
+refused (AtkDaemon *self, gboolean has_seq, gint64 seq, const char *did, const GError *error)
+{
+  gboolean for_good = g_error_matches (error, ATK_ERROR, ATK_ERROR_TOO_LARGE);
+
+  self->stats.produced_error += for_good;
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "SEQ", "%" G_GINT64_FORMAT, seq, "DID", "%s",
+                    did, "MESSAGE", "Message of seq %" G_GINT64_FORMAT " (%s) %s: %s", seq, did,
+                    for_good ? "skipped" : "not produced yet", error->message);
+  if (for_good && has_seq)
+    atk_cursor_tracker_ack (self->tracker, seq);
+  return for_good;
+}
+
 static void
 produce_messages (AtkDaemon *self)
 {
-  for (guint i = 0; i < self->messages->len; i++)
+  gsize n = 0;
+  /* In order: the ops of one commit must reach their partition as the commit lists them. */
+  g_autofree gpointer *messages = g_ptr_array_steal (self->messages, &n);
+  gsize i;
+
+  for (i = 0; i < n; i++)
     {
-      AtkMessage *message = g_ptr_array_steal_index_fast (self->messages, 0);
+      AtkMessage *message = messages[i];
       gboolean has_seq = message->has_seq;
       gint64 seq = message->seq;
+      g_autofree char *did = g_strdup (message->key);
       g_autoptr (GError) error = NULL;
 
-      i--;
       atk_stats_count_handled (&self->stats, message->action_name, message->collection);
-      if (!atk_kafka_sink_produce (self->sink, message, &error))
-        {
-          /* Refused at once (e.g. too large): settled for good, so it must not hold the
-           * cursor back. */
-          self->stats.produced_error++;
-          g_warning ("Message of seq %" G_GINT64_FORMAT " not produced: %s", seq,
-                     error->message);
-          if (has_seq)
-            atk_cursor_tracker_ack (self->tracker, seq);
-        }
+      if (atk_kafka_sink_produce (self->sink, message, &error))
+        self->txn_messages++;
+      else if (!refused (self, has_seq, seq, did, error))
+        break;
     }
+  if (i == n)
+    return;
+  /* The rest of the frame waits for the rewind: producing it now would put a later op of
+   * a DID before an earlier one. */
+  for (i++; i < n; i++)
+    atk_message_free (messages[i]);
+  schedule_rewind (self);
 }
 
 static void
@@ -261,6 +460,9 @@ on_frame (AtkFirehoseSource *source, GBytes *bytes, AtkDaemon *self)
   const AtkFrame *frame;
   gint64 last_added;
 
+  /* A rewind is due: whatever arrives before it would be produced out of order. */
+  if (self->rewind_id != 0)
+    return;
   self->stats.frames_received++;
   self->stats.bytes_received += len;
   if (!atk_event_transformer_transform (self->transformer, data, len, g_get_real_time (),
@@ -272,6 +474,7 @@ on_frame (AtkFirehoseSource *source, GBytes *bytes, AtkDaemon *self)
       return;
     }
   frame = result.frame;
+  log_outdated_gap (self, frame);
   if (frame->has_seq)
     {
       self->stats.has_last_seq = TRUE;
@@ -293,7 +496,7 @@ on_frame (AtkFirehoseSource *source, GBytes *bytes, AtkDaemon *self)
   count_op_errors (self, &result);
   if (self->messages->len > 0)
     self->stats.last_event_time_ms
-        = ((AtkMessage *) g_ptr_array_index (self->messages, 0))->event_time_ms;
+        = ((AtkMessage *)g_ptr_array_index (self->messages, 0))->event_time_ms;
 
   if (frame->has_seq)
     {
@@ -316,9 +519,9 @@ on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
   else
     {
       self->stats.produced_error++;
-      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "SEQ", "%" G_GINT64_FORMAT, seq,
-                        "MESSAGE", "Kafka refused a message of seq %" G_GINT64_FORMAT " for good: %s",
-                        seq, error_message);
+      g_log_structured (
+          G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "SEQ", "%" G_GINT64_FORMAT, seq, "MESSAGE",
+          "Kafka refused a message of seq %" G_GINT64_FORMAT " for good: %s", seq, error_message);
     }
   atk_stats_observe_latency (&self->stats, latency);
   if (has_seq)
@@ -334,10 +537,204 @@ on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
 }
 
 static void
+on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *error_message,
+                AtkDaemon *self)
+{
+  g_debug ("message of seq %" G_GINT64_FORMAT " not delivered: %s", seq, error_message);
+  /* With transactions the commit reports it and aborts; a fatal error ends it all. */
+  if (!self->transactional && !self->fatal)
+    schedule_rewind (self);
+}
+
+static void
+on_sink_fatal (AtkKafkaSink *sink, const char *reason, AtkDaemon *self)
+{
+  if (self->fatal)
+    return;
+  self->fatal = TRUE;
+  self->txn_open = FALSE;
+  g_warning ("Kafka producer failed for good (%s): stopping. Nothing is lost: the stored "
+             "cursor covers only what Kafka acknowledged%s",
+             reason, self->transactional ? " and committed" : "");
+  update_source_running (self);
+  g_signal_emit (self, signals[SIGNAL_FATAL], 0, reason);
+}
+
+static void txn_setup (AtkDaemon *self);
+
+static void
 on_sink_ready (AtkKafkaSink *sink, AtkDaemon *self)
 {
   g_message ("Topic %s is ready", self->config->output_topic);
+  if (self->transactional)
+    txn_setup (self);
+  else
+    update_source_running (self);
+}
+
+/* ---- transactions ------------------------------------------------------------------ */
+
+static gboolean
+on_txn_retry (gpointer user_data)
+{
+  AtkDaemon *self = user_data;
+
+  self->txn_retry_id = 0;
+  txn_setup (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+txn_retry_later (AtkDaemon *self, const char *what, const GError *error)
+{
+  g_message ("%s: %s; retrying in %u ms", what, error->message, TXN_RETRY_MS);
+  g_clear_handle_id (&self->txn_retry_id, g_source_remove);
+  self->txn_retry_id = g_timeout_add (TXN_RETRY_MS, on_txn_retry, self);
+}
+
+static void
+txn_begin (AtkDaemon *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (atk_kafka_sink_begin_transaction (self->sink, &error) != ATK_TXN_OK)
+    {
+      on_sink_fatal (self->sink, error->message, self);
+      return;
+    }
+  self->txn_open = TRUE;
+  self->txn_messages = 0;
   update_source_running (self);
+}
+
+/* The committed cursor becomes the start: the higher of the state file's and Kafka's. */
+static gboolean
+txn_resume (AtkDaemon *self)
+{
+  gboolean has_cursor = FALSE, found = FALSE;
+  gint64 cursor = 0, kafka_cursor = 0;
+
+  has_cursor = atk_cursor_tracker_get_cursor (self->tracker, &cursor);
+  if (self->config->cursor_mode == ATK_CURSOR_STORED)
+    {
+      if (!load_kafka_cursor (self, TXN_TIMEOUT_MS, &found, &kafka_cursor))
+        return FALSE;
+      if (found && (!has_cursor || kafka_cursor > cursor))
+        has_cursor = TRUE, cursor = kafka_cursor;
+      g_message (has_cursor ? "Resuming after committed seq %" G_GINT64_FORMAT
+                            : "No committed cursor: starting at the live tip",
+                 cursor);
+    }
+  atk_cursor_tracker_reset (self->tracker, has_cursor, cursor);
+  atk_firehose_source_set_cursor (self->source, has_cursor, cursor);
+  self->has_committed = has_cursor;
+  self->committed_cursor = cursor;
+  return TRUE;
+}
+
+/* Once the topics exist: fence older instances, read the committed cursor, begin. */
+static void
+txn_setup (AtkDaemon *self)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+
+  if (!self->txn_initialized)
+    switch (atk_kafka_sink_init_transactions (self->sink, TXN_TIMEOUT_MS, &error))
+      {
+      case ATK_TXN_OK:
+        self->txn_initialized = TRUE;
+        g_message ("Kafka transactions ready (transactional.id %s) in %" G_GINT64_FORMAT " ms",
+                   self->config->transactional_id, (g_get_monotonic_time () - t0) / 1000);
+        break;
+      case ATK_TXN_FATAL:
+        return; /* on_sink_fatal() ran */
+      default:
+        txn_retry_later (self, "Cannot initialise Kafka transactions", error);
+        return;
+      }
+  if (!txn_resume (self))
+    {
+      g_set_error_literal (&error, ATK_ERROR, ATK_ERROR_KAFKA, "cannot read it");
+      txn_retry_later (self, "No committed cursor from Kafka", error);
+      return;
+    }
+  txn_begin (self);
+}
+
+static void
+note_commit_time (AtkDaemon *self, gint64 t0)
+{
+  gdouble ms = (g_get_monotonic_time () - t0) / 1000.0;
+
+  self->commits++;
+  self->commit_ms_total += ms;
+  self->commit_ms_max = MAX (self->commit_ms_max, ms);
+  g_debug ("transaction committed in %.1f ms", ms);
+}
+
+static AtkTxnStatus
+txn_commit_now (AtkDaemon *self)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  AtkTxnStatus status = atk_kafka_sink_commit_transaction (self->sink, TXN_TIMEOUT_MS, &error);
+
+  self->txn_open = FALSE;
+  self->commit_pending = status == ATK_TXN_RETRY;
+  if (status == ATK_TXN_OK)
+    {
+      note_commit_time (self, t0);
+      self->has_committed = TRUE;
+      self->committed_cursor = self->pending_cursor;
+      save_cursor (self);
+    }
+  else if (status != ATK_TXN_FATAL)
+    g_message ("%s", error->message);
+  return status;
+}
+
+/* Whether the open transaction holds anything new: messages, or a newer seq to record. */
+static gboolean
+txn_has_news (AtkDaemon *self, gint64 *last)
+{
+  if (!atk_cursor_tracker_get_last_added (self->tracker, last))
+    return FALSE;
+  return self->txn_messages > 0 || !self->has_committed || *last != self->committed_cursor;
+}
+
+/* Commits the open transaction with its cursor record: the last seq handed to the sink,
+ * whose messages are all in this transaction or an earlier one. */
+static void
+txn_commit (AtkDaemon *self, gboolean begin_next)
+{
+  g_autoptr (GError) error = NULL;
+  AtkTxnStatus status;
+
+  if (!self->commit_pending)
+    {
+      if (!self->txn_open || !txn_has_news (self, &self->pending_cursor))
+        return;
+      if (!atk_kafka_sink_produce_cursor (self->sink, self->config->output_topic,
+                                          self->pending_cursor, &error))
+        g_message ("%s", error->message); /* commit then fails, and aborts */
+    }
+  status = txn_commit_now (self);
+  if (status == ATK_TXN_ABORTED)
+    rewind_to_durable (self, "Kafka transaction aborted");
+  if (begin_next && (status == ATK_TXN_OK || status == ATK_TXN_ABORTED))
+    txn_begin (self);
+  update_source_running (self);
+}
+
+static gboolean
+on_txn_timer (gpointer user_data)
+{
+  AtkDaemon *self = user_data;
+
+  if (!self->fatal)
+    txn_commit (self, TRUE);
+  return G_SOURCE_CONTINUE;
 }
 
 /* ---- source ------------------------------------------------------------------------ */
@@ -409,6 +806,10 @@ atk_daemon_finalize (GObject *object)
 
   g_clear_handle_id (&self->save_timer_id, g_source_remove);
   g_clear_handle_id (&self->stats_timer_id, g_source_remove);
+  g_clear_handle_id (&self->rewind_id, g_source_remove);
+  g_clear_handle_id (&self->txn_timer_id, g_source_remove);
+  g_clear_handle_id (&self->txn_retry_id, g_source_remove);
+  g_clear_pointer (&self->cursor_topic, g_free);
   if (self->source != NULL)
     g_signal_handlers_disconnect_by_data (self->source, self);
   if (self->sink != NULL)
@@ -433,15 +834,17 @@ atk_daemon_class_init (AtkDaemonClass *klass)
   signals[SIGNAL_READY] = g_signal_new ("ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                         NULL, NULL, NULL, G_TYPE_NONE, 0);
   signals[SIGNAL_STATS_CHANGED]
-      = g_signal_new ("stats-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
-                      NULL, NULL, G_TYPE_NONE, 0);
+      = g_signal_new ("stats-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      NULL, G_TYPE_NONE, 0);
+  signals[SIGNAL_FATAL] = g_signal_new ("fatal", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                        NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void
 atk_daemon_init (AtkDaemon *self)
 {
   atk_stats_init (&self->stats);
-  self->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) atk_message_free);
+  self->messages = g_ptr_array_new_with_free_func ((GDestroyNotify)atk_message_free);
   self->tracker = atk_cursor_tracker_new ();
   self->transformer = atk_event_transformer_new ();
 }
@@ -455,15 +858,19 @@ build_sink (AtkDaemon *self, GError **error)
     .compression = self->config->compression,
     .partitions = self->config->topic_partitions,
     .replication = self->config->topic_replication,
+    .cursor_topic = self->cursor_topic,
+    .transactional_id = self->config->transactional_id,
   };
   g_ptr_array_add (self->config->kafka_properties, NULL);
-  options.properties = (const char *const *) self->config->kafka_properties->pdata;
+  options.properties = (const char *const *)self->config->kafka_properties->pdata;
   self->sink = atk_kafka_sink_new (&options, error);
   g_ptr_array_remove_index (self->config->kafka_properties,
                             self->config->kafka_properties->len - 1);
   if (self->sink == NULL)
     return FALSE;
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
+  g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
+  g_signal_connect (self->sink, "fatal", G_CALLBACK (on_sink_fatal), self);
   g_signal_connect (self->sink, "ready", G_CALLBACK (on_sink_ready), self);
   return TRUE;
 }
@@ -492,10 +899,12 @@ atk_daemon_new (AtkConfig *config, GError **error)
   g_autoptr (AtkDaemon) self = g_object_new (ATK_TYPE_DAEMON, NULL);
 
   self->config = config;
+  self->transactional = config->transactional_id != NULL;
+  self->cursor_topic = atk_kafka_cursor_topic_for (config->output_topic);
   atk_event_transformer_set_osprey_compatible (self->transformer, config->osprey_compatible);
   if (!atk_event_transformer_set_collection_filter (
-          self->transformer, (const char *const *) config->watched_collections,
-          (const char *const *) config->ignored_collections, error))
+          self->transformer, (const char *const *)config->watched_collections,
+          (const char *const *)config->ignored_collections, error))
     return NULL;
   if (!build_sink (self, error) || !build_source (self, error))
     return NULL;
@@ -521,8 +930,25 @@ atk_daemon_start (AtkDaemon *self)
              self->config->osprey_compatible ? "Osprey" : "standard");
   self->save_timer_id = g_timeout_add (self->config->cursor_save_interval_ms, on_save_timer, self);
   self->stats_timer_id = g_timeout_add (STATS_INTERVAL_MS, on_stats_timer, self);
+  if (self->transactional)
+    self->txn_timer_id = g_timeout_add (TXN_INTERVAL_MS, on_txn_timer, self);
   atk_kafka_sink_ensure_topic (self->sink);
   update_source_running (self);
+}
+
+/* The last transaction: committed if it can be, else aborted (the committed cursor stays). */
+static void
+finish_transaction (AtkDaemon *self)
+{
+  if (!self->transactional || self->fatal || !(self->txn_open || self->commit_pending))
+    return;
+  txn_commit (self, FALSE);
+  if (self->commit_pending)
+    atk_kafka_sink_abort_transaction (self->sink, TXN_TIMEOUT_MS, NULL);
+  self->txn_open = self->commit_pending = FALSE;
+  if (self->commits > 0)
+    g_message ("%" G_GUINT64_FORMAT " transactions committed, %.1f ms on average, %.1f ms at most",
+               self->commits, self->commit_ms_total / self->commits, self->commit_ms_max);
 }
 
 gboolean
@@ -534,13 +960,18 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
 
   self->started = FALSE;
   atk_firehose_source_stop (self->source);
-  flushed = atk_kafka_sink_flush (self->sink, timeout_ms);
+  finish_transaction (self);
+  flushed = !self->fatal && atk_kafka_sink_flush (self->sink, timeout_ms);
   if (!flushed)
-    g_warning ("%u message(s) not delivered after %u ms; they will be produced again after "
-               "the restart (the cursor does not cover them)",
-               atk_kafka_sink_get_in_flight (self->sink), timeout_ms);
+    g_warning ("%u message(s) not delivered; they will be produced again after the restart "
+               "(the cursor does not cover them)",
+               atk_kafka_sink_get_in_flight (self->sink));
   save_cursor (self);
-  g_message ("Stopped at cursor %" G_GINT64_FORMAT, self->stats.has_cursor ? self->stats.cursor : -1);
+  /* the last cursor record (a few bytes; in transactions it went with the commit) */
+  if (!self->fatal && !self->transactional)
+    atk_kafka_sink_flush (self->sink, CURSOR_FLUSH_MS);
+  g_message ("Stopped at cursor %" G_GINT64_FORMAT,
+             self->stats.has_cursor ? self->stats.cursor : -1);
   return flushed;
 }
 

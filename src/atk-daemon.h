@@ -21,7 +21,8 @@ AtkDaemon *atk_daemon_new (AtkConfig *config, GError **error);
 /* Connects and starts producing. */
 void atk_daemon_start (AtkDaemon *self);
 
-/* Stops taking frames, flushes Kafka for at most timeout_ms, saves the cursor. */
+/* Stops taking frames, commits the open transaction, flushes Kafka for at most timeout_ms,
+ * saves the cursor. FALSE if messages remain undelivered or the producer failed ("fatal"). */
 gboolean atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms);
 
 const AtkStats *atk_daemon_get_stats (AtkDaemon *self);
@@ -36,6 +37,9 @@ void atk_daemon_reconnect (AtkDaemon *self);
 /* Signals:
  *  "ready" ()           first frame delivered to Kafka (for sd_notify READY=1)
  *  "stats-changed" ()   at most once a second, for D-Bus property change signals
+ *  "fatal" (const char *reason)  the Kafka producer cannot go on (fenced by another
+ *                       instance with the same transactional id, idempotence broken): the
+ *                       daemon stopped taking frames; quit the loop and exit non-zero
  */
 
 G_END_DECLS

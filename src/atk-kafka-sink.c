@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "atk-error.h"
+#include "atk-kafka-cursor.h"
 
 #define DEFAULT_PARTITIONS 200
 /* Topic creation: how long one CreateTopics may take, and the retry backoff while the
@@ -31,12 +32,14 @@ struct _AtkKafkaSink
 
   rd_kafka_t *rk;
   rd_kafka_topic_t *rkt;
+  rd_kafka_topic_t *cursor_rkt;  /* NULL without a cursor topic */
   rd_kafka_queue_t *main_queue;  /* delivery reports, errors, throttle, logs */
   rd_kafka_queue_t *admin_queue; /* CreateTopics results */
   int wake_fds[2];               /* both queues write here when they become non-empty */
   guint wake_id;
 
   char *topic;
+  char *cursor_topic;
   int partitions;
   int replication;
 
@@ -46,6 +49,8 @@ struct _AtkKafkaSink
   guint retry_ms;
   guint ensure_attempts;
   gboolean disposing; /* delivery reports during teardown free their opaque, emit nothing */
+  gboolean transactional;
+  gboolean fatal;
 
   guint in_flight;
   guint64 in_flight_bytes;
@@ -58,11 +63,14 @@ typedef struct
   gboolean has_seq;
   gint64 enqueued_us;
   gsize bytes;
+  gboolean is_cursor; /* a cursor record: not in flight, no signal */
 } DeliveryTicket;
 
 enum
 {
   SIGNAL_DELIVERED,
+  SIGNAL_UNDELIVERED,
+  SIGNAL_FATAL,
   SIGNAL_READY,
   N_SIGNALS
 };
@@ -140,6 +148,12 @@ build_conf (const AtkKafkaSinkOptions *options, GError **error)
   for (gsize i = 0; i < G_N_ELEMENTS (defaults); i++)
     if (!conf_set (conf, defaults[i][0], defaults[i][1], error))
       goto fail;
+  /* librdkafka wants every message settled within a transaction's lifetime. */
+  if (options->transactional_id != NULL
+      && (!conf_set (conf, "transactional.id", options->transactional_id, error)
+          || !conf_set (conf, "transaction.timeout.ms", "60000", error)
+          || !conf_set (conf, "message.timeout.ms", "60000", error)))
+    goto fail;
   if (!apply_user_properties (conf, options->properties, error))
     goto fail;
   return conf;
@@ -152,24 +166,56 @@ fail:
 /* ---- librdkafka callbacks (all run inside rd_kafka_poll() on the main context) ----- */
 
 static void
+mark_fatal (AtkKafkaSink *self, const char *reason)
+{
+  if (self->fatal || self->disposing)
+    return;
+  self->fatal = TRUE;
+  g_signal_emit (self, signals[SIGNAL_FATAL], 0, reason);
+}
+
+/* Failures that say nothing about the message itself: producing it again may well work,
+ * so they must not settle it (and move the cursor past it). */
+static gboolean
+is_unsettled_error (rd_kafka_resp_err_t err)
+{
+  return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT
+         || err == RD_KAFKA_RESP_ERR__FATAL || err == RD_KAFKA_RESP_ERR__FENCED
+         || err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT || err == RD_KAFKA_RESP_ERR__TIMED_OUT
+         || err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__TRANSPORT
+         || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED
+         || err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
+         || err == RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+}
+
+static void
 on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
 {
   AtkKafkaSink *self = opaque;
-  DeliveryTicket *ticket = rkmessage->_private;
-  gboolean ok = rkmessage->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  g_autofree DeliveryTicket *ticket = rkmessage->_private;
+  rd_kafka_resp_err_t err = rkmessage->err;
+  gboolean ok = err == RD_KAFKA_RESP_ERR_NO_ERROR;
   gdouble latency = (g_get_monotonic_time () - ticket->enqueued_us) / (gdouble)G_USEC_PER_SEC;
 
+  if (ticket->is_cursor)
+    {
+      g_debug ("cursor record %" G_GINT64_FORMAT ": %s", ticket->seq, rd_kafka_err2str (err));
+      return;
+    }
   g_assert (self->in_flight > 0);
   self->in_flight--;
   self->in_flight_bytes -= ticket->bytes;
 
   if (!ok)
-    g_debug ("message of seq %" G_GINT64_FORMAT " failed: %s", ticket->seq,
-             rd_kafka_err2str (rkmessage->err));
-  if (!self->disposing)
+    g_debug ("message of seq %" G_GINT64_FORMAT " failed: %s", ticket->seq, rd_kafka_err2str (err));
+  if (self->disposing)
+    return;
+  if (!ok && is_unsettled_error (err))
+    g_signal_emit (self, signals[SIGNAL_UNDELIVERED], 0, ticket->seq, ticket->has_seq,
+                   rd_kafka_err2str (err));
+  else
     g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, ok,
-                   ok ? NULL : rd_kafka_err2str (rkmessage->err), latency);
-  g_free (ticket);
+                   ok ? NULL : rd_kafka_err2str (err), latency);
 }
 
 static void
@@ -183,6 +229,8 @@ on_error (rd_kafka_t *rk, int err, const char *reason, void *opaque)
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Kafka %serror: %s",
                     fatal ? "fatal " : "", fatal ? fatal_reason : reason, "ATK_KAFKA_ERROR", "%s",
                     rd_kafka_err2name (err), "ATK_KAFKA_FATAL", "%d", fatal);
+  if (fatal)
+    mark_fatal (opaque, fatal_reason);
 }
 
 static void
@@ -258,33 +306,63 @@ handle_create_topics_result (AtkKafkaSink *self, rd_kafka_event_t *event)
       return;
     }
   topics = rd_kafka_CreateTopics_result_topics (result, &n);
-  if (n != 1)
+  if (n != (self->cursor_topic != NULL ? 2 : 1))
     {
       schedule_retry (self, "no result for the topic");
       return;
     }
-  err = rd_kafka_topic_result_error (topics[0]);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-    set_ready (self);
-  else
-    schedule_retry (self, rd_kafka_topic_result_error_string (topics[0]) != NULL
-                              ? rd_kafka_topic_result_error_string (topics[0])
-                              : rd_kafka_err2str (err));
+  for (size_t i = n; i-- > 0;)
+    {
+      const char *name = rd_kafka_topic_result_name (topics[i]);
+      const char *why = rd_kafka_topic_result_error_string (topics[i]);
+
+      err = rd_kafka_topic_result_error (topics[i]);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        continue;
+      why = why != NULL ? why : rd_kafka_err2str (err);
+      if (g_strcmp0 (name, self->topic) == 0)
+        {
+          schedule_retry (self, why);
+          return;
+        }
+      /* Without its cursor topic at-kafka still runs; the state file keeps the cursor. */
+      g_message ("Cannot create the cursor topic %s (%s): the cursor is kept in the state "
+                 "directory only",
+                 name, why);
+    }
+  set_ready (self);
+}
+
+/* The cursor topic: one partition (one key, read back from its end) and compacted, so
+ * the newest record per key is kept for ever and the rest goes. */
+static rd_kafka_NewTopic_t *
+new_cursor_topic (AtkKafkaSink *self, char *errstr, size_t errstr_size)
+{
+  rd_kafka_NewTopic_t *new_topic
+      = rd_kafka_NewTopic_new (self->cursor_topic, 1, self->replication, errstr, errstr_size);
+
+  if (new_topic != NULL)
+    rd_kafka_NewTopic_set_config (new_topic, "cleanup.policy", "compact");
+  return new_topic;
 }
 
 static void
 ensure_topic_now (AtkKafkaSink *self)
 {
   char errstr[512];
-  rd_kafka_NewTopic_t *new_topic;
+  rd_kafka_NewTopic_t *new_topics[2] = { NULL, NULL };
+  size_t n_topics = 1;
   rd_kafka_AdminOptions_t *admin_options;
 
-  new_topic = rd_kafka_NewTopic_new (self->topic, self->partitions, self->replication, errstr,
-                                     sizeof errstr);
-  if (new_topic == NULL)
+  new_topics[0] = rd_kafka_NewTopic_new (self->topic, self->partitions, self->replication, errstr,
+                                         sizeof errstr);
+  if (new_topics[0] != NULL && self->cursor_topic != NULL)
+    new_topics[n_topics++] = new_cursor_topic (self, errstr, sizeof errstr);
+  if (new_topics[0] == NULL || new_topics[n_topics - 1] == NULL)
     {
       /* Only bad arguments fail here; new() validated them, so this is a bug. */
       g_critical ("rd_kafka_NewTopic_new(%s): %s", self->topic, errstr);
+      g_clear_pointer (&new_topics[0], rd_kafka_NewTopic_destroy);
       return;
     }
   admin_options = rd_kafka_AdminOptions_new (self->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -293,9 +371,9 @@ ensure_topic_now (AtkKafkaSink *self)
 
   self->creating = TRUE;
   self->ensure_attempts++;
-  rd_kafka_CreateTopics (self->rk, &new_topic, 1, admin_options, self->admin_queue);
+  rd_kafka_CreateTopics (self->rk, new_topics, n_topics, admin_options, self->admin_queue);
   rd_kafka_AdminOptions_destroy (admin_options);
-  rd_kafka_NewTopic_destroy (new_topic);
+  rd_kafka_NewTopic_destroy_array (new_topics, n_topics);
 }
 
 void
@@ -393,7 +471,7 @@ gboolean
 atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
 {
   g_autoptr (AtkMessage) owned = message; /* freed on every return */
-  (void) owned;
+  (void)owned;
   DeliveryTicket *ticket;
   rd_kafka_headers_t *headers;
   gsize key_len;
@@ -403,7 +481,7 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   g_return_val_if_fail (message != NULL, FALSE);
 
   key_len = message->key != NULL ? strlen (message->key) : 0;
-  ticket = g_new (DeliveryTicket, 1);
+  ticket = g_new0 (DeliveryTicket, 1);
   ticket->seq = message->seq;
   ticket->has_seq = message->has_seq;
   ticket->enqueued_us = g_get_monotonic_time ();
@@ -459,6 +537,110 @@ atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms)
   return self->in_flight == 0;
 }
 
+gboolean
+atk_kafka_sink_produce_cursor (AtkKafkaSink *self, const char *key, gint64 seq, GError **error)
+{
+  g_autofree char *value = atk_kafka_cursor_format (seq, g_get_real_time ());
+  DeliveryTicket *ticket;
+  rd_kafka_resp_err_t err;
+
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), FALSE);
+
+  if (self->cursor_rkt == NULL)
+    return TRUE;
+  ticket = g_new0 (DeliveryTicket, 1);
+  ticket->seq = seq;
+  ticket->has_seq = TRUE;
+  ticket->is_cursor = TRUE;
+  err = rd_kafka_producev (
+      self->rk, RD_KAFKA_V_RKT (self->cursor_rkt), RD_KAFKA_V_PARTITION (0),
+      RD_KAFKA_V_KEY (key, strlen (key)), RD_KAFKA_V_VALUE (value, strlen (value)),
+      RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE (ticket), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      g_free (ticket);
+      g_set_error (error, ATK_ERROR, ATK_ERROR_KAFKA, "Cannot produce the cursor to %s: %s",
+                   self->cursor_topic, rd_kafka_err2str (err));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+atk_kafka_sink_is_fatal (AtkKafkaSink *self)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), TRUE);
+  return self->fatal;
+}
+
+/* ---- transactions ------------------------------------------------------------------ */
+
+/* Turns a librdkafka transaction error into a status and a GError; takes txn_error. */
+static AtkTxnStatus
+txn_status (AtkKafkaSink *self, rd_kafka_error_t *txn_error, const char *what, GError **error)
+{
+  AtkTxnStatus status;
+
+  if (txn_error == NULL)
+    return ATK_TXN_OK;
+  if (rd_kafka_error_is_fatal (txn_error))
+    status = ATK_TXN_FATAL;
+  else if (rd_kafka_error_txn_requires_abort (txn_error))
+    status = ATK_TXN_ABORTED;
+  else
+    status = ATK_TXN_RETRY;
+  g_set_error (error, ATK_ERROR, ATK_ERROR_KAFKA, "Kafka transaction %s: %s", what,
+               rd_kafka_error_string (txn_error));
+  if (status == ATK_TXN_FATAL)
+    mark_fatal (self, rd_kafka_error_string (txn_error));
+  rd_kafka_error_destroy (txn_error);
+  return status;
+}
+
+AtkTxnStatus
+atk_kafka_sink_init_transactions (AtkKafkaSink *self, guint timeout_ms, GError **error)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
+  return txn_status (self, rd_kafka_init_transactions (self->rk, (int)timeout_ms), "init", error);
+}
+
+AtkTxnStatus
+atk_kafka_sink_begin_transaction (AtkKafkaSink *self, GError **error)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
+  return txn_status (self, rd_kafka_begin_transaction (self->rk), "begin", error);
+}
+
+AtkTxnStatus
+atk_kafka_sink_abort_transaction (AtkKafkaSink *self, guint timeout_ms, GError **error)
+{
+  AtkTxnStatus status;
+
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
+  status
+      = txn_status (self, rd_kafka_abort_transaction (self->rk, (int)timeout_ms), "abort", error);
+  drain_queues (self); /* the purged messages' reports */
+  return status == ATK_TXN_OK ? ATK_TXN_ABORTED : status;
+}
+
+AtkTxnStatus
+atk_kafka_sink_commit_transaction (AtkKafkaSink *self, guint timeout_ms, GError **error)
+{
+  AtkTxnStatus status;
+
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
+  /* commit flushes, and serves delivery reports while it waits: they run in here. */
+  status
+      = txn_status (self, rd_kafka_commit_transaction (self->rk, (int)timeout_ms), "commit", error);
+  drain_queues (self);
+  if (status != ATK_TXN_ABORTED)
+    return status;
+  g_debug ("aborting: %s", (*error)->message);
+  return atk_kafka_sink_abort_transaction (self, timeout_ms, NULL) == ATK_TXN_FATAL
+             ? ATK_TXN_FATAL
+             : ATK_TXN_ABORTED;
+}
+
 /* ---- construction --------------------------------------------------------------- */
 
 AtkKafkaSink *
@@ -491,6 +673,8 @@ atk_kafka_sink_new (const AtkKafkaSinkOptions *options, GError **error)
   self->topic = g_strdup (options->topic);
   self->partitions = options->partitions > 0 ? options->partitions : DEFAULT_PARTITIONS;
   self->replication = options->replication > 0 ? options->replication : 1;
+  self->cursor_topic = g_strdup (options->cursor_topic);
+  self->transactional = options->transactional_id != NULL;
 
   rd_kafka_conf_set_opaque (conf, self);
   rd_kafka_conf_set_dr_msg_cb (conf, on_delivery);
@@ -517,6 +701,8 @@ atk_kafka_sink_new (const AtkKafkaSinkOptions *options, GError **error)
                    rd_kafka_err2str (rd_kafka_last_error ()));
       return NULL;
     }
+  if (self->cursor_topic != NULL)
+    self->cursor_rkt = rd_kafka_topic_new (self->rk, self->cursor_topic, NULL);
   if (!setup_wakeup (self, error))
     return NULL;
   return g_steal_pointer (&self);
@@ -543,6 +729,7 @@ atk_kafka_sink_dispose (GObject *object)
       rd_kafka_queue_io_event_enable (self->main_queue, -1, NULL, 0);
       rd_kafka_queue_io_event_enable (self->admin_queue, -1, NULL, 0);
       g_clear_pointer (&self->rkt, rd_kafka_topic_destroy);
+      g_clear_pointer (&self->cursor_rkt, rd_kafka_topic_destroy);
       g_clear_pointer (&self->main_queue, rd_kafka_queue_destroy);
       g_clear_pointer (&self->admin_queue, rd_kafka_queue_destroy);
       g_clear_pointer (&self->rk, rd_kafka_destroy);
@@ -563,6 +750,7 @@ atk_kafka_sink_finalize (GObject *object)
   AtkKafkaSink *self = ATK_KAFKA_SINK (object);
 
   g_free (self->topic);
+  g_free (self->cursor_topic);
 
   G_OBJECT_CLASS (atk_kafka_sink_parent_class)->finalize (object);
 }
@@ -578,6 +766,11 @@ atk_kafka_sink_class_init (AtkKafkaSinkClass *klass)
   signals[SIGNAL_DELIVERED] = g_signal_new (
       "delivered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
       5, G_TYPE_INT64, G_TYPE_BOOLEAN, G_TYPE_BOOLEAN, G_TYPE_STRING, G_TYPE_DOUBLE);
+  signals[SIGNAL_UNDELIVERED]
+      = g_signal_new ("undelivered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      NULL, G_TYPE_NONE, 3, G_TYPE_INT64, G_TYPE_BOOLEAN, G_TYPE_STRING);
+  signals[SIGNAL_FATAL] = g_signal_new ("fatal", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                        NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
   signals[SIGNAL_READY] = g_signal_new ("ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                         NULL, NULL, NULL, G_TYPE_NONE, 0);
 }

@@ -21,7 +21,17 @@ typedef struct
   int partitions;                /* for topic creation; <= 0: 200 */
   int replication;               /* <= 0: 1 */
   const char *const *properties; /* "key=value", applied last; may be NULL */
+  const char *cursor_topic;      /* also create this compacted 1-partition topic; NULL: none */
+  const char *transactional_id;  /* NULL: not transactional */
 } AtkKafkaSinkOptions;
+
+typedef enum
+{
+  ATK_TXN_OK,
+  ATK_TXN_RETRY,   /* timed out or retriable: call again */
+  ATK_TXN_ABORTED, /* aborted: produce again from the last committed cursor */
+  ATK_TXN_FATAL,   /* fenced or broken: this producer cannot go on */
+} AtkTxnStatus;
 
 /* Validates and applies the configuration (a bad property is ATK_ERROR_BAD_CONFIG).
  * Does not need the broker to be up. */
@@ -44,10 +54,36 @@ guint64 atk_kafka_sink_get_in_flight_bytes (AtkKafkaSink *self);
 /* Blocks for at most timeout_ms until every message is delivered; FALSE if some remain. */
 gboolean atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms);
 
+/* Produces a cursor record (key, {"seq":…}) to the cursor topic. Not counted in flight;
+ * it emits no "delivered". In a transaction it commits with the transaction. */
+gboolean atk_kafka_sink_produce_cursor (AtkKafkaSink *self, const char *key, gint64 seq,
+                                        GError **error);
+
+/* TRUE once librdkafka reported a fatal error ("fatal" was emitted). */
+gboolean atk_kafka_sink_is_fatal (AtkKafkaSink *self);
+
+/* Transactions (only with options->transactional_id). Each blocks for at most timeout_ms;
+ * init fences any older producer with the same id and aborts its open transaction. */
+AtkTxnStatus atk_kafka_sink_init_transactions (AtkKafkaSink *self, guint timeout_ms,
+                                               GError **error);
+AtkTxnStatus atk_kafka_sink_begin_transaction (AtkKafkaSink *self, GError **error);
+/* Commits (flushing first); on an abortable error, aborts and returns ATK_TXN_ABORTED. */
+AtkTxnStatus atk_kafka_sink_commit_transaction (AtkKafkaSink *self, guint timeout_ms,
+                                                GError **error);
+/* Aborts the open transaction (e.g. at shutdown when commit failed). */
+AtkTxnStatus atk_kafka_sink_abort_transaction (AtkKafkaSink *self, guint timeout_ms,
+                                               GError **error);
+
 /* Signals:
  *  "delivered" (gint64 seq, gboolean has_seq, gboolean ok, const char *error_message,
  *               gdouble latency_seconds)
- *     one per produced message; ok=FALSE means it failed for good (it will not be retried).
+ *     one per produced message that is settled; ok=FALSE means it failed for good (Kafka
+ *     rejected it, e.g. too large for the topic: producing it again would fail again).
+ *  "undelivered" (gint64 seq, gboolean has_seq, const char *error_message)
+ *     a message that did not reach Kafka but is not settled: purged by an aborted
+ *     transaction, timed out (only if message.timeout.ms was set), or lost to a fatal
+ *     producer error. Its frame has to be produced again (or the process restarted).
+ *  "fatal" (const char *reason) the producer cannot go on (fenced, idempotence broken).
  *  "ready" () the topic exists and the producer can be used.
  */
 

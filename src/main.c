@@ -46,6 +46,14 @@ on_quit_signal (gpointer user_data)
   return G_SOURCE_CONTINUE; /* removed by run_daemon() */
 }
 
+/* The producer cannot go on (e.g. fenced by a newer instance): stop, and exit non-zero
+ * (atk_daemon_shutdown() returns FALSE after a fatal error). */
+static void
+on_daemon_fatal (AtkDaemon *daemon, const char *reason, gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+}
+
 /* D-Bus is for steering, not for producing: with the default bus choice, a machine without
  * that bus still runs the daemon. An explicitly requested bus that fails is an error. */
 static gboolean
@@ -94,6 +102,7 @@ run_daemon (AtkConfig *config)
   notifier = atk_systemd_notifier_new (daemon);
   sigint_id = g_unix_signal_add (SIGINT, on_quit_signal, loop);
   sigterm_id = g_unix_signal_add (SIGTERM, on_quit_signal, loop);
+  g_signal_connect (daemon, "fatal", G_CALLBACK (on_daemon_fatal), loop);
 
   atk_daemon_start (daemon);
   g_main_loop_run (loop);
