@@ -376,9 +376,10 @@ handle_control_frame (AtkDaemon *self, const AtkFrame *frame)
   self->stats.error_frames++;
   if (g_strcmp0 (name, "FutureCursor") == 0)
     {
-      g_warning ("The relay says our cursor is in its future (%s): falling back to the live "
-                 "tip; check that --relay-host is the relay the cursor came from",
-                 message);
+      g_warning (
+          "The relay says our cursor is in its future (FutureCursor: %s): falling back to the live "
+          "tip; check that --relay-host is the relay the cursor came from",
+          message);
       atk_firehose_source_set_cursor (self->source, FALSE, 0);
       atk_cursor_tracker_reset (self->tracker, FALSE, 0);
     }
