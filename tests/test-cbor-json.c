@@ -9,76 +9,6 @@
 #include "atk-frame.h"
 #include "atk-test-util.h"
 
-/* Deep JSON equality; numbers compare by value (1 == 1.0), object key order is ignored.
- * On mismatch, says where. */
-static gboolean
-json_equal (JsonNode *a, JsonNode *b, GString *where)
-{
-  if (JSON_NODE_TYPE (a) != JSON_NODE_TYPE (b))
-    return FALSE;
-  switch (JSON_NODE_TYPE (a))
-    {
-    case JSON_NODE_NULL:
-      return TRUE;
-    case JSON_NODE_VALUE:
-      {
-        GType ta = json_node_get_value_type (a), tb = json_node_get_value_type (b);
-        gboolean na = ta == G_TYPE_INT64 || ta == G_TYPE_DOUBLE;
-        gboolean nb = tb == G_TYPE_INT64 || tb == G_TYPE_DOUBLE;
-        if (na && nb)
-          {
-            if (ta == G_TYPE_INT64 && tb == G_TYPE_INT64)
-              return json_node_get_int (a) == json_node_get_int (b);
-            return json_node_get_double (a) == json_node_get_double (b);
-          }
-        if (ta != tb)
-          return FALSE;
-        if (ta == G_TYPE_STRING)
-          return g_strcmp0 (json_node_get_string (a), json_node_get_string (b)) == 0;
-        if (ta == G_TYPE_BOOLEAN)
-          return json_node_get_boolean (a) == json_node_get_boolean (b);
-        return FALSE;
-      }
-    case JSON_NODE_ARRAY:
-      {
-        JsonArray *x = json_node_get_array (a), *y = json_node_get_array (b);
-        guint n = json_array_get_length (x);
-        if (n != json_array_get_length (y))
-          return FALSE;
-        for (guint i = 0; i < n; i++)
-          if (!json_equal (json_array_get_element (x, i), json_array_get_element (y, i), where))
-            {
-              g_autofree char *index = g_strdup_printf ("[%u]", i);
-              g_string_prepend (where, index);
-              return FALSE;
-            }
-        return TRUE;
-      }
-    case JSON_NODE_OBJECT:
-      {
-        JsonObject *x = json_node_get_object (a), *y = json_node_get_object (b);
-        g_autoptr (GList) members = json_object_get_members (x);
-        if (json_object_get_size (x) != json_object_get_size (y))
-          return FALSE;
-        for (GList *l = members; l != NULL; l = l->next)
-          {
-            const char *k = l->data;
-            if (!json_object_has_member (y, k)
-                || !json_equal (json_object_get_member (x, k), json_object_get_member (y, k),
-                                where))
-              {
-                g_string_prepend (where, k);
-                g_string_prepend_c (where, '.');
-                return FALSE;
-              }
-          }
-        return TRUE;
-      }
-    default:
-      return FALSE;
-    }
-}
-
 static JsonNode *
 parse_json (const char *text, gssize len)
 {
@@ -88,18 +18,6 @@ parse_json (const char *text, gssize len)
   if (!json_parser_load_from_data (parser, text, len, &error))
     g_error ("output is not JSON (%s): %.*s", error->message, (int)MIN (len, 400), text);
   return json_node_copy (json_parser_get_root (parser));
-}
-
-static void
-assert_json_equal (JsonNode *got, JsonNode *want, const char *context)
-{
-  g_autoptr (GString) where = g_string_new (NULL);
-  if (!json_equal (got, want, where))
-    {
-      g_autofree char *a = json_to_string (got, FALSE);
-      g_autofree char *b = json_to_string (want, FALSE);
-      g_error ("%s: JSON differs at %s\n got: %.600s\nwant: %.600s", context, where->str, a, b);
-    }
 }
 
 /* Renders a record and parses the output. */
@@ -152,7 +70,8 @@ test_fixtures (void)
       g_autoptr (GChecksum) sha = g_checksum_new (G_CHECKSUM_SHA256);
       g_autofree char *cid_string = NULL;
 
-      assert_json_equal (got, json_object_get_member (c, "json"), "fixture");
+      atk_test_assert_json_equal (got, json_object_get_member (c, "json"),
+                                  ATK_TEST_JSON_NUMBERS_BY_VALUE, "fixture");
 
       /* The CID of the CBOR: sha2-256 over it, as a dag-cbor CIDv1. */
       g_checksum_update (sha, cbor, (gssize)cbor_len);
@@ -173,9 +92,7 @@ check_capture_records (const char *name)
   g_autofree char *bin = g_strconcat (name, ".bin", NULL);
   g_autofree char *jsonl = g_strconcat (name, ".jsonl", NULL);
   g_autoptr (GBytes) frames = atk_test_load_vector (bin);
-  g_autoptr (GBytes) oracle = atk_test_load_vector (jsonl);
-  g_autofree char *text = g_strndup (g_bytes_get_data (oracle, NULL), g_bytes_get_size (oracle));
-  g_auto (GStrv) lines = g_strsplit (g_strchomp (text), "\n", -1);
+  g_autoptr (GPtrArray) oracle = atk_test_load_jsonl (jsonl);
   g_autofree AtkFrame *frame = g_new0 (AtkFrame, 1);
   g_autofree AtkCarIndex *index = g_new0 (AtkCarIndex, 1);
   g_autoptr (GError) error = NULL;
@@ -187,10 +104,12 @@ check_capture_records (const char *name)
   atk_frame_file_reader_init (&reader, g_bytes_get_data (frames, NULL), g_bytes_get_size (frames));
   while (atk_frame_file_reader_next (&reader, &data, &len, &error))
     {
-      g_autoptr (JsonNode) want_line = parse_json (lines[line++], -1);
+      JsonNode *want_line;
       JsonObject *records;
       guint n_with_record = 0;
 
+      g_assert_cmpuint (line, <, oracle->len);
+      want_line = g_ptr_array_index (oracle, line++);
       g_assert_true (atk_frame_decode (data, len, frame, &error));
       g_assert_no_error (error);
       if (frame->kind != ATK_EVENT_COMMIT)
@@ -217,7 +136,8 @@ check_capture_records (const char *name)
           g_assert_no_error (error);
           g_assert_true (json_object_has_member (records, path));
           got = render (block->data, block->len);
-          assert_json_equal (got, json_object_get_member (records, path), path);
+          atk_test_assert_json_equal (got, json_object_get_member (records, path),
+                                      ATK_TEST_JSON_NUMBERS_BY_VALUE, path);
           n_with_record++;
         }
       /* The oracle has no record we did not check. */
@@ -225,7 +145,7 @@ check_capture_records (const char *name)
       n_records += n_with_record;
     }
   g_assert_no_error (error);
-  g_assert_null (lines[line]);
+  g_assert_cmpuint (line, ==, oracle->len);
   return n_records;
 }
 
@@ -261,25 +181,6 @@ test_record_files (void)
 }
 
 /* ---- hand-built CBOR ------------------------------------------------------------------- */
-
-static GByteArray *
-hex (const char *text)
-{
-  GByteArray *out = g_byte_array_new ();
-
-  for (const char *p = text; *p != '\0';)
-    {
-      if (*p == ' ')
-        {
-          p++;
-          continue;
-        }
-      guint8 b = (guint8)(g_ascii_xdigit_value (p[0]) << 4 | g_ascii_xdigit_value (p[1]));
-      g_byte_array_append (out, &b, 1);
-      p += 2;
-    }
-  return out;
-}
 
 /* Appends a CBOR text head + bytes. */
 static void
@@ -413,7 +314,7 @@ test_integers (void)
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autoptr (GByteArray) a = hex (cases[i].cbor);
+      g_autoptr (GByteArray) a = atk_test_hex (cases[i].cbor);
       g_autoptr (GString) out = g_string_new (NULL);
       g_autoptr (GError) error = NULL;
       g_assert_true (atk_cbor_json_write_record (a->data, a->len, out, &error));
@@ -468,7 +369,7 @@ test_rejects (void)
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autoptr (GByteArray) a = hex (cases[i].cbor);
+      g_autoptr (GByteArray) a = atk_test_hex (cases[i].cbor);
       g_autoptr (GString) out = g_string_new ("keep");
       g_autoptr (GError) error = NULL;
 
@@ -504,8 +405,8 @@ test_blob (void)
   const char *bad[] = { bad_size, bad_ref, bad_mime };
   g_autoptr (GError) error = NULL;
   g_autoptr (GString) out = g_string_new (NULL);
-  g_autoptr (GByteArray) a = hex (ok);
-  g_autoptr (GByteArray) b = hex (not_blob);
+  g_autoptr (GByteArray) a = atk_test_hex (ok);
+  g_autoptr (GByteArray) b = atk_test_hex (not_blob);
 
   g_assert_true (atk_cbor_json_write_record (a->data, a->len, out, &error));
   g_assert_no_error (error);
@@ -516,7 +417,7 @@ test_blob (void)
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr (GByteArray) c = hex (bad[i]);
+      g_autoptr (GByteArray) c = atk_test_hex (bad[i]);
       g_assert_false (atk_cbor_json_write_record (c->data, c->len, out, &error));
       g_assert_error (error, ATK_ERROR, ATK_ERROR_BAD_DATA_MODEL);
       g_clear_error (&error);

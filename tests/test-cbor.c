@@ -4,32 +4,11 @@
 #include "atk-error.h"
 #include "atk-test-util.h"
 
-/* "a1 61 61 01" → bytes; spaces are ignored. */
-static GByteArray *
-hex (const char *text)
-{
-  GByteArray *out = g_byte_array_new ();
-
-  for (const char *p = text; *p != '\0';)
-    {
-      if (*p == ' ')
-        {
-          p++;
-          continue;
-        }
-      g_assert_true (g_ascii_isxdigit (p[0]) && g_ascii_isxdigit (p[1]));
-      guint8 b = (guint8)(g_ascii_xdigit_value (p[0]) << 4 | g_ascii_xdigit_value (p[1]));
-      g_byte_array_append (out, &b, 1);
-      p += 2;
-    }
-  return out;
-}
-
 /* Skips the whole input and expects either success with nothing left, or the given error. */
 static void
 check_skip (const char *input, int expected_code)
 {
-  g_autoptr (GByteArray) bytes = hex (input);
+  g_autoptr (GByteArray) bytes = atk_test_hex (input);
   g_autoptr (GError) error = NULL;
   AtkCborReader reader;
   gboolean ok;
@@ -74,7 +53,7 @@ test_ints (void)
 
   for (gsize i = 0; i < G_N_ELEMENTS (good); i++)
     {
-      g_autoptr (GByteArray) bytes = hex (good[i].input);
+      g_autoptr (GByteArray) bytes = atk_test_hex (good[i].input);
       g_autoptr (GError) error = NULL;
       AtkCborReader reader;
       gint64 v = 12345;
@@ -100,7 +79,7 @@ test_ints (void)
   };
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr (GByteArray) bytes = hex (bad[i]);
+      g_autoptr (GByteArray) bytes = atk_test_hex (bad[i]);
       g_autoptr (GError) error = NULL;
       AtkCborReader reader;
       gint64 v;
@@ -244,7 +223,7 @@ test_typed_reads (void)
 {
   /* A sequence of items: "#commit", h'0102', true, false, 42(h'00 01 71 12 01 aa'), null,
    * then an array of 4 items. */
-  g_autoptr (GByteArray) bytes = hex (
+  g_autoptr (GByteArray) bytes = atk_test_hex (
       "67 23 63 6f 6d 6d 69 74  42 01 02  f5  f4  d8 2a 46 00 01 71 12 01 aa  f6  84 01 02 03 04");
   g_autoptr (GError) error = NULL;
   AtkCborReader reader;
@@ -309,7 +288,7 @@ test_typed_reads (void)
 static void
 test_head (void)
 {
-  g_autoptr (GByteArray) bytes = hex ("b9 01 00");
+  g_autoptr (GByteArray) bytes = atk_test_hex ("b9 01 00");
   g_autoptr (GError) error = NULL;
   AtkCborReader reader;
   AtkCborMajor major;
@@ -322,7 +301,7 @@ test_head (void)
   g_assert_true (reader.pos == bytes->data);
   g_clear_error (&error);
 
-  g_autoptr (GByteArray) sv = hex ("f6");
+  g_autoptr (GByteArray) sv = atk_test_hex ("f6");
   atk_cbor_reader_init (&reader, sv->data, sv->len);
   g_assert_true (atk_cbor_read_head (&reader, &major, &arg, &error));
   g_assert_cmpint (major, ==, ATK_CBOR_SIMPLE);

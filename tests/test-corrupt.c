@@ -21,30 +21,6 @@ static const char *const frame_files[] = {
 };
 
 static GPtrArray *
-load_frames (const char *name)
-{
-  g_autoptr (GBytes) bytes = atk_test_load_vector (name);
-  GPtrArray *frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
-  gsize len;
-  const guint8 *data = g_bytes_get_data (bytes, &len);
-  gsize pos = 0;
-
-  while (pos < len)
-    {
-      guint32 n;
-      g_assert_cmpuint (len - pos, >=, 4);
-      n = (guint32)data[pos] | (guint32)data[pos + 1] << 8 | (guint32)data[pos + 2] << 16
-          | (guint32)data[pos + 3] << 24;
-      pos += 4;
-      g_assert_cmpuint (len - pos, >=, n);
-      g_ptr_array_add (frames, g_bytes_new_from_bytes (bytes, pos, n));
-      pos += n;
-    }
-  g_assert_cmpuint (frames->len, >, 0);
-  return frames;
-}
-
-static GPtrArray *
 new_message_array (void)
 {
   return g_ptr_array_new_with_free_func ((GDestroyNotify)atk_message_free);
@@ -114,7 +90,7 @@ test_truncated (void)
 
   for (guint f = 0; f < G_N_ELEMENTS (frame_files); f++)
     {
-      g_autoptr (GPtrArray) frames = load_frames (frame_files[f]);
+      g_autoptr (GPtrArray) frames = atk_test_load_frames (frame_files[f]);
       for (guint osprey = 0; osprey < 2; osprey++)
         {
           g_autoptr (AtkEventTransformer) t = new_transformer (osprey);
@@ -154,7 +130,7 @@ test_byte_flips (void)
 
   for (guint f = 0; f < G_N_ELEMENTS (frame_files); f++)
     {
-      g_autoptr (GPtrArray) frames = load_frames (frame_files[f]);
+      g_autoptr (GPtrArray) frames = atk_test_load_frames (frame_files[f]);
       for (guint osprey = 0; osprey < 2; osprey++)
         {
           g_autoptr (AtkEventTransformer) t = new_transformer (osprey);
@@ -191,7 +167,7 @@ static void
 test_random_bytes (void)
 {
   g_autoptr (GRand) rand = g_rand_new_with_seed (777);
-  g_autoptr (GPtrArray) frames = load_frames ("pds-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("pds-capture/frames.bin");
   const guint rounds = 5000;
 
   for (guint osprey = 0; osprey < 2; osprey++)
@@ -245,7 +221,7 @@ test_bad_frame_in_sequence (void)
 
   for (guint f = 0; f < G_N_ELEMENTS (files); f++)
     {
-      g_autoptr (GPtrArray) frames = load_frames (files[f]);
+      g_autoptr (GPtrArray) frames = atk_test_load_frames (files[f]);
       for (guint osprey = 0; osprey < 2; osprey++)
         {
           g_autoptr (AtkEventTransformer) clean = new_transformer (osprey);

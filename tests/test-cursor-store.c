@@ -14,38 +14,15 @@ typedef struct
 } Fixture;
 
 static void
-rm_rf (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-
-  if (dir != NULL)
-    {
-      const char *name;
-      while ((name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          rm_rf (child);
-        }
-      g_dir_close (dir);
-      g_assert_no_errno (g_rmdir (path));
-    }
-  else
-    g_assert_no_errno (g_unlink (path));
-}
-
-static void
 fixture_set_up (Fixture *f, gconstpointer data)
 {
-  g_autoptr (GError) error = NULL;
-
-  f->dir = g_dir_make_tmp ("atk-cursor-store-XXXXXX", &error);
-  g_assert_no_error (error);
+  f->dir = atk_test_make_tmp_dir ("atk-cursor-store-XXXXXX");
 }
 
 static void
 fixture_tear_down (Fixture *f, gconstpointer data)
 {
-  rm_rf (f->dir);
+  atk_test_rm_rf (f->dir);
   g_free (f->dir);
 }
 

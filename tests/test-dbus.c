@@ -6,53 +6,13 @@
 #include <unistd.h>
 
 #include "atk-dbus-service.h"
+#include "atk-fake-daemon.h"
 #include "atk-test-util.h"
 
 #define DAEMON_IFACE "io.github.atkafka.Daemon1"
 #define TIMEOUT_MS 5000
 
-/* A stand-in for AtkDaemon: owns stats, counts the calls it gets. */
-typedef struct
-{
-  GObject parent_instance;
-  AtkStats stats;
-  gboolean osprey;
-  guint pauses, resumes, reconnects, osprey_sets;
-} FakeDaemon;
-
-typedef GObjectClass FakeDaemonClass;
-
-static GType fake_daemon_get_type (void);
-G_DEFINE_TYPE (FakeDaemon, fake_daemon, G_TYPE_OBJECT)
-
-static void
-fake_daemon_finalize (GObject *object)
-{
-  atk_stats_clear (&((FakeDaemon *)object)->stats);
-  G_OBJECT_CLASS (fake_daemon_parent_class)->finalize (object);
-}
-
-static void
-fake_daemon_class_init (FakeDaemonClass *klass)
-{
-  klass->finalize = fake_daemon_finalize;
-  g_signal_new ("stats-changed", fake_daemon_get_type (), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-                G_TYPE_NONE, 0);
-}
-
-static void
-fake_daemon_init (FakeDaemon *self)
-{
-  atk_stats_init (&self->stats);
-  self->stats.source_state = "connecting";
-}
-
-static const AtkStats *
-fake_get_stats (gpointer daemon)
-{
-  return &((FakeDaemon *)daemon)->stats;
-}
-
+/* The control calls land on the stand-in daemon, which counts them. */
 static const char *
 fake_get_relay_host (gpointer daemon)
 {
@@ -62,38 +22,38 @@ fake_get_relay_host (gpointer daemon)
 static gboolean
 fake_get_osprey (gpointer daemon)
 {
-  return ((FakeDaemon *)daemon)->osprey;
+  return ATK_FAKE_DAEMON (daemon)->osprey;
 }
 
 static void
 fake_set_osprey (gpointer daemon, gboolean osprey)
 {
-  ((FakeDaemon *)daemon)->osprey = osprey;
-  ((FakeDaemon *)daemon)->osprey_sets++;
+  ATK_FAKE_DAEMON (daemon)->osprey = osprey;
+  ATK_FAKE_DAEMON (daemon)->osprey_sets++;
 }
 
 static void
 fake_pause (gpointer daemon)
 {
-  ((FakeDaemon *)daemon)->pauses++;
-  ((FakeDaemon *)daemon)->stats.paused = TRUE;
+  ATK_FAKE_DAEMON (daemon)->pauses++;
+  ATK_FAKE_DAEMON (daemon)->stats.paused = TRUE;
 }
 
 static void
 fake_resume (gpointer daemon)
 {
-  ((FakeDaemon *)daemon)->resumes++;
-  ((FakeDaemon *)daemon)->stats.paused = FALSE;
+  ATK_FAKE_DAEMON (daemon)->resumes++;
+  ATK_FAKE_DAEMON (daemon)->stats.paused = FALSE;
 }
 
 static void
 fake_reconnect (gpointer daemon)
 {
-  ((FakeDaemon *)daemon)->reconnects++;
+  ATK_FAKE_DAEMON (daemon)->reconnects++;
 }
 
 static const AtkDaemonControl fake_control = {
-  .get_stats = fake_get_stats,
+  .get_stats = atk_fake_daemon_get_stats,
   .get_relay_host = fake_get_relay_host,
   .get_osprey_compatible = fake_get_osprey,
   .set_osprey_compatible = fake_set_osprey,
@@ -107,7 +67,7 @@ typedef struct
   GTestDBus *bus;
   GDBusConnection *service_conn;
   GDBusConnection *client;
-  FakeDaemon *daemon;
+  AtkFakeDaemon *daemon;
   AtkDbusService *service;
   GPtrArray *changed; /* property names seen in PropertiesChanged */
   guint changed_id;
@@ -157,7 +117,8 @@ fixture_set_up (Fixture *fx, gconstpointer data)
   fx->changed_id = g_dbus_connection_signal_subscribe (
       fx->client, ATK_DBUS_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged",
       ATK_DBUS_PATH, DAEMON_IFACE, G_DBUS_SIGNAL_FLAGS_NONE, on_properties_changed, fx, NULL);
-  fx->daemon = g_object_new (fake_daemon_get_type (), NULL);
+  fx->daemon = atk_fake_daemon_new ();
+  fx->daemon->stats.source_state = "connecting";
   fx->service = atk_dbus_service_new_for_connection (fx->service_conn, fx->daemon, &fake_control,
                                                      FALSE, &error);
   g_assert_no_error (error);
@@ -182,12 +143,7 @@ fixture_tear_down (Fixture *fx, gconstpointer data)
 static void
 wait_until (gboolean *done, const char *what)
 {
-  gint64 deadline = g_get_monotonic_time () + TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
-
-  while (!*done && g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-  if (!*done)
+  if (!atk_test_wait_for_flag (NULL, done, TIMEOUT_MS))
     g_error ("Timed out waiting for %s", what);
 }
 
@@ -342,15 +298,25 @@ seen_change (Fixture *fx, const char *name)
   return FALSE;
 }
 
+typedef struct
+{
+  Fixture *fx;
+  const char *name;
+} Change;
+
+static gboolean
+change_seen (gpointer user_data)
+{
+  Change *change = user_data;
+  return seen_change (change->fx, change->name);
+}
+
 static void
 wait_for_change (Fixture *fx, const char *name)
 {
-  gint64 deadline = g_get_monotonic_time () + TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
+  Change change = { fx, name };
 
-  while (!seen_change (fx, name) && g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-  if (!seen_change (fx, name))
+  if (!atk_test_wait_until (NULL, change_seen, &change, TIMEOUT_MS))
     g_error ("No PropertiesChanged for %s", name);
 }
 

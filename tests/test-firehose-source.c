@@ -16,8 +16,7 @@
 
 /* ---- waiting ---- */
 
-typedef gboolean (*Condition) (gpointer data);
-
+/* Under valgrind everything runs about ten times slower; so do the deadlines. */
 static guint
 scaled_ms (guint ms)
 {
@@ -25,24 +24,9 @@ scaled_ms (guint ms)
 }
 
 static gboolean
-on_deadline (gpointer data)
+wait_for (AtkTestCondition cond, gpointer data, guint timeout_ms)
 {
-  *(gboolean *)data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* Runs the default main context until cond() holds or timeout_ms pass. */
-static gboolean
-wait_for (Condition cond, gpointer data, guint timeout_ms)
-{
-  gboolean expired = FALSE;
-  guint id = g_timeout_add (scaled_ms (timeout_ms), on_deadline, &expired);
-
-  while (!cond (data) && !expired)
-    g_main_context_iteration (NULL, TRUE);
-  if (!expired)
-    g_source_remove (id);
-  return cond (data);
+  return atk_test_wait_until (NULL, cond, data, scaled_ms (timeout_ms));
 }
 
 typedef struct
@@ -63,30 +47,6 @@ wait_count (const guint *value, guint target, guint timeout_ms)
 {
   AtLeast a = { value, target };
   return wait_for (at_least, &a, timeout_ms);
-}
-
-/* ---- frames ---- */
-
-static GPtrArray *
-load_frames (const char *relative)
-{
-  g_autoptr (GBytes) file = atk_test_load_vector (relative);
-  gsize len;
-  const guint8 *p = g_bytes_get_data (file, &len);
-  const guint8 *end = p + len;
-  GPtrArray *frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
-
-  while (p < end)
-    {
-      guint32 n;
-      g_assert_cmpint (end - p, >=, 4);
-      n = (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
-      p += 4;
-      g_assert_cmpuint ((gsize)(end - p), >=, n);
-      g_ptr_array_add (frames, g_bytes_new (p, n));
-      p += n;
-    }
-  return frames;
 }
 
 /* What the tests need from a frame: the header, the body's seq, and the info/error name. */
@@ -409,12 +369,6 @@ watch_new (const char *url, guint max_frame_bytes, guint idle_timeout_s)
   return w;
 }
 
-static gboolean
-always_false (gpointer data)
-{
-  return FALSE;
-}
-
 static void
 watch_free (Watch *w)
 {
@@ -422,7 +376,7 @@ watch_free (Watch *w)
   g_signal_handlers_disconnect_by_data (w->source, w);
   g_object_unref (w->source);
   /* Let the dropped connection finish closing before the next test. */
-  wait_for (always_false, NULL, 50);
+  atk_test_run_for (NULL, scaled_ms (50));
   g_ptr_array_unref (w->frames);
   g_array_unref (w->states);
   g_array_unref (w->state_times);
@@ -453,7 +407,7 @@ state_is_connected (gpointer data)
 static void
 test_source_frames_identical (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   TestRelay *relay = test_relay_new (frames);
   Watch *w = watch_new (relay->url, MAX_FRAME_5MB, 0);
   g_autofree char *want_ua = g_strdup_printf ("at-kafka/%s", ATK_VERSION);
@@ -541,7 +495,7 @@ states_contain (GArray *states, guint from, AtkSourceState a, AtkSourceState b)
 static void
 test_source_reconnect_with_cursor (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   TestRelay *relay = test_relay_new (frames);
   Watch *w = watch_new (relay->url, MAX_FRAME_5MB, 0);
   g_autofree char *q1 = g_strdup_printf ("cursor=%d", CURSOR_BASE + 50);
@@ -661,7 +615,7 @@ relay_saw_close (gpointer data)
 static void
 test_source_stop (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   TestRelay *relay = test_relay_new (frames);
   Watch *w = watch_new (relay->url, MAX_FRAME_5MB, 1);
   guint delay_ms;
@@ -673,7 +627,7 @@ test_source_stop (void)
   g_assert_cmpint (atk_firehose_source_get_state (w->source), ==, ATK_SOURCE_STOPPED);
   g_assert_true (wait_for (relay_saw_close, relay, 5000)); /* the relay saw it close */
   /* Past the idle timeout too: no watchdog survives stop(). */
-  wait_for (always_false, NULL, 1500);
+  atk_test_run_for (NULL, scaled_ms (1500));
   g_assert_cmpuint (w->n_frames, ==, 10);
   g_assert_cmpuint (w->signals_after_stop, ==, 0);
   g_assert_cmpuint (relay->connections, ==, 1);
@@ -694,7 +648,7 @@ test_source_stop (void)
     states = w2->states->len;
     g_assert_cmpint (g_array_index (w2->states, AtkSourceState, states - 1), ==,
                      ATK_SOURCE_STOPPED);
-    wait_for (always_false, NULL, delay_ms + 200);
+    atk_test_run_for (NULL, scaled_ms (delay_ms + 200));
     g_assert_cmpuint (w2->states->len, ==, states);
     g_assert_cmpuint (w2->signals_after_stop, ==, 0);
     g_assert_cmpuint (atk_firehose_source_get_reconnects (w2->source), ==, 0);
@@ -711,7 +665,7 @@ test_source_stop (void)
 static void
 test_source_text_ignored (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   TestRelay *relay;
   Watch *w;
 
@@ -731,7 +685,7 @@ test_source_text_ignored (void)
 static void
 test_source_reconnect_now (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   TestRelay *relay = test_relay_new (frames);
   Watch *w = watch_new (relay->url, MAX_FRAME_5MB, 0);
   g_autofree char *q = g_strdup_printf ("cursor=%d", CURSOR_BASE + 150);
@@ -837,7 +791,7 @@ replay_free (Replay *replay)
 static void
 test_replay_all_frames (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   Replay *replay = replay_start (NULL, "relay-capture/frames.bin", FALSE);
   Watch *w = watch_new (replay->url, MAX_FRAME_5MB, 0);
 
@@ -853,7 +807,7 @@ test_replay_all_frames (void)
 static void
 test_replay_outdated_cursor (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   Replay *replay = replay_start (NULL, "relay-capture/frames.bin", FALSE);
   Watch *w = watch_new (replay->url, MAX_FRAME_5MB, 0);
   Parsed info;
@@ -876,7 +830,7 @@ test_replay_outdated_cursor (void)
 static void
 test_replay_cursor_middle (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   Replay *replay = replay_start (NULL, "relay-capture/frames.bin", FALSE);
   Watch *w = watch_new (replay->url, MAX_FRAME_5MB, 0);
 
@@ -884,7 +838,7 @@ test_replay_cursor_middle (void)
   atk_firehose_source_set_cursor (w->source, TRUE, frame_seq (frames->pdata[99]));
   atk_firehose_source_start (w->source);
   g_assert_true (wait_count (&w->n_frames, 50, 10000));
-  wait_for (always_false, NULL, 200); /* room for frames that should not come */
+  atk_test_run_for (NULL, scaled_ms (200)); /* room for frames that should not come */
   g_assert_cmpuint (w->n_frames, ==, 50);
   assert_frames_equal (w->frames, 0, frames, 100, 50);
 
@@ -895,7 +849,7 @@ test_replay_cursor_middle (void)
 static void
 test_replay_future_cursor (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   Replay *replay = replay_start (NULL, "relay-capture/frames.bin", FALSE);
   Watch *w = watch_new (replay->url, MAX_FRAME_5MB, 0);
   Parsed err;
@@ -917,7 +871,7 @@ test_replay_future_cursor (void)
 static void
 test_replay_loop (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   const char *const args[] = { "--loop", "3", NULL };
   Replay *replay = replay_start (args, "relay-capture/frames.bin", FALSE);
   Watch *w = watch_new (replay->url, MAX_FRAME_5MB, 0);
@@ -951,7 +905,7 @@ test_replay_loop (void)
 static void
 test_replay_cut_after (void)
 {
-  g_autoptr (GPtrArray) frames = load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("relay-capture/frames.bin");
   const char *const args[] = { "--cut-after", "40", NULL };
   Replay *replay = replay_start (args, "relay-capture/frames.bin", FALSE);
   Watch *w = watch_new (replay->url, MAX_FRAME_5MB, 0);
@@ -975,7 +929,7 @@ test_replay_exit_after_clients (void)
 {
   const char *const args[] = { "--exit-after-clients", "1", "--close-at-end", NULL };
   Replay *replay = replay_start (args, "pds-capture/frames.bin", TRUE);
-  g_autoptr (GPtrArray) frames = load_frames ("pds-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = atk_test_load_frames ("pds-capture/frames.bin");
   Watch *w = watch_new (replay->url, MAX_FRAME_5MB, 0);
   g_autoptr (GBytes) err_bytes = NULL;
   g_autoptr (GError) error = NULL;

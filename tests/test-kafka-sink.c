@@ -22,29 +22,6 @@ unique_topic (const char *what)
   return g_strdup_printf ("atk-test-sink-%s-%d-%08x", what, (int)getpid (), g_random_int ());
 }
 
-/* ---- waiting on the main context, with a deadline ------------------------------------ */
-
-static gboolean
-tick (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Iterates the default main context until *flag becomes TRUE or the deadline passes.
- * The tick only bounds how late the deadline is noticed; the sink's own fd source is
- * what delivers the events. */
-static gboolean
-wait_for (const gboolean *flag, double seconds)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64)(seconds * G_USEC_PER_SEC);
-  guint tick_id = g_timeout_add (50, tick, NULL);
-
-  while (!*flag && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (tick_id);
-  return *flag;
-}
-
 /* ---- an independent murmur2 (Kafka's Java DefaultPartitioner algorithm) -------------- */
 
 static gint32
@@ -470,7 +447,7 @@ test_produce_and_consume (void)
   recorder_init (&r, sink);
   g_assert_false (atk_kafka_sink_is_ready (sink));
   atk_kafka_sink_ensure_topic (sink);
-  g_assert_true (wait_for (&r.ready, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r.ready, WAIT_SECONDS * 1000));
   g_assert_cmpint (topic_partition_count (topic), ==, partitions);
 
   r.expected = N_MESSAGES;
@@ -494,7 +471,7 @@ test_produce_and_consume (void)
   g_assert_cmpuint (atk_kafka_sink_get_in_flight_bytes (sink), ==, bytes);
   g_assert_cmpuint (r.delivered, ==, 0);
 
-  g_assert_true (wait_for (&r.all_delivered, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r.all_delivered, WAIT_SECONDS * 1000));
   g_assert_cmpuint (r.delivered, ==, N_MESSAGES);
   g_assert_cmpuint (r.ok, ==, N_MESSAGES);
   g_assert_cmpuint (r.failed, ==, 0);
@@ -528,7 +505,7 @@ test_existing_topic_is_ready (void)
   sink = new_sink (topic, 11, NULL);
   recorder_init (&r, sink);
   atk_kafka_sink_ensure_topic (sink);
-  g_assert_true (wait_for (&r.ready, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r.ready, WAIT_SECONDS * 1000));
   /* TOPIC_ALREADY_EXISTS counts as success and leaves the topic as it was. */
   g_assert_cmpint (topic_partition_count (topic), ==, 3);
   recorder_clear (&r);
@@ -544,7 +521,7 @@ produce_one (AtkKafkaSink *sink, Recorder *r, const char *key, const char *value
   g_assert_true (atk_kafka_sink_produce (
       sink, make_message (key, value, TRUE, seq, ATK_EVENT_IDENTITY, "identity", NULL), &error));
   g_assert_no_error (error);
-  g_assert_true (wait_for (&r->all_delivered, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r->all_delivered, WAIT_SECONDS * 1000));
 }
 
 static void
@@ -560,7 +537,7 @@ test_too_large_for_topic (void)
   sink = new_sink (topic, 1, NULL);
   recorder_init (&r, sink);
   atk_kafka_sink_ensure_topic (sink);
-  g_assert_true (wait_for (&r.ready, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r.ready, WAIT_SECONDS * 1000));
 
   /* Random hex does not compress below the topic's limit. */
   while (big->len < 5000)
@@ -718,7 +695,7 @@ test_broker_unreachable (void)
   w.sink = sink;
   w.attempts = 2;
   check_id = g_timeout_add (100, check_attempts, &w);
-  g_assert_true (wait_for (&w.reached, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &w.reached, WAIT_SECONDS * 1000));
   g_source_remove (check_id);
 
   g_assert_false (r.ready);
@@ -747,7 +724,7 @@ test_flush (void)
   sink = new_sink (topic, 2, NULL);
   recorder_init (&r, sink);
   atk_kafka_sink_ensure_topic (sink);
-  g_assert_true (wait_for (&r.ready, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r.ready, WAIT_SECONDS * 1000));
   for (guint i = 0; i < 100; i++)
     g_assert_true (atk_kafka_sink_produce (
         sink, make_message ("did:plc:flush", "{}", TRUE, i, ATK_EVENT_SYNC, "sync", NULL), NULL));
@@ -824,8 +801,7 @@ test_outage (void)
   const char *saved_servers;
   Recorder r;
 
-  broker.dir = g_dir_make_tmp ("atk-test-kafka-XXXXXX", &error);
-  g_assert_no_error (error);
+  broker.dir = atk_test_make_tmp_dir ("atk-test-kafka-XXXXXX");
   do
     broker.port = g_random_int_range (20000, 40000);
   while (!port_pair_free (broker.port));
@@ -840,7 +816,7 @@ test_outage (void)
   }
   recorder_init (&r, sink);
   atk_kafka_sink_ensure_topic (sink);
-  g_assert_true (wait_for (&r.ready, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r.ready, WAIT_SECONDS * 1000));
   r.expected = 10;
   for (guint i = 0; i < 10; i++)
     {
@@ -849,7 +825,7 @@ test_outage (void)
       g_assert_true (atk_kafka_sink_produce (
           sink, make_message (key, value, TRUE, i, ATK_EVENT_SYNC, "sync", NULL), NULL));
     }
-  g_assert_true (wait_for (&r.all_delivered, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r.all_delivered, WAIT_SECONDS * 1000));
 
   /* Broker gone: messages queue up; none is failed while it is away. */
   kafka_local (&broker, "stop", NULL);
@@ -868,7 +844,7 @@ test_outage (void)
 
   /* Back with its data: everything queued arrives, once. */
   kafka_local (&broker, "start", NULL);
-  g_assert_true (wait_for (&r.all_delivered, WAIT_SECONDS));
+  g_assert_true (atk_test_wait_for_flag (NULL, &r.all_delivered, WAIT_SECONDS * 1000));
   g_assert_cmpuint (r.ok, ==, 60);
   g_assert_cmpuint (r.failed, ==, 0);
   g_assert_cmpuint (atk_kafka_sink_get_in_flight (sink), ==, 0);
@@ -890,12 +866,7 @@ test_outage (void)
 
   g_clear_object (&sink);
   kafka_local (&broker, "stop", NULL);
-  {
-    g_autofree char *rm_out = NULL;
-    const char *argv[] = { "rm", "-rf", broker.dir, NULL };
-    g_assert_true (g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
-                                 &rm_out, NULL, NULL, NULL));
-  }
+  atk_test_rm_rf (broker.dir);
   recorder_clear (&r);
   g_free (broker.dir);
   g_free (broker.servers);

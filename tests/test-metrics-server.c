@@ -66,11 +66,9 @@ on_sent (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static gboolean
-on_deadline (gpointer user_data)
+answered (gpointer user_data)
 {
-  gboolean *timed_out = user_data;
-  *timed_out = TRUE;
-  return G_SOURCE_REMOVE;
+  return *(GBytes **)user_data != NULL;
 }
 
 /* One request; the main context runs (server and client both) until the answer or
@@ -85,15 +83,10 @@ fetch_from (const char *host, const char *method, guint port, const char *path, 
   g_autofree char *url = g_strdup_printf ("http://%s:%u%s", host, port, path);
   g_autoptr (SoupMessage) msg = soup_message_new (method, url);
   g_autoptr (GBytes) bytes = NULL;
-  gboolean timed_out = FALSE;
-  guint deadline = g_timeout_add_seconds (DEADLINE_S, on_deadline, &timed_out);
   SoupMessageHeaders *headers;
 
   soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, on_sent, &bytes);
-  while (bytes == NULL && !timed_out)
-    g_main_context_iteration (NULL, TRUE);
-  g_assert_false (timed_out);
-  g_clear_handle_id (&deadline, g_source_remove);
+  g_assert_true (atk_test_wait_until (NULL, answered, &bytes, DEADLINE_S * 1000));
 
   headers = soup_message_get_response_headers (msg);
   response->status = soup_message_get_status (msg);

@@ -6,47 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atk-fake-daemon.h"
 #include "atk-systemd.h"
 #include "atk-test-util.h"
-
-/* A stand-in for AtkDaemon: emits "ready" and owns the stats the notifier reads. */
-typedef struct
-{
-  GObject parent_instance;
-  AtkStats stats;
-} FakeDaemon;
-
-typedef GObjectClass FakeDaemonClass;
-
-static GType fake_daemon_get_type (void);
-G_DEFINE_TYPE (FakeDaemon, fake_daemon, G_TYPE_OBJECT)
-
-static void
-fake_daemon_finalize (GObject *object)
-{
-  atk_stats_clear (&((FakeDaemon *)object)->stats);
-  G_OBJECT_CLASS (fake_daemon_parent_class)->finalize (object);
-}
-
-static void
-fake_daemon_class_init (FakeDaemonClass *klass)
-{
-  klass->finalize = fake_daemon_finalize;
-  g_signal_new ("ready", fake_daemon_get_type (), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-                G_TYPE_NONE, 0);
-}
-
-static void
-fake_daemon_init (FakeDaemon *self)
-{
-  atk_stats_init (&self->stats);
-}
-
-static const AtkStats *
-fake_get_stats (gpointer daemon)
-{
-  return &((FakeDaemon *)daemon)->stats;
-}
 
 typedef struct
 {
@@ -54,9 +16,9 @@ typedef struct
   char *path;
   GSocket *socket;
   GSource *source;
-  GPtrArray *lines;  /* every KEY=value line received, in order */
-  GArray *watchdogs; /* monotonic time (µs) of each WATCHDOG=1 */
-  FakeDaemon *daemon;
+  GPtrArray *lines;      /* every KEY=value line received, in order */
+  GArray *watchdogs;     /* monotonic time (µs) of each WATCHDOG=1 */
+  AtkFakeDaemon *daemon; /* emits "ready", owns the stats the notifier reads */
 } Fixture;
 
 static gboolean
@@ -92,8 +54,7 @@ fixture_set_up (Fixture *fx, gconstpointer data)
   g_autoptr (GSocketAddress) address = NULL;
   g_autofree char *pid = g_strdup_printf ("%d", (int)getpid ());
 
-  fx->dir = g_dir_make_tmp ("atk-notify-XXXXXX", &error);
-  g_assert_no_error (error);
+  fx->dir = atk_test_make_tmp_dir ("atk-notify-XXXXXX");
   fx->path = g_build_filename (fx->dir, "notify", NULL);
   fx->socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_DATAGRAM, 0, &error);
   g_assert_no_error (error);
@@ -109,7 +70,7 @@ fixture_set_up (Fixture *fx, gconstpointer data)
   g_setenv ("NOTIFY_SOCKET", fx->path, TRUE);
   g_setenv ("WATCHDOG_USEC", "200000", TRUE);
   g_setenv ("WATCHDOG_PID", data != NULL ? data : pid, TRUE);
-  fx->daemon = g_object_new (fake_daemon_get_type (), NULL);
+  fx->daemon = atk_fake_daemon_new ();
 }
 
 static void
@@ -121,8 +82,7 @@ fixture_tear_down (Fixture *fx, gconstpointer data)
   g_source_destroy (fx->source);
   g_source_unref (fx->source);
   g_object_unref (fx->socket);
-  g_unlink (fx->path);
-  g_rmdir (fx->dir);
+  atk_test_rm_rf (fx->dir);
   g_free (fx->path);
   g_free (fx->dir);
   g_ptr_array_unref (fx->lines);
@@ -140,29 +100,29 @@ find_line (Fixture *fx, guint from, const char *prefix)
   return -1;
 }
 
+typedef struct
+{
+  Fixture *fx;
+  guint from;
+  const char *prefix;
+} LineWait;
+
+static gboolean
+line_arrived (gpointer user_data)
+{
+  LineWait *w = user_data;
+  return find_line (w->fx, w->from, w->prefix) >= 0;
+}
+
 /* Runs the main loop until a line starting with prefix arrives, or fails after timeout. */
 static int
 wait_for_line (Fixture *fx, guint from, const char *prefix, guint timeout_ms)
 {
-  gint64 deadline = g_get_monotonic_time () + timeout_ms * G_TIME_SPAN_MILLISECOND;
-  int found;
+  LineWait w = { fx, from, prefix };
 
-  while ((found = find_line (fx, from, prefix)) < 0 && g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-  if (found < 0)
+  if (!atk_test_wait_until (NULL, line_arrived, &w, timeout_ms))
     g_error ("No %s line within %u ms", prefix, timeout_ms);
-  return found;
-}
-
-static void
-run_for (guint ms)
-{
-  gint64 deadline = g_get_monotonic_time () + ms * G_TIME_SPAN_MILLISECOND;
-
-  while (g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
+  return find_line (fx, from, prefix);
 }
 
 static void
@@ -175,7 +135,7 @@ test_ready_status_stopping (Fixture *fx, gconstpointer data)
   fx->daemon->stats.source_state = "connected";
   fx->daemon->stats.has_cursor = TRUE;
   fx->daemon->stats.cursor = 424242;
-  notifier = atk_systemd_notifier_new_full (fx->daemon, fake_get_stats, 100);
+  notifier = atk_systemd_notifier_new_full (fx->daemon, atk_fake_daemon_get_stats, 100);
 
   /* Periodic STATUS= before READY=1: it names the state and the cursor. */
   status = wait_for_line (fx, 0, "STATUS=connected", 2000);
@@ -208,7 +168,7 @@ test_watchdog (Fixture *fx, gconstpointer data)
   gint64 first, last;
   guint count;
 
-  notifier = atk_systemd_notifier_new_full (fx->daemon, fake_get_stats, 60000);
+  notifier = atk_systemd_notifier_new_full (fx->daemon, atk_fake_daemon_get_stats, 60000);
 
   /* WATCHDOG_USEC=200000: a ping about every 100 ms. */
   for (guint i = 0; i < 6; i++)
@@ -229,7 +189,7 @@ test_watchdog (Fixture *fx, gconstpointer data)
   atk_systemd_notifier_stopping (notifier);
   wait_for_line (fx, 0, "STOPPING=1", 1000);
   count = fx->watchdogs->len;
-  run_for (400);
+  atk_test_run_for (NULL, 400);
   g_assert_cmpuint (fx->watchdogs->len, ==, count);
 }
 
@@ -240,7 +200,7 @@ test_watchdog_other_pid (Fixture *fx, gconstpointer data)
 
   /* WATCHDOG_PID names another process: the watchdog is not ours to feed. STATUS= still
    * goes out, and by the time three have arrived (≥ 300 ms) a 100 ms ping would have too. */
-  notifier = atk_systemd_notifier_new_full (fx->daemon, fake_get_stats, 100);
+  notifier = atk_systemd_notifier_new_full (fx->daemon, atk_fake_daemon_get_stats, 100);
   for (int from = 0, i = 0; i < 3; i++)
     from = wait_for_line (fx, from, "STATUS=stopped", 2000) + 1;
   g_assert_cmpuint (fx->watchdogs->len, ==, 0);

@@ -20,7 +20,6 @@
 
 typedef struct
 {
-  GBytes *bytes;
   GPtrArray *frames; /* GBytes views of each frame */
   GPtrArray *oracle; /* JsonNode* per frame (the jsonl line) */
 } Vector;
@@ -28,7 +27,6 @@ typedef struct
 static void
 vector_free (Vector *v)
 {
-  g_bytes_unref (v->bytes);
   g_ptr_array_unref (v->frames);
   g_ptr_array_unref (v->oracle);
   g_free (v);
@@ -36,129 +34,18 @@ vector_free (Vector *v)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Vector, vector_free)
 
-/* Splits a [u32 LE length][frame] file by hand, not with the library's reader. */
-static GPtrArray *
-split_frames (GBytes *bytes)
-{
-  GPtrArray *frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
-  gsize len;
-  const guint8 *data = g_bytes_get_data (bytes, &len);
-  gsize pos = 0;
-
-  while (pos < len)
-    {
-      guint32 n;
-      g_assert_cmpuint (len - pos, >=, 4);
-      n = (guint32)data[pos] | (guint32)data[pos + 1] << 8 | (guint32)data[pos + 2] << 16
-          | (guint32)data[pos + 3] << 24;
-      pos += 4;
-      g_assert_cmpuint (len - pos, >=, n);
-      g_ptr_array_add (frames, g_bytes_new_from_bytes (bytes, pos, n));
-      pos += n;
-    }
-  return frames;
-}
-
 static Vector *
 vector_load (const char *name)
 {
   g_autofree char *bin = g_strdup_printf ("%s.bin", name);
   g_autofree char *jsonl = g_strdup_printf ("%s.jsonl", name);
-  g_autoptr (GBytes) lines = atk_test_load_vector (jsonl);
-  g_auto (GStrv) split = g_strsplit (g_bytes_get_data (lines, NULL), "\n", -1);
   Vector *v = g_new0 (Vector, 1);
 
-  v->bytes = atk_test_load_vector (bin);
-  v->frames = split_frames (v->bytes);
-  v->oracle = g_ptr_array_new_with_free_func ((GDestroyNotify)json_node_unref);
-  for (guint i = 0; split[i] != NULL; i++)
-    {
-      g_autoptr (GError) error = NULL;
-      JsonNode *node;
-
-      if (*g_strstrip (split[i]) == '\0')
-        continue;
-      node = json_from_string (split[i], &error);
-      g_assert_no_error (error);
-      g_ptr_array_add (v->oracle, node);
-    }
+  v->frames = atk_test_load_frames (bin);
+  v->oracle = atk_test_load_jsonl (jsonl);
   g_assert_cmpuint (v->frames->len, ==, v->oracle->len);
   g_assert_cmpuint (v->frames->len, >, 0);
   return v;
-}
-
-/* ---- JSON comparison with a useful message ---- */
-
-static gboolean
-json_equal (JsonNode *a, JsonNode *b, GString *where)
-{
-  if (JSON_NODE_TYPE (a) != JSON_NODE_TYPE (b))
-    return FALSE;
-  switch (JSON_NODE_TYPE (a))
-    {
-    case JSON_NODE_NULL:
-      return TRUE;
-    case JSON_NODE_VALUE:
-      if (json_node_get_value_type (a) != json_node_get_value_type (b))
-        return FALSE;
-      if (json_node_get_value_type (a) == G_TYPE_INT64)
-        return json_node_get_int (a) == json_node_get_int (b);
-      if (json_node_get_value_type (a) == G_TYPE_BOOLEAN)
-        return json_node_get_boolean (a) == json_node_get_boolean (b);
-      if (json_node_get_value_type (a) == G_TYPE_STRING)
-        return g_strcmp0 (json_node_get_string (a), json_node_get_string (b)) == 0;
-      return json_node_equal (a, b);
-    case JSON_NODE_ARRAY:
-      {
-        JsonArray *x = json_node_get_array (a), *y = json_node_get_array (b);
-        if (json_array_get_length (x) != json_array_get_length (y))
-          return FALSE;
-        for (guint i = 0; i < json_array_get_length (x); i++)
-          if (!json_equal (json_array_get_element (x, i), json_array_get_element (y, i), where))
-            {
-              g_string_prepend (where, g_strdup_printf ("[%u]", i));
-              return FALSE;
-            }
-        return TRUE;
-      }
-    case JSON_NODE_OBJECT:
-    default:
-      {
-        JsonObject *x = json_node_get_object (a), *y = json_node_get_object (b);
-        g_autoptr (GList) members = json_object_get_members (x);
-        if (json_object_get_size (x) != json_object_get_size (y))
-          {
-            g_string_append (where, " (member count differs)");
-            return FALSE;
-          }
-        for (GList *l = members; l != NULL; l = l->next)
-          {
-            const char *name = l->data;
-            if (!json_object_has_member (y, name)
-                || !json_equal (json_object_get_member (x, name), json_object_get_member (y, name),
-                                where))
-              {
-                g_autofree char *part = g_strdup_printf (".%s", name);
-                g_string_prepend (where, part);
-                return FALSE;
-              }
-          }
-        return TRUE;
-      }
-    }
-}
-
-static void
-assert_json_equal (JsonNode *expected, JsonNode *actual, const char *context)
-{
-  g_autoptr (GString) where = g_string_new ("");
-
-  if (!json_equal (expected, actual, where))
-    {
-      g_autofree char *e = json_to_string (expected, FALSE);
-      g_autofree char *a = json_to_string (actual, FALSE);
-      g_error ("%s: JSON differs at %s\nexpected: %s\nactual:   %s", context, where->str, e, a);
-    }
 }
 
 /* ---- the expected messages, from the oracle ---- */
@@ -431,7 +318,8 @@ check_osprey (const Expected *e, const AtkMessage *m, JsonNode *value, const cha
     g_assert_cmpstr (json_object_get_string_member (data, "timestamp"), ==, e->time);
   else
     g_assert_cmpstr (json_object_get_string_member (data, "timestamp"), ==, send_time);
-  assert_json_equal (e->value, json_object_get_member (data, "data"), context);
+  atk_test_assert_json_equal (json_object_get_member (data, "data"), e->value,
+                              ATK_TEST_JSON_NUMBERS_STRICT, context);
 
   g_assert_cmpuint (json_node_get_value_type (json_object_get_member (data, "action_id")), ==,
                     G_TYPE_INT64);
@@ -490,7 +378,7 @@ check_vector (AtkEventTransformer *t, const Vector *v, gboolean osprey, RunStats
           if (osprey)
             check_osprey (e, m, value, context);
           else
-            assert_json_equal (e->value, value, context);
+            atk_test_assert_json_equal (value, e->value, ATK_TEST_JSON_NUMBERS_STRICT, context);
           g_hash_table_insert (
               stats->by_action, (gpointer)m->action_name,
               GUINT_TO_POINTER (
@@ -715,7 +603,8 @@ check_filter (const char *const *watched, const char *const *ignored, const char
               g_assert_cmpuint (k, <, messages->len);
               m = messages->pdata[k++];
               value = parse_value (m);
-              assert_json_equal (e->value, value, "filtered");
+              atk_test_assert_json_equal (value, e->value, ATK_TEST_JSON_NUMBERS_STRICT,
+                                          "filtered");
               if (m->collection != NULL)
                 {
                   g_assert_cmpint (nsid_under (m->collection, base), ==, keep_matching);
@@ -888,7 +777,8 @@ check_damaged_op (Damage damage, GQuark domain, gint code)
       if (j == victim)
         continue;
       value = parse_value (messages->pdata[k]);
-      assert_json_equal (((Expected *)expected->pdata[j])->value, value, "damaged commit");
+      atk_test_assert_json_equal (value, ((Expected *)expected->pdata[j])->value,
+                                  ATK_TEST_JSON_NUMBERS_STRICT, "damaged commit");
       k++;
     }
   atk_transform_result_clear (&result);
