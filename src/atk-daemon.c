@@ -42,9 +42,12 @@
 #define STATS_INTERVAL_MS 1000
 /* Reading the Kafka cursor at start blocks the (not yet running) loop for at most this. */
 #define KAFKA_CURSOR_LOAD_MS 5000
-/* Transactions: commit cadence, and the bound on one blocking transaction call. */
+/* Transactions: commit cadence, and the bounds on the blocking transaction calls. A commit
+ * that times out (Kafka is away) is simply retried on the next tick, so the loop is never
+ * held for long; at shutdown the commit may take longer. */
 #define TXN_INTERVAL_MS 500
-#define TXN_TIMEOUT_MS 10000
+#define TXN_TIMEOUT_MS 5000
+#define TXN_COMMIT_TIMEOUT_MS 1000
 #define TXN_RETRY_MS 1000
 /* A flush at shutdown for the last cursor record. */
 #define CURSOR_FLUSH_MS 2000
@@ -675,11 +678,11 @@ note_commit_time (AtkDaemon *self, gint64 t0)
 }
 
 static AtkTxnStatus
-txn_commit_now (AtkDaemon *self)
+txn_commit_now (AtkDaemon *self, guint timeout_ms)
 {
   g_autoptr (GError) error = NULL;
   gint64 t0 = g_get_monotonic_time ();
-  AtkTxnStatus status = atk_kafka_sink_commit_transaction (self->sink, TXN_TIMEOUT_MS, &error);
+  AtkTxnStatus status = atk_kafka_sink_commit_transaction (self->sink, timeout_ms, &error);
 
   self->txn_open = FALSE;
   self->commit_pending = status == ATK_TXN_RETRY;
@@ -707,7 +710,7 @@ txn_has_news (AtkDaemon *self, gint64 *last)
 /* Commits the open transaction with its cursor record: the last seq handed to the sink,
  * whose messages are all in this transaction or an earlier one. */
 static void
-txn_commit (AtkDaemon *self, gboolean begin_next)
+txn_commit (AtkDaemon *self, gboolean begin_next, guint timeout_ms)
 {
   g_autoptr (GError) error = NULL;
   AtkTxnStatus status;
@@ -720,7 +723,7 @@ txn_commit (AtkDaemon *self, gboolean begin_next)
                                           self->pending_cursor, &error))
         g_message ("%s", error->message); /* commit then fails, and aborts */
     }
-  status = txn_commit_now (self);
+  status = txn_commit_now (self, timeout_ms);
   if (status == ATK_TXN_ABORTED)
     rewind_to_durable (self, "Kafka transaction aborted");
   if (begin_next && (status == ATK_TXN_OK || status == ATK_TXN_ABORTED))
@@ -734,7 +737,7 @@ on_txn_timer (gpointer user_data)
   AtkDaemon *self = user_data;
 
   if (!self->fatal)
-    txn_commit (self, TRUE);
+    txn_commit (self, TRUE, TXN_COMMIT_TIMEOUT_MS);
   return G_SOURCE_CONTINUE;
 }
 
@@ -943,7 +946,7 @@ finish_transaction (AtkDaemon *self)
 {
   if (!self->transactional || self->fatal || !(self->txn_open || self->commit_pending))
     return;
-  txn_commit (self, FALSE);
+  txn_commit (self, FALSE, TXN_TIMEOUT_MS);
   if (self->commit_pending)
     atk_kafka_sink_abort_transaction (self->sink, TXN_TIMEOUT_MS, NULL);
   self->txn_open = self->commit_pending = FALSE;

@@ -247,6 +247,47 @@ class NoLoss(unittest.TestCase):
         self.assertGreaterEqual(reconnects, loops * len(FRAMES) // 250 - 1)
         self.assert_order_per_did(messages)
 
+    # ---- the cursor in Kafka -----------------------------------------------------------------
+
+    def test_fresh_host_resumes_from_kafka(self):
+        """A new state directory on the same topic resumes from <topic>.cursor; a state file
+        ahead of it wins (the higher of the two)."""
+        topic = kafkautil.unique_topic("noloss-fresh")
+        one_pass = len(expected_identities(1))
+        replay = Replay(CAPTURE)
+        self.addCleanup(replay.stop)
+        first = Daemon(replay.url, topic)
+        self.addCleanup(first.kill)
+        kafkautil.wait_for_count(topic, one_pass, timeout=60)
+        self.assertEqual(first.stop(), 0)
+        self.assertEqual(kafka_cursor(topic), FIRST_SEQ + SPAN - 1)
+
+        replay2 = Replay(CAPTURE, "--loop", "3")
+        self.addCleanup(replay2.stop)
+        fresh = Daemon(replay2.url, topic)  # a new, empty state directory
+        self.addCleanup(fresh.kill)
+        kafkautil.wait_for_count(topic, 3 * one_pass, timeout=60)
+        self.assertEqual(fresh.stop(), 0)
+        self.assertEqual(resumed_from(fresh.output()), FIRST_SEQ + SPAN - 1)
+
+        ahead = tempfile.mkdtemp(prefix="atk-noloss-ahead-")
+        self.addCleanup(shutil.rmtree, ahead, True)
+        with open(os.path.join(ahead, "cursor"), "w") as f:
+            f.write(f"{FIRST_SEQ + 3 * SPAN + 9}\n")  # ahead of Kafka's cursor
+        replay3 = Replay(CAPTURE, "--loop", "4")
+        self.addCleanup(replay3.stop)
+        third = Daemon(replay3.url, topic, state_dir=ahead)
+        self.addCleanup(third.kill)
+        wait_until(lambda: state_cursor(ahead) == FIRST_SEQ + 4 * SPAN - 1, 60, "the 4th pass")
+        self.assertEqual(third.stop(), 0)
+        self.assertEqual(resumed_from(third.output()), FIRST_SEQ + 3 * SPAN + 9)
+        # every event once, except the ten frames the state file said were done
+        messages = kafkautil.consume_all(topic)
+        done_by_file = range(FIRST_SEQ + 3 * SPAN, FIRST_SEQ + 3 * SPAN + 10)
+        expected = collections.Counter(i for i in expected_identities(4)
+                                       if i[0] not in done_by_file)
+        self.assertEqual(copies(messages), expected)
+
     # ---- old and future cursors ------------------------------------------------------------
 
     def test_outdated_cursor(self):
@@ -304,6 +345,14 @@ class NoLoss(unittest.TestCase):
         daemon = Daemon(replay.url, topic, "--max-in-flight-bytes", str(bound),
                         "--max-in-flight-messages", "1000000", bootstrap=servers)
         self.addCleanup(daemon.kill)
+        # A second daemon whose messages time out during the outage (message.timeout.ms is
+        # 0, never, by default): each timeout must rewind it to its cursor, not skip them.
+        replay2 = Replay(CAPTURE, "--loop", "20", "--rate", "300")
+        self.addCleanup(replay2.stop)
+        topic2 = kafkautil.unique_topic("noloss-timeout")
+        impatient = Daemon(replay2.url, topic2, "-X", "message.timeout.ms=4000",
+                           bootstrap=servers)
+        self.addCleanup(impatient.kill)
         wait_until(lambda: daemon.metric("atkafka_produced_events", status="ok") > 500, 60,
                    "production before the outage")
         baseline = rss_kib(daemon.proc.pid)
@@ -341,6 +390,14 @@ class NoLoss(unittest.TestCase):
         print(f"  outage: {len(messages)} messages, {len(messages) - len(got)} duplicates",
               flush=True)
         self.assert_order_per_did(messages)
+
+        kafkautil.wait_for_count(topic2, len(expected_identities(20)), servers, timeout=60)
+        self.assertIn("producing again", impatient.output())
+        self.assertEqual(impatient.stop(), 0, impatient.output()[-3000:])
+        messages = kafkautil.consume_all(topic2, servers)
+        self.assert_complete(messages, 20, "timed-out messages")
+        print(f"  timeouts: {len(messages)} messages, {impatient.output().count('producing again')}"
+              " rewinds", flush=True)
 
 
 if __name__ == "__main__":
