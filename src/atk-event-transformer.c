@@ -275,6 +275,9 @@ append_event_tail (GString *out)
   APPEND_LITERAL (out, ",\"eventMetadata\":null}");
 }
 
+/* Called right after append_event_tail(): where its `null` is, for the metadata stage. */
+#define METADATA_OFFSET(out) ((out)->len - sizeof ("null}") + 1)
+
 static void
 append_osprey_head (GString *out, const char *action_name, gint64 action_id)
 {
@@ -464,6 +467,7 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
       note_op_error (result, op, local_error);
       return;
     }
+  message->metadata_offset = METADATA_OFFSET (message->value);
   if (self->osprey)
     append_osprey_tail (self, message->value, frame);
   message->collection = g_strndup (op->collection.ptr, op->collection.len);
@@ -604,6 +608,7 @@ transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *
       append_info (message->value, frame);
       break;
     }
+  message->metadata_offset = METADATA_OFFSET (message->value);
   if (self->osprey)
     append_osprey_tail (self, message->value, frame);
   g_ptr_array_add (messages, message);

@@ -19,6 +19,8 @@ typedef struct
   char *collection;    /* ops only, else NULL */
   gint64 action_id;    /* the snowflake (also in Osprey values) */
   gint64 event_time_ms; /* the event's time in ms since the Unix epoch, or 0 if none */
+  gsize metadata_offset; /* byte offset in value of the `null` of "eventMetadata":null (the
+                          * metadata stage splices the object there); 0 = none */
 } AtkMessage;
 
 AtkMessage *atk_message_new (void);

@@ -1,0 +1,490 @@
+/* at-kafka: eventMetadata and service filters, in per-DID order.
+ *
+ * A DID with nothing waiting and a fresh cache entry goes straight through. Otherwise its
+ * messages queue behind one lookup; when it answers, the queue drains until an #identity
+ * message (which invalidates the DID and waits for a fresh lookup) or the end.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka-metadata"
+
+#include "atk-metadata-stage.h"
+
+#include <string.h>
+
+#include "atk-cbor-json.h"
+#include "atk-error.h"
+
+typedef struct
+{
+  char *base; /* lower case; "example.com" for "*.example.com" */
+  gboolean subdomains;
+  gboolean any;
+} HostPattern;
+
+typedef struct
+{
+  char *did;
+  GQueue messages;    /* AtkMessage*, oldest first */
+  gboolean resolving; /* a lookup for the head is in flight */
+} DidQueue;
+
+struct _AtkMetadataStage
+{
+  GObject parent_instance;
+
+  AtkDidResolver *resolver;
+  gboolean event_metadata;
+  GArray *watched; /* HostPattern */
+  GArray *ignored;
+
+  GHashTable *queues; /* did → DidQueue* (owned) */
+  guint backlog;
+  guint max_backlog;
+  AtkMetadataStats stats;
+};
+
+G_DEFINE_FINAL_TYPE (AtkMetadataStage, atk_metadata_stage, G_TYPE_OBJECT)
+
+enum
+{
+  SIGNAL_MESSAGE_READY,
+  SIGNAL_MESSAGE_FILTERED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static void process_queue (AtkMetadataStage *self, DidQueue *queue);
+
+static void
+clear_pattern (gpointer data)
+{
+  g_free (((HostPattern *)data)->base);
+}
+
+static GArray *
+pattern_array_new (void)
+{
+  GArray *array = g_array_new (FALSE, TRUE, sizeof (HostPattern));
+  g_array_set_clear_func (array, clear_pattern);
+  return array;
+}
+
+static void
+did_queue_free (gpointer data)
+{
+  DidQueue *queue = data;
+
+  g_queue_clear_full (&queue->messages, (GDestroyNotify)atk_message_free);
+  g_free (queue->did);
+  g_free (queue);
+}
+
+static void
+atk_metadata_stage_finalize (GObject *object)
+{
+  AtkMetadataStage *self = ATK_METADATA_STAGE (object);
+
+  /* Lookups in flight hold a reference: queues here have none running. */
+  g_hash_table_destroy (self->queues);
+  g_clear_pointer (&self->watched, g_array_unref);
+  g_clear_pointer (&self->ignored, g_array_unref);
+  g_clear_object (&self->resolver);
+  G_OBJECT_CLASS (atk_metadata_stage_parent_class)->finalize (object);
+}
+
+static void
+atk_metadata_stage_class_init (AtkMetadataStageClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = atk_metadata_stage_finalize;
+
+  signals[SIGNAL_MESSAGE_READY]
+      = g_signal_new ("message-ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+  signals[SIGNAL_MESSAGE_FILTERED]
+      = g_signal_new ("message-filtered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                      NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+}
+
+static void
+atk_metadata_stage_init (AtkMetadataStage *self)
+{
+  self->watched = pattern_array_new ();
+  self->ignored = pattern_array_new ();
+  self->queues = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, did_queue_free);
+  self->max_backlog = 100000;
+}
+
+AtkMetadataStage *
+atk_metadata_stage_new (AtkDidResolver *resolver)
+{
+  AtkMetadataStage *self = g_object_new (ATK_TYPE_METADATA_STAGE, NULL);
+
+  g_return_val_if_fail (resolver == NULL || ATK_IS_DID_RESOLVER (resolver), self);
+  if (resolver != NULL)
+    self->resolver = g_object_ref (resolver);
+  return self;
+}
+
+/* ---- service filters ---- */
+
+static gboolean
+parse_host_patterns (const char *const *list, GArray *out, GError **error)
+{
+  for (gsize i = 0; list != NULL && list[i] != NULL; i++)
+    {
+      g_autofree char *text = g_ascii_strdown (g_strstrip (g_strdup (list[i])), -1);
+      HostPattern pattern = { 0 };
+      const char *base = text;
+
+      if (*text == '\0')
+        continue;
+      if (strcmp (text, "*") == 0)
+        pattern.any = TRUE;
+      else
+        {
+          if (g_str_has_prefix (text, "*."))
+            {
+              pattern.subdomains = TRUE;
+              base += 2;
+            }
+          if (*base == '\0' || strchr (base, '*') != NULL || strchr (base, '/') != NULL)
+            {
+              g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           "Invalid service pattern “%s”: use a host name or “*.” followed by "
+                           "a domain",
+                           list[i]);
+              return FALSE;
+            }
+          pattern.base = g_strdup (base);
+        }
+      g_array_append_val (out, pattern);
+    }
+  return TRUE;
+}
+
+gboolean
+atk_metadata_stage_set_service_filter (AtkMetadataStage *self, const char *const *watched,
+                                       const char *const *ignored, GError **error)
+{
+  g_autoptr (GArray) new_watched = pattern_array_new ();
+  g_autoptr (GArray) new_ignored = pattern_array_new ();
+
+  g_return_val_if_fail (ATK_IS_METADATA_STAGE (self), FALSE);
+
+  if (!parse_host_patterns (watched, new_watched, error)
+      || !parse_host_patterns (ignored, new_ignored, error))
+    return FALSE;
+  if (new_watched->len > 0 && new_ignored->len > 0)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           "Watched and ignored services cannot both be given");
+      return FALSE;
+    }
+  if ((new_watched->len > 0 || new_ignored->len > 0) && self->resolver == NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           "Service filters need a PLC host");
+      return FALSE;
+    }
+  g_array_unref (self->watched);
+  self->watched = g_steal_pointer (&new_watched);
+  g_array_unref (self->ignored);
+  self->ignored = g_steal_pointer (&new_ignored);
+  return TRUE;
+}
+
+static gboolean
+host_matches (const GArray *patterns, const char *host)
+{
+  gsize host_len = host != NULL ? strlen (host) : 0;
+
+  if (host == NULL)
+    return FALSE;
+  for (guint i = 0; i < patterns->len; i++)
+    {
+      const HostPattern *p = &g_array_index (patterns, HostPattern, i);
+      gsize len = p->any ? 0 : strlen (p->base);
+
+      if (p->any || strcmp (host, p->base) == 0)
+        return TRUE;
+      if (p->subdomains && host_len > len && host[host_len - len - 1] == '.'
+          && strcmp (host + host_len - len, p->base) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static gboolean
+service_wanted (AtkMetadataStage *self, const AtkDidInfo *info)
+{
+  if (self->watched->len > 0)
+    return host_matches (self->watched, info->pds_host);
+  if (self->ignored->len > 0)
+    return !host_matches (self->ignored, info->pds_host);
+  return TRUE;
+}
+
+gboolean
+atk_metadata_stage_set_event_metadata (AtkMetadataStage *self, gboolean enabled, GError **error)
+{
+  g_return_val_if_fail (ATK_IS_METADATA_STAGE (self), FALSE);
+
+  if (enabled && self->resolver == NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           "Event metadata needs a PLC host");
+      return FALSE;
+    }
+  self->event_metadata = !!enabled;
+  return TRUE;
+}
+
+gboolean
+atk_metadata_stage_is_active (AtkMetadataStage *self)
+{
+  g_return_val_if_fail (ATK_IS_METADATA_STAGE (self), FALSE);
+  return self->resolver != NULL
+         && (self->event_metadata || self->watched->len > 0 || self->ignored->len > 0);
+}
+
+/* ---- the metadata object ---- */
+
+static void
+append_member_string (GString *out, const char *name, const char *value)
+{
+  if (value == NULL || *value == '\0')
+    return;
+  g_string_append_printf (out, ",\"%s\":", name);
+  atk_json_append_string (out, value, strlen (value));
+}
+
+void
+atk_metadata_append_json (const AtkDidInfo *info, gint64 now_ms, GString *out)
+{
+  gint64 age = info->created_at_ms > 0 ? MAX (now_ms - info->created_at_ms, 0) / 1000 : 0;
+
+  g_string_append (out, "{\"didDocument\":");
+  g_string_append (out, info->document);
+  append_member_string (out, "pdsHost", info->pds_host);
+  append_member_string (out, "handle", info->handle);
+  append_member_string (out, "didCreatedAt", info->created_at);
+  g_string_append_printf (out, ",\"accountAge\":%" G_GINT64_FORMAT ",\"profile\":", age);
+  g_string_append (out, info->profile != NULL ? info->profile : "null");
+  g_string_append_c (out, '}');
+}
+
+/* Replaces the transformer's "eventMetadata":null. A message without that slot (offset 0,
+ * or not "null" there) is left alone. */
+static gboolean
+splice_metadata (AtkMessage *message, const AtkDidInfo *info)
+{
+  GString *value = message->value;
+  gsize at = message->metadata_offset;
+  g_autoptr (GString) json = NULL;
+
+  if (at == 0 || at + 4 > value->len || memcmp (value->str + at, "null", 4) != 0)
+    return FALSE;
+  json = g_string_sized_new (strlen (info->document) + 256);
+  atk_metadata_append_json (info, g_get_real_time () / 1000, json);
+  g_string_erase (value, (gssize)at, 4);
+  g_string_insert_len (value, (gssize)at, json->str, (gssize)json->len);
+  return TRUE;
+}
+
+/* ---- the flow ---- */
+
+static void
+emit_ready (AtkMetadataStage *self, AtkMessage *message)
+{
+  g_signal_emit (self, signals[SIGNAL_MESSAGE_READY], 0, message);
+  atk_message_free (message);
+}
+
+/* The end of a message's way through the stage: filtered, or out with what is known. */
+static void
+deliver (AtkMetadataStage *self, AtkMessage *message, const AtkDidInfo *info)
+{
+  if (info == NULL)
+    {
+      self->stats.degraded++;
+      emit_ready (self, message);
+      return;
+    }
+  if (!service_wanted (self, info))
+    {
+      self->stats.filtered++;
+      g_signal_emit (self, signals[SIGNAL_MESSAGE_FILTERED], 0, message);
+      atk_message_free (message);
+      return;
+    }
+  if (self->event_metadata && splice_metadata (message, info))
+    self->stats.enriched++;
+  emit_ready (self, message);
+}
+
+static gboolean
+has_did (const AtkMessage *message)
+{
+  return message->key != NULL && g_str_has_prefix (message->key, "did:");
+}
+
+typedef struct
+{
+  AtkMetadataStage *self; /* a reference */
+  char *did;
+} Lookup;
+
+static void
+on_resolved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Lookup *lookup = user_data;
+  g_autoptr (AtkMetadataStage) self = lookup->self;
+  g_autofree char *did = lookup->did;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtkDidInfo) info
+      = atk_did_resolver_resolve_finish (ATK_DID_RESOLVER (source), result, &error);
+  DidQueue *queue = g_hash_table_lookup (self->queues, did);
+  AtkMessage *message;
+
+  g_free (lookup);
+  if (error != NULL)
+    g_debug ("No metadata for %s: %s", did, error->message);
+  g_assert (queue != NULL && queue->resolving);
+  queue->resolving = FALSE;
+
+  /* This answer serves the head and everything up to the next #identity. */
+  message = g_queue_pop_head (&queue->messages);
+  self->backlog--;
+  deliver (self, message, info);
+  while ((message = g_queue_peek_head (&queue->messages)) != NULL
+         && message->kind != ATK_EVENT_IDENTITY)
+    {
+      g_queue_pop_head (&queue->messages);
+      self->backlog--;
+      deliver (self, message, info);
+    }
+  process_queue (self, queue);
+}
+
+static void
+start_lookup (AtkMetadataStage *self, DidQueue *queue)
+{
+  Lookup *lookup = g_new0 (Lookup, 1);
+
+  lookup->self = g_object_ref (self);
+  lookup->did = g_strdup (queue->did);
+  queue->resolving = TRUE;
+  atk_did_resolver_resolve_async (self->resolver, queue->did, NULL, on_resolved, lookup);
+}
+
+/* Moves the queue on: cached answers go out at once; the first message that needs the
+ * network starts a lookup and waits. An empty queue is removed. */
+static void
+process_queue (AtkMetadataStage *self, DidQueue *queue)
+{
+  AtkMessage *message;
+
+  while (!queue->resolving && (message = g_queue_peek_head (&queue->messages)) != NULL)
+    {
+      g_autoptr (AtkDidInfo) info = NULL;
+      g_autoptr (GError) error = NULL;
+
+      if (message->kind == ATK_EVENT_IDENTITY)
+        {
+          /* The handle or PDS may have changed: ask again. */
+          atk_did_resolver_invalidate (self->resolver, queue->did);
+          start_lookup (self, queue);
+          return;
+        }
+      info = atk_did_resolver_lookup_cached (self->resolver, queue->did, &error);
+      if (info == NULL && error == NULL)
+        {
+          start_lookup (self, queue);
+          return;
+        }
+      g_queue_pop_head (&queue->messages);
+      self->backlog--;
+      deliver (self, message, info);
+    }
+  if (!queue->resolving && queue->messages.length == 0)
+    g_hash_table_remove (self->queues, queue->did);
+}
+
+void
+atk_metadata_stage_push (AtkMetadataStage *self, AtkMessage *message)
+{
+  DidQueue *queue;
+
+  g_return_if_fail (ATK_IS_METADATA_STAGE (self));
+  g_return_if_fail (message != NULL);
+
+  if (!atk_metadata_stage_is_active (self) || !has_did (message))
+    {
+      emit_ready (self, message);
+      return;
+    }
+  queue = g_hash_table_lookup (self->queues, message->key);
+  if (queue != NULL)
+    {
+      g_queue_push_tail (&queue->messages, message);
+      self->backlog++;
+      return;
+    }
+  queue = g_new0 (DidQueue, 1);
+  queue->did = g_strdup (message->key);
+  g_queue_init (&queue->messages);
+  g_hash_table_insert (self->queues, queue->did, queue);
+  g_queue_push_tail (&queue->messages, message);
+  self->backlog++;
+  process_queue (self, queue);
+}
+
+/* ---- state ---- */
+
+guint
+atk_metadata_stage_get_backlog (AtkMetadataStage *self)
+{
+  g_return_val_if_fail (ATK_IS_METADATA_STAGE (self), 0);
+  return self->backlog;
+}
+
+void
+atk_metadata_stage_set_max_backlog (AtkMetadataStage *self, guint max)
+{
+  g_return_if_fail (ATK_IS_METADATA_STAGE (self));
+  self->max_backlog = MAX (max, 1u);
+}
+
+gboolean
+atk_metadata_stage_is_saturated (AtkMetadataStage *self)
+{
+  g_return_val_if_fail (ATK_IS_METADATA_STAGE (self), FALSE);
+  return self->backlog >= self->max_backlog;
+}
+
+void
+atk_metadata_stage_get_stats (AtkMetadataStage *self, AtkMetadataStats *stats)
+{
+  g_return_if_fail (ATK_IS_METADATA_STAGE (self));
+  *stats = self->stats;
+}
+
+void
+atk_metadata_stage_render_prometheus (AtkMetadataStage *self, GString *out)
+{
+  g_return_if_fail (ATK_IS_METADATA_STAGE (self));
+
+  if (self->resolver != NULL)
+    atk_did_resolver_render_prometheus (self->resolver, out);
+  g_string_append_printf (
+      out,
+      "# HELP atkafka_metadata_events Messages through the metadata stage by result.\n"
+      "# TYPE atkafka_metadata_events counter\n"
+      "atkafka_metadata_events{result=\"enriched\"} %" G_GUINT64_FORMAT "\n"
+      "atkafka_metadata_events{result=\"degraded\"} %" G_GUINT64_FORMAT "\n"
+      "atkafka_metadata_events{result=\"filtered\"} %" G_GUINT64_FORMAT "\n"
+      "# HELP atkafka_metadata_backlog Messages waiting for a DID lookup.\n"
+      "# TYPE atkafka_metadata_backlog gauge\n"
+      "atkafka_metadata_backlog %u\n",
+      self->stats.enriched, self->stats.degraded, self->stats.filtered, self->backlog);
+}

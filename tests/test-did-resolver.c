@@ -1,0 +1,517 @@
+/* AtkDidResolver against a real PLC directory with accounts created by real PDSes
+ * (tests/plc/run-plc.mjs), and against local SoupServers for did:web and the AppView.
+ * SPDX-License-Identifier: MIT */
+#include <libsoup/soup.h>
+
+#include "atk-did-resolver.h"
+#include "atk-error.h"
+#include "atk-test-util.h"
+#include "plc/atk-test-plc.h"
+
+#define ALICE 0 /* on the PDS at http://localhost:PORT */
+#define CAROL 1 /* the same PDS */
+#define BOB 2   /* on the PDS "pds.b.test" */
+
+static AtkTestPlc *plc; /* shared; the last test stops its PLC directory */
+static gint64 test_start_ms;
+
+/* ---- resolving synchronously for the tests ---- */
+
+typedef struct
+{
+  gboolean done;
+  AtkDidInfo *info;
+  GError *error;
+} Result;
+
+static void
+on_resolved (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Result *result = user_data;
+
+  result->info = atk_did_resolver_resolve_finish (ATK_DID_RESOLVER (source), res, &result->error);
+  result->done = TRUE;
+}
+
+static gboolean
+result_done (gpointer user_data)
+{
+  return ((Result *)user_data)->done;
+}
+
+static void
+result_clear (Result *result)
+{
+  g_clear_pointer (&result->info, atk_did_info_unref);
+  g_clear_error (&result->error);
+  result->done = FALSE;
+}
+
+/* Resolves and waits; the caller clears the result. */
+static void
+resolve (AtkDidResolver *resolver, const char *did, Result *result)
+{
+  atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, result);
+  g_assert_true (plc_wait_until (result_done, result, 20000));
+}
+
+static AtkDidResolver *
+new_resolver (const char *api_url)
+{
+  g_autoptr (GError) error = NULL;
+  AtkDidResolver *resolver = atk_did_resolver_new (atk_test_plc_url (plc), api_url, &error);
+
+  g_assert_no_error (error);
+  return resolver;
+}
+
+static guint64
+doc_requests (AtkDidResolver *resolver, const char *status)
+{
+  return atk_did_resolver_get_request_count (resolver, "plc", "did_doc", status, "false");
+}
+
+/* ---- the real PLC directory ---- */
+
+static void
+check_account (const AtkDidInfo *info, guint account, const char *pds_host)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) doc = NULL;
+  gint64 now_ms = g_get_real_time () / 1000;
+
+  g_assert_cmpstr (info->did, ==, atk_test_plc_account (plc, account, "did"));
+  g_assert_cmpstr (info->handle, ==, atk_test_plc_account (plc, account, "handle"));
+  g_assert_cmpstr (info->pds_endpoint, ==, atk_test_plc_account (plc, account, "pds"));
+  g_assert_cmpstr (info->pds_host, ==, pds_host);
+  doc = json_from_string (info->document, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (doc), "id"), ==, info->did);
+  /* The account was made by run-plc.mjs, after this program started. */
+  g_assert_nonnull (info->created_at);
+  g_assert_cmpint (info->created_at_ms, >=, test_start_ms - 5000);
+  g_assert_cmpint (info->created_at_ms, <=, now_ms + 5000);
+}
+
+static void
+test_resolve_accounts (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  Result result = { 0 };
+
+  atk_did_resolver_set_fetch_details (resolver, TRUE);
+  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  g_assert_no_error (result.error);
+  check_account (result.info, ALICE, "localhost");
+  result_clear (&result);
+
+  resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
+  g_assert_no_error (result.error);
+  check_account (result.info, BOB, "pds.b.test");
+  g_assert_cmpstr (result.info->pds_endpoint, ==, "https://pds.b.test");
+  g_assert_null (result.info->profile);
+  result_clear (&result);
+
+  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 2);
+  g_assert_cmpuint (
+      atk_did_resolver_get_request_count (resolver, "plc", "audit_log", "ok", "false"), ==, 2);
+  g_assert_cmpuint (atk_did_resolver_get_network_requests (resolver), ==, 4);
+  g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 2);
+}
+
+static void
+test_cache_hit (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  const char *did = atk_test_plc_account (plc, CAROL, "did");
+  g_autoptr (AtkDidInfo) cached = NULL;
+  g_autoptr (GError) error = NULL;
+  Result result = { 0 };
+
+  g_assert_null (atk_did_resolver_lookup_cached (resolver, did, &error));
+  g_assert_no_error (error);
+  resolve (resolver, did, &result);
+  g_assert_no_error (result.error);
+  result_clear (&result);
+  g_assert_cmpuint (atk_did_resolver_get_network_requests (resolver), ==, 1);
+
+  resolve (resolver, did, &result);
+  g_assert_no_error (result.error);
+  g_assert_cmpstr (result.info->handle, ==, atk_test_plc_account (plc, CAROL, "handle"));
+  result_clear (&result);
+  cached = atk_did_resolver_lookup_cached (resolver, did, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (cached);
+  g_assert_cmpuint (atk_did_resolver_get_network_requests (resolver), ==, 1);
+  g_assert_cmpuint (atk_did_resolver_get_request_count (resolver, "plc", "did_doc", "ok", "true"),
+                    ==, 2);
+}
+
+static void
+test_coalesce (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  const char *did = atk_test_plc_account (plc, BOB, "did");
+  Result results[3] = { 0 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, &results[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    {
+      g_assert_true (plc_wait_until (result_done, &results[i], 20000));
+      g_assert_no_error (results[i].error);
+      g_assert_true (results[i].info == results[0].info);
+    }
+  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 1);
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    result_clear (&results[i]);
+}
+
+static void
+test_not_found (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  const char *did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+  Result result = { 0 };
+
+  resolve (resolver, did, &result);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_null (result.info);
+  result_clear (&result);
+  g_assert_cmpuint (doc_requests (resolver, "not_found"), ==, 1);
+
+  /* Cached briefly: the directory is not asked again. */
+  resolve (resolver, did, &result);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  result_clear (&result);
+  g_assert_cmpuint (atk_did_resolver_get_network_requests (resolver), ==, 1);
+  g_assert_cmpuint (
+      atk_did_resolver_get_request_count (resolver, "plc", "did_doc", "not_found", "true"), ==, 1);
+}
+
+static gint64
+fake_clock (gpointer user_data)
+{
+  return *(gint64 *)user_data;
+}
+
+static void
+test_ttl (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  const char *did = atk_test_plc_account (plc, ALICE, "did");
+  g_autoptr (AtkDidInfo) hit = NULL;
+  g_autoptr (AtkDidInfo) miss = NULL;
+  gint64 now = 1000 * G_USEC_PER_SEC;
+  Result result = { 0 };
+
+  atk_did_resolver_set_clock (resolver, fake_clock, &now);
+  atk_did_resolver_set_cache (resolver, 10, 60, 5);
+  resolve (resolver, did, &result);
+  g_assert_no_error (result.error);
+  result_clear (&result);
+
+  now += 59 * G_USEC_PER_SEC;
+  hit = atk_did_resolver_lookup_cached (resolver, did, NULL);
+  g_assert_nonnull (hit);
+  now += 2 * G_USEC_PER_SEC;
+  miss = atk_did_resolver_lookup_cached (resolver, did, NULL);
+  g_assert_null (miss);
+  g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 0);
+
+  resolve (resolver, did, &result);
+  g_assert_no_error (result.error);
+  result_clear (&result);
+  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 2);
+}
+
+static void
+test_lru_bound (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (AtkDidInfo) alice = NULL;
+  g_autoptr (AtkDidInfo) carol = NULL;
+  g_autoptr (AtkDidInfo) bob = NULL;
+  Result result = { 0 };
+
+  atk_did_resolver_set_cache (resolver, 2, 3600, 60);
+  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  result_clear (&result);
+  resolve (resolver, atk_test_plc_account (plc, CAROL, "did"), &result);
+  result_clear (&result);
+  /* Alice is used again: Carol is now the least recent and goes when Bob comes. */
+  g_clear_pointer (&alice, atk_did_info_unref);
+  alice = atk_did_resolver_lookup_cached (resolver, atk_test_plc_account (plc, ALICE, "did"), NULL);
+  g_assert_nonnull (alice);
+  resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
+  g_assert_no_error (result.error);
+  result_clear (&result);
+
+  g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 2);
+  carol = atk_did_resolver_lookup_cached (resolver, atk_test_plc_account (plc, CAROL, "did"), NULL);
+  g_assert_null (carol);
+  bob = atk_did_resolver_lookup_cached (resolver, atk_test_plc_account (plc, BOB, "did"), NULL);
+  g_assert_nonnull (bob);
+  g_clear_pointer (&alice, atk_did_info_unref);
+  alice = atk_did_resolver_lookup_cached (resolver, atk_test_plc_account (plc, ALICE, "did"), NULL);
+  g_assert_nonnull (alice);
+}
+
+static void
+test_invalidate (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  const char *did = atk_test_plc_account (plc, CAROL, "did");
+  Result result = { 0 };
+  Result first = { 0 }, second = { 0 };
+
+  resolve (resolver, did, &result);
+  g_assert_cmpstr (result.info->handle, ==, "carol.test");
+  result_clear (&result);
+
+  /* A real handle change: the PDS signs a PLC update. The cache still has the old one. */
+  atk_test_plc_command (plc, "handle 1 carol-new.test");
+  resolve (resolver, did, &result);
+  g_assert_cmpstr (result.info->handle, ==, "carol.test");
+  result_clear (&result);
+  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 1);
+
+  atk_did_resolver_invalidate (resolver, did);
+  g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 0);
+  resolve (resolver, did, &result);
+  g_assert_no_error (result.error);
+  g_assert_cmpstr (result.info->handle, ==, "carol-new.test");
+  result_clear (&result);
+  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 2);
+
+  /* Invalidated while in flight: the next caller does not join the old lookup. */
+  atk_did_resolver_invalidate (resolver, did);
+  atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, &first);
+  atk_did_resolver_invalidate (resolver, did);
+  atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, &second);
+  g_assert_true (plc_wait_until (result_done, &first, 20000));
+  g_assert_true (plc_wait_until (result_done, &second, 20000));
+  g_assert_no_error (first.error);
+  g_assert_no_error (second.error);
+  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 4);
+  g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 1);
+  result_clear (&first);
+  result_clear (&second);
+}
+
+static void
+test_render (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (GString) out = g_string_new (NULL);
+  g_autofree char *line = NULL;
+  Result result = { 0 };
+
+  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  result_clear (&result);
+  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  result_clear (&result);
+  resolve (resolver, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb", &result);
+  result_clear (&result);
+
+  atk_did_resolver_render_prometheus (resolver, out);
+  g_assert_nonnull (strstr (
+      out->str, "atkafka_plc_requests{kind=\"did_doc\",status=\"ok\",cached=\"false\"} 1\n"));
+  g_assert_nonnull (strstr (
+      out->str, "atkafka_plc_requests{kind=\"did_doc\",status=\"ok\",cached=\"true\"} 1\n"));
+  g_assert_nonnull (
+      strstr (out->str,
+              "atkafka_plc_requests{kind=\"did_doc\",status=\"not_found\",cached=\"false\"} 1\n"));
+  g_assert_nonnull (strstr (out->str, "# TYPE atkafka_api_requests counter\n"));
+  g_assert_nonnull (strstr (out->str, "atkafka_cache_size{kind=\"did_doc\"} 2\n"));
+}
+
+/* ---- did:web and the AppView: a local SoupServer ---- */
+
+typedef struct
+{
+  SoupServer *server;
+  guint port;
+  GPtrArray *held; /* SoupServerMessage*: requests to /slow/did.json, paused */
+  guint requests;
+} WebServer;
+
+static void
+on_web_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+                gpointer user_data)
+{
+  WebServer *web = user_data;
+  g_autofree char *did = NULL;
+  g_autofree char *body = NULL;
+
+  web->requests++;
+  if (g_str_equal (path, "/slow/did.json"))
+    {
+      /* Never answered: the resolver's timeout must end it. */
+      soup_server_message_pause (msg);
+      g_ptr_array_add (web->held, g_object_ref (msg));
+      return;
+    }
+  if (g_str_equal (path, "/xrpc/app.bsky.actor.getProfile"))
+    {
+      const char *actor = query != NULL ? g_hash_table_lookup (query, "actor") : NULL;
+
+      body = g_strdup_printf ("{\"did\":\"%s\",\"handle\":\"profile.test\",\"followersCount\":7}",
+                              actor != NULL ? actor : "");
+      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body,
+                                        strlen (body));
+      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+      return;
+    }
+  if (!g_str_equal (path, "/.well-known/did.json"))
+    {
+      soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+      return;
+    }
+  did = g_strdup_printf ("did:web:127.0.0.1%%3A%u", web->port);
+  body = g_strdup_printf ("{\"id\":\"%s\",\"alsoKnownAs\":[\"https://x\",\"at://web.example.org\"],"
+                          "\"service\":[{\"id\":\"#atproto_pds\",\"type\":"
+                          "\"AtprotoPersonalDataServer\",\"serviceEndpoint\":"
+                          "\"https://PDS.Example.ORG:8443\"}]}",
+                          did);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+static void
+web_server_start (WebServer *web)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSList) uris = NULL;
+
+  web->server = soup_server_new (NULL, NULL);
+  web->held = g_ptr_array_new_with_free_func (g_object_unref);
+  soup_server_add_handler (web->server, NULL, on_web_request, web, NULL);
+  soup_server_listen_local (web->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (web->server);
+  web->port = (guint)g_uri_get_port (uris->data);
+  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify)g_uri_unref);
+}
+
+static void
+web_server_stop (WebServer *web)
+{
+  soup_server_disconnect (web->server);
+  g_clear_object (&web->server);
+  g_clear_pointer (&web->held, g_ptr_array_unref);
+}
+
+static void
+test_did_web_and_profile (void)
+{
+  WebServer web = { 0 };
+  g_autoptr (AtkDidResolver) resolver = NULL;
+  g_autofree char *api = NULL;
+  g_autofree char *did = NULL;
+  g_autoptr (GError) error = NULL;
+  Result result = { 0 };
+
+  web_server_start (&web);
+  api = g_strdup_printf ("http://127.0.0.1:%u/", web.port);
+  resolver = new_resolver (api);
+  atk_did_resolver_set_did_web_scheme (resolver, "http");
+  atk_did_resolver_set_fetch_details (resolver, TRUE);
+
+  did = g_strdup_printf ("did:web:127.0.0.1%%3A%u", web.port);
+  resolve (resolver, did, &result);
+  g_assert_no_error (result.error);
+  g_assert_cmpstr (result.info->handle, ==, "web.example.org");
+  g_assert_cmpstr (result.info->pds_endpoint, ==, "https://PDS.Example.ORG:8443");
+  g_assert_cmpstr (result.info->pds_host, ==, "pds.example.org");
+  g_assert_null (result.info->created_at); /* no audit log for did:web */
+  g_assert_nonnull (result.info->profile);
+  g_assert_nonnull (strstr (result.info->profile, "\"followersCount\":7"));
+  g_assert_nonnull (strstr (result.info->profile, did));
+  result_clear (&result);
+  g_assert_cmpuint (atk_did_resolver_get_request_count (resolver, "api", "profile", "ok", "false"),
+                    ==, 1);
+  g_assert_cmpuint (web.requests, ==, 2);
+
+  /* A server that never answers: a timeout, counted, not a stall. */
+  atk_did_resolver_set_timeout (resolver, 1);
+  g_free (did);
+  did = g_strdup_printf ("did:web:127.0.0.1%%3A%u:slow", web.port);
+  resolve (resolver, did, &result);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  result_clear (&result);
+  g_assert_cmpuint (doc_requests (resolver, "timeout"), ==, 1);
+
+  resolve (resolver, "did:key:z6Mkabc", &result);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  result_clear (&result);
+  web_server_stop (&web);
+}
+
+static void
+test_bad_config (void)
+{
+  g_autoptr (GError) error = NULL;
+  AtkDidResolver *resolver;
+
+  resolver = atk_did_resolver_new ("plc.directory", NULL, &error);
+  g_assert_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG);
+  g_assert_null (resolver);
+  g_clear_error (&error);
+  resolver = atk_did_resolver_new ("https://plc.directory", "ftp://api.bsky.app", &error);
+  g_assert_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG);
+  g_assert_null (resolver);
+  g_clear_error (&error);
+  g_assert_null (
+      atk_did_info_new_from_document ("did:plc:x", "{\"id\":\"did:plc:y\"}", -1, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+}
+
+/* Last: stops the shared PLC directory. */
+static void
+test_plc_stopped (void)
+{
+  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  Result result = { 0 };
+
+  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  g_assert_no_error (result.error);
+  result_clear (&result);
+
+  atk_test_plc_command (plc, "stop-plc");
+  resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
+  g_assert_nonnull (result.error);
+  g_assert_null (result.info);
+  result_clear (&result);
+  g_assert_cmpuint (doc_requests (resolver, "error"), ==, 1);
+  /* What was cached still serves. */
+  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  g_assert_no_error (result.error);
+  g_assert_cmpstr (result.info->handle, ==, "alice.test");
+  result_clear (&result);
+}
+
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+  test_start_ms = g_get_real_time () / 1000;
+  plc = atk_test_plc_start ();
+
+  g_test_add_func ("/did-resolver/plc/resolve", test_resolve_accounts);
+  g_test_add_func ("/did-resolver/plc/cache-hit", test_cache_hit);
+  g_test_add_func ("/did-resolver/plc/coalesce", test_coalesce);
+  g_test_add_func ("/did-resolver/plc/not-found", test_not_found);
+  g_test_add_func ("/did-resolver/plc/ttl", test_ttl);
+  g_test_add_func ("/did-resolver/plc/lru-bound", test_lru_bound);
+  g_test_add_func ("/did-resolver/plc/invalidate", test_invalidate);
+  g_test_add_func ("/did-resolver/plc/render", test_render);
+  g_test_add_func ("/did-resolver/web/did-web-and-profile", test_did_web_and_profile);
+  g_test_add_func ("/did-resolver/bad-config", test_bad_config);
+  g_test_add_func ("/did-resolver/plc/stopped", test_plc_stopped);
+  status = g_test_run ();
+  atk_test_plc_free (plc);
+  return status;
+}
