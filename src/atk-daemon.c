@@ -624,7 +624,10 @@ txn_resume (AtkDaemon *self)
       if (!load_kafka_cursor (self, TXN_TIMEOUT_MS, &found, &kafka_cursor))
         return FALSE;
       if (found && (!has_cursor || kafka_cursor > cursor))
-        has_cursor = TRUE, cursor = kafka_cursor;
+        {
+          has_cursor = TRUE;
+          cursor = kafka_cursor;
+        }
       g_message (has_cursor ? "Resuming after committed seq %" G_GINT64_FORMAT
                             : "No committed cursor: starting at the live tip",
                  cursor);
