@@ -98,7 +98,9 @@ read_unicode_escape (Reader *r, gunichar *out)
 static gboolean
 read_string (Reader *r, GString *decoded, GString *raw)
 {
-  const char *start;
+  static const char escapes[] = "\"\\/bfnrt";
+  static const char escaped[] = "\"\\/\b\f\n\r\t";
+  const char *start, *esc;
 
   skip_ws (r);
   start = r->p;
@@ -122,39 +124,22 @@ read_string (Reader *r, GString *decoded, GString *raw)
         return fail (r, "control character in a string");
       if (++r->p >= r->end)
         return fail (r, "unterminated string");
-      switch (*r->p++)
+      if (*r->p == 'u')
         {
-        case '"':
-          c = '"';
-          break;
-        case '\\':
-          c = '\\';
-          break;
-        case '/':
-          c = '/';
-          break;
-        case 'b':
-          c = '\b';
-          break;
-        case 'f':
-          c = '\f';
-          break;
-        case 'n':
-          c = '\n';
-          break;
-        case 'r':
-          c = '\r';
-          break;
-        case 't':
-          c = '\t';
-          break;
-        case 'u':
+          r->p++;
           if (!read_unicode_escape (r, &c))
             return FALSE;
-          break;
-        default:
-          return fail (r, "bad escape in a string");
         }
+      else if (*r->p != '\0' && (esc = strchr (escapes, *r->p)) != NULL)
+        {
+          c = (gunichar)escaped[esc - escapes];
+          r->p++;
+        }
+      else
+        return fail (r, "bad escape in a string");
+      /* Decoded strings are event fields (did, rkey, …) used as C strings: no NUL. */
+      if (decoded != NULL && c == 0)
+        return fail (r, "NUL character in a field");
       if (decoded != NULL)
         g_string_append_unichar (decoded, c);
     }

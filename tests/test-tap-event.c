@@ -318,6 +318,9 @@ test_bad_events (void)
     { "{\"id\":3,\"type\":\"identity\",\"identity\":{\"handle\":\"h\",\"is_active\":true}}",
       ATK_ERROR_BAD_FRAME, TRUE },
     /* Wrong types inside are shape errors: the id is not trusted either. */
+    { "{\"id\":3,\"type\":\"identity\",\"identity\":{\"did\":\"did:x\\u0000y\","
+      "\"is_active\":true}}",
+      ATK_ERROR_BAD_FRAME, FALSE },
     { "{\"id\":3,\"type\":\"record\",\"record\":{\"did\":\"d\",\"collection\":\"a.b.c\","
       "\"rkey\":\"k\",\"action\":\"create\",\"record\":[1]}}",
       ATK_ERROR_BAD_FRAME, FALSE },
