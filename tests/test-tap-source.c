@@ -814,7 +814,8 @@ real_tap_new (gboolean disable_acks)
 
   tap->bin = find_tap ();
   if (tap->bin == NULL)
-    g_error ("Tap is not installed: go install github.com/bluesky-social/indigo/cmd/tap@latest "
+    g_error ("Tap is not installed: go install "
+             "github.com/bluesky-social/indigo/cmd/tap@v0.0.0-20260605210604-af2fec94f34c "
              "(or set ATK_TAP to its path)");
   tap->dir = atk_test_make_tmp_dir ("atk-tap-XXXXXX");
   tap->db = g_build_filename (tap->dir, "tap.db", NULL);
