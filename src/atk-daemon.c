@@ -386,6 +386,12 @@ handle_control_frame (AtkDaemon *self, const AtkFrame *frame)
       atk_firehose_source_set_cursor (self->source, FALSE, 0);
       atk_cursor_tracker_reset (self->tracker, FALSE, 0);
     }
+  else if (g_strcmp0 (name, "ConsumerTooSlow") == 0)
+    {
+      /* The relay drops us anyway; resuming from the last handed-over seq loses nothing. */
+      g_warning ("The relay says we are too slow (ConsumerTooSlow: %s): reconnecting", message);
+      atk_firehose_source_reconnect (self->source);
+    }
   else
     g_warning ("Relay error frame %s: %s", name, message);
 }
