@@ -31,6 +31,9 @@ typedef struct
   char *ignored_services;
   char *plc_host;
   char *api_host;
+  char *event_metadata;
+  char *tap_host;
+  char *disable_acks;
   char *compression;
   char *topic_partitions;
   char *topic_replication;
@@ -57,6 +60,7 @@ raw_options_clear (RawOptions *raw)
     &raw->relay_host, &raw->bootstrap_servers, &raw->output_topic, &raw->osprey_compatible,
     &raw->metrics_listen_address, &raw->watched_collections, &raw->ignored_collections,
     &raw->watched_services, &raw->ignored_services, &raw->plc_host, &raw->api_host,
+    &raw->event_metadata, &raw->tap_host, &raw->disable_acks,
     &raw->compression, &raw->topic_partitions, &raw->topic_replication, &raw->max_frame_bytes,
     &raw->idle_timeout, &raw->cursor, &raw->state_directory, &raw->cursor_save_interval,
     &raw->max_in_flight_bytes, &raw->max_in_flight_messages, &raw->transactional_id, &raw->bus, &raw->input_file,
@@ -68,14 +72,21 @@ raw_options_clear (RawOptions *raw)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (RawOptions, raw_options_clear)
 
-/* --osprey-compatible takes an optional value so that --osprey-compatible=false works. */
+/* Boolean flags take an optional value, so that --osprey-compatible=false works too. */
 static gboolean
 parse_optional_bool (const char *option_name, const char *value, gpointer data, GError **error)
 {
   RawOptions *raw = data;
+  char **field;
 
-  g_free (raw->osprey_compatible);
-  raw->osprey_compatible = g_strdup (value != NULL ? value : "true");
+  if (g_strcmp0 (option_name, "--event-metadata") == 0)
+    field = &raw->event_metadata;
+  else if (g_strcmp0 (option_name, "--disable-acks") == 0)
+    field = &raw->disable_acks;
+  else
+    field = &raw->osprey_compatible;
+  g_free (*field);
+  *field = g_strdup (value != NULL ? value : "true");
   return TRUE;
 }
 
@@ -109,15 +120,30 @@ build_entries (RawOptions *raw)
       N_("Never produce operations on these collections [ATKAFKA_IGNORED_COLLECTIONS]"),
       N_("NSIDS") },
     { "watched-services", 0, 0, G_OPTION_ARG_STRING, &raw->watched_services,
-      N_("Only accounts hosted on these PDS hosts (not supported yet) [ATKAFKA_WATCHED_SERVICES]"),
+      N_("Only accounts whose PDS is one of these hosts; *.example.com matches subdomains; "
+         "needs --plc-host [ATKAFKA_WATCHED_SERVICES]"),
       N_("HOSTS") },
     { "ignored-services", 0, 0, G_OPTION_ARG_STRING, &raw->ignored_services,
-      N_("Skip accounts hosted on these PDS hosts (not supported yet) [ATKAFKA_IGNORED_SERVICES]"),
+      N_("Skip accounts whose PDS is one of these hosts; needs --plc-host "
+         "[ATKAFKA_IGNORED_SERVICES]"),
       N_("HOSTS") },
     { "plc-host", 0, 0, G_OPTION_ARG_STRING, &raw->plc_host,
-      N_("PLC directory for DID documents (not supported yet) [ATKAFKA_PLC_HOST]"), N_("URL") },
+      N_("PLC directory (http or https URL) for DID documents [ATKAFKA_PLC_HOST]"), N_("URL") },
     { "api-host", 0, 0, G_OPTION_ARG_STRING, &raw->api_host,
-      N_("AppView host for profile metadata (not supported yet) [ATKAFKA_API_HOST]"), N_("URL") },
+      N_("AppView (http or https URL) for profiles in the event metadata [ATKAFKA_API_HOST]"),
+      N_("URL") },
+    { "event-metadata", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, parse_optional_bool,
+      N_("Attach eventMetadata (DID document, PDS host, handle, account age, profile); needs "
+         "--plc-host [ATKAFKA_EVENT_METADATA, default false]"),
+      N_("BOOL") },
+    { "tap-host", 0, 0, G_OPTION_ARG_STRING, &raw->tap_host,
+      N_("Read events from a Tap service (ws:// or wss://) instead of a relay "
+         "[ATKAFKA_TAP_HOST]"),
+      N_("URL") },
+    { "disable-acks", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, parse_optional_bool,
+      N_("Tap mode: send no acks (Tap must run without acks) [ATKAFKA_DISABLE_ACKS, default "
+         "false]"),
+      N_("BOOL") },
     { "compression", 0, 0, G_OPTION_ARG_STRING, &raw->compression,
       N_("Kafka compression codec: none, gzip, snappy, lz4 or zstd [ATKAFKA_COMPRESSION, "
          "default lz4]"),
@@ -439,32 +465,115 @@ parse_compression (const char *text, AtkConfig *config, GError **error)
   return TRUE;
 }
 
+/* "https://plc.directory" and friends: an http(s) URL with a host, kept without a trailing '/'. */
 static gboolean
-reject_unsupported (const RawOptions *raw, char **envp, GError **error)
+parse_http_url (const char *option, const char *text, char **out, GError **error)
 {
-  const struct
-  {
-    const char *flag;
-    const char *variable;
-    const char *value;
-  } unsupported[] = {
-    { "--watched-services", "ATKAFKA_WATCHED_SERVICES", raw->watched_services },
-    { "--ignored-services", "ATKAFKA_IGNORED_SERVICES", raw->ignored_services },
-    { "--plc-host", "ATKAFKA_PLC_HOST", raw->plc_host },
-    { "--api-host", "ATKAFKA_API_HOST", raw->api_host },
-  };
+  g_autoptr (GUri) uri = g_uri_parse (text, G_URI_FLAGS_NONE, NULL);
+  const char *scheme = uri != NULL ? g_uri_get_scheme (uri) : NULL;
+  gsize len = strlen (text);
 
-  for (gsize i = 0; i < G_N_ELEMENTS (unsupported); i++)
+  if (uri == NULL || g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0'
+      || (g_ascii_strcasecmp (scheme, "http") != 0 && g_ascii_strcasecmp (scheme, "https") != 0))
     {
-      const char *value = pick (unsupported[i].value, envp, unsupported[i].variable);
-      if (value != NULL && *value != '\0')
-        {
-          g_set_error (error, ATK_ERROR, ATK_ERROR_UNSUPPORTED,
-                       _("%s: service filters and event metadata are not supported by this "
-                         "version"),
-                       unsupported[i].flag);
-          return FALSE;
-        }
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _("%s: “%s” is not an http:// or https:// URL"), option, text);
+      return FALSE;
+    }
+  while (len > 0 && text[len - 1] == '/')
+    len--;
+  *out = g_strndup (text, len);
+  return TRUE;
+}
+
+/* PDS host patterns: "pds.example.com" or "*.example.com". */
+static gboolean
+parse_host_list (const char *option, const char *text, char ***out, GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (text, ",", -1);
+  g_autoptr (GPtrArray) items = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; parts[i] != NULL; i++)
+    {
+      char *item = g_strstrip (parts[i]);
+      const char *host = g_str_has_prefix (item, "*.") ? item + 2 : item;
+
+      if (*item == '\0')
+        continue;
+      for (const char *c = host; *c; c++)
+        if (!g_ascii_isalnum (*c) && *c != '.' && *c != '-' && *c != ':')
+          {
+            g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                         _("%s: “%s” is not a host name (like pds.example.com or "
+                           "*.example.com)"),
+                         option, item);
+            return FALSE;
+          }
+      g_ptr_array_add (items, g_ascii_strdown (item, -1));
+    }
+  g_ptr_array_add (items, NULL);
+  *out = (char **) g_ptr_array_free (g_steal_pointer (&items), FALSE);
+  return TRUE;
+}
+
+static gboolean
+parse_services (const RawOptions *raw, char **envp, AtkConfig *config, GError **error)
+{
+  const char *plc = pick (raw->plc_host, envp, "ATKAFKA_PLC_HOST");
+  const char *api = pick (raw->api_host, envp, "ATKAFKA_API_HOST");
+  const char *watched = pick (raw->watched_services, envp, "ATKAFKA_WATCHED_SERVICES");
+  const char *ignored = pick (raw->ignored_services, envp, "ATKAFKA_IGNORED_SERVICES");
+  const char *metadata = pick (raw->event_metadata, envp, "ATKAFKA_EVENT_METADATA");
+
+  if (plc != NULL && *plc != '\0' && !parse_http_url ("--plc-host", plc, &config->plc_host, error))
+    return FALSE;
+  if (api != NULL && *api != '\0' && !parse_http_url ("--api-host", api, &config->api_host, error))
+    return FALSE;
+  if (watched != NULL
+      && !parse_host_list ("--watched-services", watched, &config->watched_services, error))
+    return FALSE;
+  if (ignored != NULL
+      && !parse_host_list ("--ignored-services", ignored, &config->ignored_services, error))
+    return FALSE;
+  if (metadata != NULL
+      && !parse_bool ("--event-metadata", metadata, &config->event_metadata, error))
+    return FALSE;
+  if (config->watched_services != NULL && config->watched_services[0] != NULL
+      && config->ignored_services != NULL && config->ignored_services[0] != NULL)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _("--watched-services and --ignored-services cannot be used together"));
+      return FALSE;
+    }
+  if (config->plc_host == NULL
+      && ((config->watched_services != NULL && config->watched_services[0] != NULL)
+          || (config->ignored_services != NULL && config->ignored_services[0] != NULL)
+          || config->event_metadata))
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _("--plc-host is needed for service filters and --event-metadata"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+parse_tap (const RawOptions *raw, char **envp, AtkConfig *config, GError **error)
+{
+  const char *tap = pick (raw->tap_host, envp, "ATKAFKA_TAP_HOST");
+  const char *disable_acks = pick (raw->disable_acks, envp, "ATKAFKA_DISABLE_ACKS");
+
+  if (disable_acks != NULL
+      && !parse_bool ("--disable-acks", disable_acks, &config->disable_acks, error))
+    return FALSE;
+  if (tap == NULL || *tap == '\0')
+    return TRUE;
+  config->tap_host = atk_config_normalise_relay_url (tap, error);
+  if (config->tap_host == NULL)
+    {
+      /* The URL check names --relay-host; say which option it was. */
+      g_prefix_error (error, "--tap-host: ");
+      return FALSE;
     }
   return TRUE;
 }
@@ -579,7 +688,7 @@ config_from_raw (const RawOptions *raw, char **envp, AtkConfig *config, GError *
   config->to_stdout = raw->to_stdout;
   config->verbose = raw->verbose;
 
-  if (!reject_unsupported (raw, envp, error))
+  if (!parse_services (raw, envp, config, error) || !parse_tap (raw, envp, config, error))
     return FALSE;
   text = pick (raw->relay_host, envp, "ATKAFKA_RELAY_HOST");
   config->relay_host = atk_config_normalise_relay_url (text ? text : DEFAULT_RELAY_HOST, error);
@@ -676,6 +785,11 @@ atk_config_free (AtkConfig *config)
   g_free (config->metrics_listen_address);
   g_free (config->state_directory);
   g_free (config->transactional_id);
+  g_free (config->plc_host);
+  g_free (config->api_host);
+  g_strfreev (config->watched_services);
+  g_strfreev (config->ignored_services);
+  g_free (config->tap_host);
   g_free (config->input_file);
   g_free (config);
 }

@@ -47,6 +47,17 @@ typedef struct
   char **watched_collections;
   char **ignored_collections;
 
+  /* DID resolution: event metadata and service filters */
+  char *plc_host; /* http(s) URL without trailing '/', or NULL */
+  char *api_host;
+  char **watched_services; /* lower-case hosts, "*.example.com" for subdomains */
+  char **ignored_services;
+  gboolean event_metadata;
+
+  /* Tap mode: events from a Tap service instead of a relay */
+  char *tap_host; /* normalised ws:// or wss:// base, or NULL */
+  gboolean disable_acks;
+
   /* services */
   char *metrics_listen_address; /* ":2112", "127.0.0.1:2112", or "" to disable */
   char *state_directory;

@@ -78,11 +78,25 @@ class BadConfiguration(unittest.TestCase):
         self.assert_config_error(base, "--relay-host", {"ATKAFKA_RELAY_HOST": "gopher://x"})
         self.assert_config_error([], "--output-topic", {"ATKAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})
 
-    def test_unsupported_options_are_refused(self):
+    def test_service_and_tap_options(self):
         base = ["--bootstrap-servers", "127.0.0.1:9092", "--output-topic", "t"]
-        r = run(base + ["--plc-host", "https://plc.directory"])
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("--plc-host", r.stderr)
+        cases = [
+            (["--watched-services", "pds.example.com"], "--plc-host"),
+            (["--event-metadata"], "--plc-host"),
+            (["--plc-host", "ftp://plc.example"], "--plc-host"),
+            (["--plc-host", "https://plc.example", "--api-host", "nope"], "--api-host"),
+            (["--plc-host", "https://plc.example", "--watched-services", "a.example",
+              "--ignored-services", "b.example"], "--watched-services"),
+            (["--plc-host", "https://plc.example", "--watched-services", "bad host!"],
+             "--watched-services"),
+            (["--plc-host", "https://plc.example", "--event-metadata=perhaps"], "--event-metadata"),
+            (["--tap-host", "gopher://tap.example"], "--tap-host"),
+            (["--disable-acks=sometimes"], "--disable-acks"),
+        ]
+        for extra, needle in cases:
+            with self.subTest(extra=extra):
+                self.assert_config_error(base + extra, needle)
+        self.assert_config_error(base, "--plc-host", {"ATKAFKA_EVENT_METADATA": "true"})
 
     def test_invalid_kafka_property_is_refused(self):
         r = run(["--bootstrap-servers", "127.0.0.1:9092", "--output-topic", "t",
