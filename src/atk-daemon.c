@@ -30,25 +30,16 @@
 
 #include <glib/gi18n.h>
 
-#include "atk-cursor-store.h"
+#include "atk-cursor-keeper.h"
 #include "atk-cursor-tracker.h"
 #include "atk-error.h"
 #include "atk-event-transformer.h"
 #include "atk-firehose-source.h"
-#include "atk-kafka-cursor.h"
 #include "atk-kafka-sink.h"
 #include "atk-metrics-server.h"
+#include "atk-transaction-driver.h"
 
 #define STATS_INTERVAL_MS 1000
-/* Reading the Kafka cursor at start blocks the (not yet running) loop for at most this. */
-#define KAFKA_CURSOR_LOAD_MS 5000
-/* Transactions: commit cadence, and the bounds on the blocking transaction calls. A commit
- * that times out (Kafka is away) is simply retried on the next tick, so the loop is never
- * held for long; at shutdown the commit may take longer. */
-#define TXN_INTERVAL_MS 500
-#define TXN_TIMEOUT_MS 5000
-#define TXN_COMMIT_TIMEOUT_MS 1000
-#define TXN_RETRY_MS 1000
 /* A flush at shutdown for the last cursor record. */
 #define CURSOR_FLUSH_MS 2000
 
@@ -69,11 +60,6 @@ struct _AtkDaemon
   gboolean ready_emitted;
   gboolean paused_by_operator;
   gboolean paused_by_backpressure;
-  gboolean has_saved_cursor;
-  gint64 saved_cursor;
-  gboolean has_kafka_cursor; /* the last cursor record produced */
-  gint64 kafka_cursor;
-  char *cursor_topic;
   guint save_timer_id;
   guint stats_timer_id;
   guint rewind_id;
@@ -81,20 +67,8 @@ struct _AtkDaemon
   gboolean outdated_pending; /* an OutdatedCursor came: measure the gap at the next seq */
   gint64 outdated_after;
 
-  /* transactions */
-  gboolean transactional;
-  gboolean txn_initialized;
-  gboolean txn_open;
-  gboolean commit_pending; /* a commit timed out: it must be retried before anything else */
-  guint txn_messages;      /* produced in the open transaction */
-  gboolean has_committed;
-  gint64 committed_cursor;
-  gint64 pending_cursor;
-  guint txn_timer_id;
-  guint txn_retry_id;
-  guint64 commits;
-  gdouble commit_ms_total;
-  gdouble commit_ms_max;
+  AtkCursorKeeper *keeper;
+  AtkTransactionDriver *txn; /* NULL: at-least-once */
 };
 
 G_DEFINE_TYPE (AtkDaemon, atk_daemon, G_TYPE_OBJECT)
@@ -115,58 +89,23 @@ static guint signals[N_SIGNALS];
 static gboolean
 durable_cursor (AtkDaemon *self, gint64 *cursor)
 {
-  if (!self->transactional)
+  if (self->txn == NULL)
     return atk_cursor_tracker_get_cursor (self->tracker, cursor);
-  *cursor = self->committed_cursor;
-  return self->has_committed;
-}
-
-static void
-save_state_file (AtkDaemon *self, gint64 cursor)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (self->config->state_directory == NULL
-      || (self->has_saved_cursor && self->saved_cursor == cursor))
-    return;
-  if (!atk_cursor_store_save (self->config->state_directory, cursor, &error))
-    {
-      g_warning ("Cannot save the cursor: %s", error->message);
-      return;
-    }
-  self->has_saved_cursor = TRUE;
-  self->saved_cursor = cursor;
-}
-
-/* At-least-once only: in transactions the record is part of each commit. */
-static void
-save_kafka_cursor (AtkDaemon *self, gint64 cursor)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (self->transactional || self->fatal || !atk_kafka_sink_is_ready (self->sink)
-      || (self->has_kafka_cursor && self->kafka_cursor == cursor))
-    return;
-  if (!atk_kafka_sink_produce_cursor (self->sink, self->config->output_topic, cursor, &error))
-    {
-      g_message ("%s", error->message);
-      return;
-    }
-  self->has_kafka_cursor = TRUE;
-  self->kafka_cursor = cursor;
+  return atk_transaction_driver_get_committed (self->txn, cursor);
 }
 
 static void
 save_cursor (AtkDaemon *self)
 {
   gint64 cursor;
+  /* At-least-once only: in transactions the record is part of each commit. */
+  gboolean to_kafka = self->txn == NULL && !self->fatal;
 
   if (!durable_cursor (self, &cursor))
     return;
   self->stats.has_cursor = TRUE;
   self->stats.cursor = cursor;
-  save_state_file (self, cursor);
-  save_kafka_cursor (self, cursor);
+  atk_cursor_keeper_save (self->keeper, to_kafka ? self->sink : NULL, cursor);
 }
 
 static gboolean
@@ -174,88 +113,6 @@ on_save_timer (gpointer user_data)
 {
   save_cursor (ATK_DAEMON (user_data));
   return G_SOURCE_CONTINUE;
-}
-
-/* The cursor in "<topic>.cursor"; FALSE (with a log line) when Kafka cannot be asked. */
-static gboolean
-load_kafka_cursor (AtkDaemon *self, guint timeout_ms, gboolean *found, gint64 *cursor)
-{
-  g_autoptr (GError) error = NULL;
-
-  g_ptr_array_add (self->config->kafka_properties, NULL);
-  atk_kafka_cursor_load (
-      self->config->bootstrap_servers, (const char *const *)self->config->kafka_properties->pdata,
-      self->cursor_topic, self->config->output_topic, timeout_ms, found, cursor, &error);
-  g_ptr_array_remove_index (self->config->kafka_properties,
-                            self->config->kafka_properties->len - 1);
-  if (error != NULL)
-    g_message ("No cursor from Kafka (%s): using the state directory's", error->message);
-  else if (*found)
-    g_message ("Cursor in Kafka topic %s: seq %" G_GINT64_FORMAT, self->cursor_topic, *cursor);
-  return error == NULL;
-}
-
-/* The higher of the state file's and Kafka's cursor: both only ever hold acknowledged
- * watermarks, so the higher one is safe, and the lower one is merely stale (a host that
- * was replaced, a state directory that was lost). */
-static void
-merge_kafka_cursor (AtkDaemon *self, gboolean *has_cursor, gint64 *cursor, guint timeout_ms)
-{
-  gboolean found = FALSE;
-  gint64 kafka_cursor = 0;
-
-  if (!load_kafka_cursor (self, timeout_ms, &found, &kafka_cursor) || !found)
-    return;
-  if (*has_cursor && *cursor >= kafka_cursor)
-    return;
-  *has_cursor = TRUE;
-  *cursor = kafka_cursor;
-}
-
-static gboolean
-load_state_file (AtkDaemon *self, gboolean *has_cursor, gint64 *cursor, GError **error)
-{
-  if (self->config->state_directory == NULL)
-    return TRUE;
-  if (atk_cursor_store_load (self->config->state_directory, cursor, error))
-    {
-      *has_cursor = TRUE;
-      g_message ("Cursor in %s: seq %" G_GINT64_FORMAT, self->config->state_directory, *cursor);
-      return TRUE;
-    }
-  return error == NULL || *error == NULL;
-}
-
-/* Where to start: an explicit --cursor, "live", or the stored cursor when there is one.
- * With transactions Kafka's cursor is read later, once init_transactions has settled
- * any transaction a previous instance left open. */
-static gboolean
-load_start_cursor (AtkDaemon *self, gboolean *has_cursor, gint64 *cursor, GError **error)
-{
-  *has_cursor = FALSE;
-  switch (self->config->cursor_mode)
-    {
-    case ATK_CURSOR_LIVE:
-      g_message ("Starting at the live tip (--cursor live)");
-      return TRUE;
-    case ATK_CURSOR_SEQ:
-      *has_cursor = TRUE;
-      *cursor = self->config->cursor;
-      g_message ("Starting after seq %" G_GINT64_FORMAT " (--cursor)", *cursor);
-      return TRUE;
-    case ATK_CURSOR_STORED:
-    default:
-      break;
-    }
-  if (!load_state_file (self, has_cursor, cursor, error))
-    return FALSE;
-  if (!self->transactional)
-    merge_kafka_cursor (self, has_cursor, cursor, KAFKA_CURSOR_LOAD_MS);
-  if (*has_cursor)
-    g_message ("Resuming after stored seq %" G_GINT64_FORMAT, *cursor);
-  else if (!self->transactional)
-    g_message ("No stored cursor: starting at the live tip");
-  return TRUE;
 }
 
 /* ---- backpressure and pausing ------------------------------------------------------ */
@@ -272,8 +129,8 @@ static void
 update_source_running (AtkDaemon *self)
 {
   gboolean want = self->started && atk_kafka_sink_is_ready (self->sink) && !self->fatal
-                  && (!self->transactional || self->txn_open) && !self->paused_by_operator
-                  && !self->paused_by_backpressure;
+                  && (self->txn == NULL || atk_transaction_driver_is_open (self->txn))
+                  && !self->paused_by_operator && !self->paused_by_backpressure;
   gboolean running = atk_firehose_source_get_state (self->source) != ATK_SOURCE_STOPPED;
 
   self->stats.paused = self->paused_by_operator || self->paused_by_backpressure;
@@ -447,7 +304,10 @@ produce_messages (AtkDaemon *self)
 
       atk_stats_count_handled (&self->stats, message->action_name, message->collection);
       if (atk_kafka_sink_produce (self->sink, message, &error))
-        self->txn_messages++;
+        {
+          if (self->txn != NULL)
+            atk_transaction_driver_count_message (self->txn);
+        }
       else if (!refused (self, has_seq, seq, did, error))
         break;
     }
@@ -552,7 +412,7 @@ on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *er
 {
   g_debug ("message of seq %" G_GINT64_FORMAT " not delivered: %s", seq, error_message);
   /* With transactions the commit reports it and aborts; a fatal error ends it all. */
-  if (!self->transactional && !self->fatal)
+  if (self->txn == NULL && !self->fatal)
     schedule_rewind (self);
 }
 
@@ -562,193 +422,95 @@ on_sink_fatal (AtkKafkaSink *sink, const char *reason, AtkDaemon *self)
   if (self->fatal)
     return;
   self->fatal = TRUE;
-  self->txn_open = FALSE;
+  if (self->txn != NULL)
+    atk_transaction_driver_stop (self->txn);
   g_warning ("Kafka producer failed for good (%s): stopping. Nothing is lost: the stored "
              "cursor covers only what Kafka acknowledged%s",
-             reason, self->transactional ? " and committed" : "");
+             reason, self->txn != NULL ? " and committed" : "");
   update_source_running (self);
   g_signal_emit (self, signals[SIGNAL_FATAL], 0, reason);
 }
-
-static void txn_setup (AtkDaemon *self);
 
 static void
 on_sink_ready (AtkKafkaSink *sink, AtkDaemon *self)
 {
   g_message ("Topic %s is ready", self->config->output_topic);
-  if (self->transactional)
-    txn_setup (self);
+  if (self->txn != NULL)
+    atk_transaction_driver_setup (self->txn);
   else
     update_source_running (self);
 }
 
 /* ---- transactions ------------------------------------------------------------------ */
 
-static gboolean
-on_txn_retry (gpointer user_data)
-{
-  AtkDaemon *self = user_data;
-
-  self->txn_retry_id = 0;
-  txn_setup (self);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-txn_retry_later (AtkDaemon *self, const char *what, const GError *error)
-{
-  g_message ("%s: %s; retrying in %u ms", what, error->message, TXN_RETRY_MS);
-  g_clear_handle_id (&self->txn_retry_id, g_source_remove);
-  self->txn_retry_id = g_timeout_add (TXN_RETRY_MS, on_txn_retry, self);
-}
-
-static void
-txn_begin (AtkDaemon *self)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (atk_kafka_sink_begin_transaction (self->sink, &error) != ATK_TXN_OK)
-    {
-      on_sink_fatal (self->sink, error->message, self);
-      return;
-    }
-  self->txn_open = TRUE;
-  self->txn_messages = 0;
-  update_source_running (self);
-}
-
 /* The committed cursor becomes the start: the higher of the state file's and Kafka's. */
 static gboolean
-txn_resume (AtkDaemon *self)
+txn_resume (gpointer user_data, gboolean *has_cursor, gint64 *cursor)
 {
-  gboolean has_cursor = FALSE, found = FALSE;
-  gint64 cursor = 0, kafka_cursor = 0;
+  AtkDaemon *self = user_data;
+  gboolean found = FALSE;
+  gint64 kafka_cursor = 0;
 
-  has_cursor = atk_cursor_tracker_get_cursor (self->tracker, &cursor);
+  *has_cursor = atk_cursor_tracker_get_cursor (self->tracker, cursor);
   if (self->config->cursor_mode == ATK_CURSOR_STORED)
     {
-      if (!load_kafka_cursor (self, TXN_TIMEOUT_MS, &found, &kafka_cursor))
+      if (!atk_cursor_keeper_load_kafka (self->keeper, ATK_CURSOR_KEEPER_LOAD_MS, &found,
+                                         &kafka_cursor))
         return FALSE;
-      if (found && (!has_cursor || kafka_cursor > cursor))
+      if (found && (!*has_cursor || kafka_cursor > *cursor))
         {
-          has_cursor = TRUE;
-          cursor = kafka_cursor;
+          *has_cursor = TRUE;
+          *cursor = kafka_cursor;
         }
-      g_message (has_cursor ? "Resuming after committed seq %" G_GINT64_FORMAT
-                            : "No committed cursor: starting at the live tip",
-                 cursor);
+      g_message (*has_cursor ? "Resuming after committed seq %" G_GINT64_FORMAT
+                             : "No committed cursor: starting at the live tip",
+                 *cursor);
     }
-  atk_cursor_tracker_reset (self->tracker, has_cursor, cursor);
-  atk_firehose_source_set_cursor (self->source, has_cursor, cursor);
-  self->has_committed = has_cursor;
-  self->committed_cursor = cursor;
+  atk_cursor_tracker_reset (self->tracker, *has_cursor, *cursor);
+  atk_firehose_source_set_cursor (self->source, *has_cursor, *cursor);
   return TRUE;
 }
 
-/* Once the topics exist: fence older instances, read the committed cursor, begin. */
-static void
-txn_setup (AtkDaemon *self)
-{
-  g_autoptr (GError) error = NULL;
-  gint64 t0 = g_get_monotonic_time ();
-
-  if (!self->txn_initialized)
-    switch (atk_kafka_sink_init_transactions (self->sink, TXN_TIMEOUT_MS, &error))
-      {
-      case ATK_TXN_OK:
-        self->txn_initialized = TRUE;
-        g_message ("Kafka transactions ready (transactional.id %s) in %" G_GINT64_FORMAT " ms",
-                   self->config->transactional_id, (g_get_monotonic_time () - t0) / 1000);
-        break;
-      case ATK_TXN_FATAL:
-        return; /* on_sink_fatal() ran */
-      default:
-        txn_retry_later (self, "Cannot initialise Kafka transactions", error);
-        return;
-      }
-  if (!txn_resume (self))
-    {
-      g_set_error_literal (&error, ATK_ERROR, ATK_ERROR_KAFKA, "cannot read it");
-      txn_retry_later (self, "No committed cursor from Kafka", error);
-      return;
-    }
-  txn_begin (self);
-}
-
-static void
-note_commit_time (AtkDaemon *self, gint64 t0)
-{
-  gdouble ms = (g_get_monotonic_time () - t0) / 1000.0;
-
-  self->commits++;
-  self->commit_ms_total += ms;
-  self->commit_ms_max = MAX (self->commit_ms_max, ms);
-  g_debug ("transaction committed in %.1f ms", ms);
-}
-
-static AtkTxnStatus
-txn_commit_now (AtkDaemon *self, guint timeout_ms)
-{
-  g_autoptr (GError) error = NULL;
-  gint64 t0 = g_get_monotonic_time ();
-  AtkTxnStatus status = atk_kafka_sink_commit_transaction (self->sink, timeout_ms, &error);
-
-  self->txn_open = FALSE;
-  self->commit_pending = status == ATK_TXN_RETRY;
-  if (status == ATK_TXN_OK)
-    {
-      note_commit_time (self, t0);
-      self->has_committed = TRUE;
-      self->committed_cursor = self->pending_cursor;
-      save_cursor (self);
-    }
-  else if (status != ATK_TXN_FATAL)
-    g_message ("%s", error->message);
-  return status;
-}
-
-/* Whether the open transaction holds anything new: messages, or a newer seq to record. */
 static gboolean
-txn_has_news (AtkDaemon *self, gint64 *last)
-{
-  if (!atk_cursor_tracker_get_last_added (self->tracker, last))
-    return FALSE;
-  return self->txn_messages > 0 || !self->has_committed || *last != self->committed_cursor;
-}
-
-/* Commits the open transaction with its cursor record: the last seq handed to the sink,
- * whose messages are all in this transaction or an earlier one. */
-static void
-txn_commit (AtkDaemon *self, gboolean begin_next, guint timeout_ms)
-{
-  g_autoptr (GError) error = NULL;
-  AtkTxnStatus status;
-
-  if (!self->commit_pending)
-    {
-      if (!self->txn_open || !txn_has_news (self, &self->pending_cursor))
-        return;
-      if (!atk_kafka_sink_produce_cursor (self->sink, self->config->output_topic,
-                                          self->pending_cursor, &error))
-        g_message ("%s", error->message); /* commit then fails, and aborts */
-    }
-  status = txn_commit_now (self, timeout_ms);
-  if (status == ATK_TXN_ABORTED)
-    rewind_to_durable (self, "Kafka transaction aborted");
-  if (begin_next && (status == ATK_TXN_OK || status == ATK_TXN_ABORTED))
-    txn_begin (self);
-  update_source_running (self);
-}
-
-static gboolean
-on_txn_timer (gpointer user_data)
+txn_last_handed (gpointer user_data, gint64 *seq)
 {
   AtkDaemon *self = user_data;
-
-  if (!self->fatal)
-    txn_commit (self, TRUE, TXN_COMMIT_TIMEOUT_MS);
-  return G_SOURCE_CONTINUE;
+  return atk_cursor_tracker_get_last_added (self->tracker, seq);
 }
+
+static void
+txn_changed (gpointer user_data)
+{
+  update_source_running (user_data);
+}
+
+static void
+txn_committed (gpointer user_data)
+{
+  save_cursor (user_data);
+}
+
+static void
+txn_aborted (gpointer user_data)
+{
+  rewind_to_durable (user_data, "Kafka transaction aborted");
+}
+
+static void
+txn_fatal (gpointer user_data, const char *reason)
+{
+  AtkDaemon *self = user_data;
+  on_sink_fatal (self->sink, reason, self);
+}
+
+static const AtkTransactionHooks txn_hooks = {
+  .resume = txn_resume,
+  .last_handed = txn_last_handed,
+  .changed = txn_changed,
+  .committed = txn_committed,
+  .aborted = txn_aborted,
+  .fatal = txn_fatal,
+};
 
 /* ---- source ------------------------------------------------------------------------ */
 
@@ -820,9 +582,7 @@ atk_daemon_finalize (GObject *object)
   g_clear_handle_id (&self->save_timer_id, g_source_remove);
   g_clear_handle_id (&self->stats_timer_id, g_source_remove);
   g_clear_handle_id (&self->rewind_id, g_source_remove);
-  g_clear_handle_id (&self->txn_timer_id, g_source_remove);
-  g_clear_handle_id (&self->txn_retry_id, g_source_remove);
-  g_clear_pointer (&self->cursor_topic, g_free);
+  g_clear_pointer (&self->txn, atk_transaction_driver_free);
   if (self->source != NULL)
     g_signal_handlers_disconnect_by_data (self->source, self);
   if (self->sink != NULL)
@@ -834,6 +594,7 @@ atk_daemon_finalize (GObject *object)
   g_clear_object (&self->transformer);
   g_clear_pointer (&self->messages, g_ptr_array_unref);
   atk_stats_clear (&self->stats);
+  g_clear_pointer (&self->keeper, atk_cursor_keeper_free);
   g_clear_pointer (&self->config, atk_config_free);
   G_OBJECT_CLASS (atk_daemon_parent_class)->finalize (object);
 }
@@ -871,7 +632,7 @@ build_sink (AtkDaemon *self, GError **error)
     .compression = self->config->compression,
     .partitions = self->config->topic_partitions,
     .replication = self->config->topic_replication,
-    .cursor_topic = self->cursor_topic,
+    .cursor_topic = atk_cursor_keeper_get_topic (self->keeper),
     .transactional_id = self->config->transactional_id,
   };
   g_ptr_array_add (self->config->kafka_properties, NULL);
@@ -885,6 +646,9 @@ build_sink (AtkDaemon *self, GError **error)
   g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
   g_signal_connect (self->sink, "fatal", G_CALLBACK (on_sink_fatal), self);
   g_signal_connect (self->sink, "ready", G_CALLBACK (on_sink_ready), self);
+  if (self->config->transactional_id != NULL)
+    self->txn = atk_transaction_driver_new (self->sink, self->config->transactional_id,
+                                            self->config->output_topic, &txn_hooks, self);
   return TRUE;
 }
 
@@ -894,7 +658,8 @@ build_source (AtkDaemon *self, GError **error)
   gboolean has_cursor;
   gint64 cursor = 0;
 
-  if (!load_start_cursor (self, &has_cursor, &cursor, error))
+  if (!atk_cursor_keeper_load_start (self->keeper, self->config->transactional_id != NULL,
+                                     &has_cursor, &cursor, error))
     return FALSE;
   atk_cursor_tracker_reset (self->tracker, has_cursor, cursor);
   self->source = atk_firehose_source_new (self->config->relay_host, self->config->max_frame_bytes,
@@ -912,8 +677,7 @@ atk_daemon_new (AtkConfig *config, GError **error)
   g_autoptr (AtkDaemon) self = g_object_new (ATK_TYPE_DAEMON, NULL);
 
   self->config = config;
-  self->transactional = config->transactional_id != NULL;
-  self->cursor_topic = atk_kafka_cursor_topic_for (config->output_topic);
+  self->keeper = atk_cursor_keeper_new (config);
   atk_event_transformer_set_osprey_compatible (self->transformer, config->osprey_compatible);
   if (!atk_event_transformer_set_collection_filter (
           self->transformer, (const char *const *)config->watched_collections,
@@ -943,25 +707,10 @@ atk_daemon_start (AtkDaemon *self)
              self->config->osprey_compatible ? "Osprey" : "standard");
   self->save_timer_id = g_timeout_add (self->config->cursor_save_interval_ms, on_save_timer, self);
   self->stats_timer_id = g_timeout_add (STATS_INTERVAL_MS, on_stats_timer, self);
-  if (self->transactional)
-    self->txn_timer_id = g_timeout_add (TXN_INTERVAL_MS, on_txn_timer, self);
+  if (self->txn != NULL)
+    atk_transaction_driver_start (self->txn);
   atk_kafka_sink_ensure_topic (self->sink);
   update_source_running (self);
-}
-
-/* The last transaction: committed if it can be, else aborted (the committed cursor stays). */
-static void
-finish_transaction (AtkDaemon *self)
-{
-  if (!self->transactional || self->fatal || !(self->txn_open || self->commit_pending))
-    return;
-  txn_commit (self, FALSE, TXN_TIMEOUT_MS);
-  if (self->commit_pending)
-    atk_kafka_sink_abort_transaction (self->sink, TXN_TIMEOUT_MS, NULL);
-  self->txn_open = self->commit_pending = FALSE;
-  if (self->commits > 0)
-    g_message ("%" G_GUINT64_FORMAT " transactions committed, %.1f ms on average, %.1f ms at most",
-               self->commits, self->commit_ms_total / self->commits, self->commit_ms_max);
 }
 
 gboolean
@@ -973,7 +722,8 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
 
   self->started = FALSE;
   atk_firehose_source_stop (self->source);
-  finish_transaction (self);
+  if (self->txn != NULL && !self->fatal)
+    atk_transaction_driver_finish (self->txn);
   flushed = !self->fatal && atk_kafka_sink_flush (self->sink, timeout_ms);
   if (!flushed)
     g_warning ("%u message(s) not delivered; they will be produced again after the restart "
@@ -981,7 +731,7 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
                atk_kafka_sink_get_in_flight (self->sink));
   save_cursor (self);
   /* the last cursor record (a few bytes; in transactions it went with the commit) */
-  if (!self->fatal && !self->transactional)
+  if (!self->fatal && self->txn == NULL)
     atk_kafka_sink_flush (self->sink, CURSOR_FLUSH_MS);
   g_message ("Stopped at cursor %" G_GINT64_FORMAT,
              self->stats.has_cursor ? self->stats.cursor : -1);
