@@ -304,7 +304,6 @@ test_render (void)
 {
   g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
   g_autoptr (GString) out = g_string_new (NULL);
-  g_autofree char *line = NULL;
   Result result = { 0 };
 
   resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
@@ -409,7 +408,6 @@ test_did_web_and_profile (void)
   g_autoptr (AtkDidResolver) resolver = NULL;
   g_autofree char *api = NULL;
   g_autofree char *did = NULL;
-  g_autoptr (GError) error = NULL;
   Result result = { 0 };
 
   web_server_start (&web);

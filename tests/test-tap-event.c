@@ -336,7 +336,8 @@ test_bad_events (void)
       g_autoptr (GError) error = NULL;
       guint64 id = 0;
 
-      g_test_message ("case %" G_GSIZE_FORMAT ": %s", i, cases[i].text);
+      g_autofree char *printable = g_strescape (cases[i].text, NULL); /* TAP wants UTF-8 */
+      g_test_message ("case %" G_GSIZE_FORMAT ": %s", i, printable);
       g_assert_false (atk_tap_event_transform (cases[i].text, strlen (cases[i].text), NULL, NOW_US,
                                                messages, NULL, &error));
       g_assert_error (error, ATK_ERROR, cases[i].code);
