@@ -22,54 +22,29 @@
  *  - With --transactional-id, messages and the cursor record are committed together in one
  *    Kafka transaction every TXN_INTERVAL_MS; the durable cursor is the last committed one,
  *    and an aborted transaction rewinds to it. A fenced or fatally broken producer stops
- *    the daemon ("fatal"): the next instance resumes from the committed cursor.
+ *    the daemon ("fatal"): the next instance resumes from the committed cursor
+ *    (atk-transaction-driver.c; the two stores: atk-cursor-keeper.c).
+ *  - Metadata stage (--plc-host with --event-metadata or service filters): a message
+ *    waiting for its DID lookup is not yet handed over; its seq is in the tracker already,
+ *    so the cursor cannot pass it. A message a service filter drops is settled. A rewind
+ *    clears the stage. Above its backlog bound the input stops, as for the in-flight bound.
+ *    Not combined with --transactional-id (refused at start): a commit would have to wait
+ *    for the stage to drain to record a cursor that covers exactly what it holds.
+ *  - Tap mode (--tap-host): no relay cursor; Tap redelivers every event it has not seen
+ *    acked, so an event id is acked only once all its messages are in Kafka (never after
+ *    a delivery error), and at once when it produced none. Nothing rewinds.
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka"
 
-#include "atk-daemon.h"
+#include "atk-daemon-private.h"
 
 #include <glib/gi18n.h>
 
-#include "atk-cursor-keeper.h"
-#include "atk-cursor-tracker.h"
 #include "atk-error.h"
-#include "atk-event-transformer.h"
-#include "atk-firehose-source.h"
-#include "atk-kafka-sink.h"
-#include "atk-metrics-server.h"
-#include "atk-transaction-driver.h"
 
 #define STATS_INTERVAL_MS 1000
 /* A flush at shutdown for the last cursor record. */
 #define CURSOR_FLUSH_MS 2000
-
-struct _AtkDaemon
-{
-  GObject parent_instance;
-
-  AtkConfig *config;
-  AtkEventTransformer *transformer;
-  AtkKafkaSink *sink;
-  AtkCursorTracker *tracker;
-  AtkFirehoseSource *source;
-  AtkMetricsServer *metrics;
-  GPtrArray *messages; /* scratch, reused for every frame */
-
-  AtkStats stats;
-  gboolean started;
-  gboolean ready_emitted;
-  gboolean paused_by_operator;
-  gboolean paused_by_backpressure;
-  guint save_timer_id;
-  guint stats_timer_id;
-  guint rewind_id;
-  gboolean fatal;
-  gboolean outdated_pending; /* an OutdatedCursor came: measure the gap at the next seq */
-  gint64 outdated_after;
-
-  AtkCursorKeeper *keeper;
-  AtkTransactionDriver *txn; /* NULL: at-least-once */
-};
 
 G_DEFINE_TYPE (AtkDaemon, atk_daemon, G_TYPE_OBJECT)
 
@@ -86,8 +61,8 @@ static guint signals[N_SIGNALS];
 
 /* The cursor that may be persisted: the acknowledged watermark, or with transactions the
  * last committed one (acknowledged messages of an open transaction may still be aborted). */
-static gboolean
-durable_cursor (AtkDaemon *self, gint64 *cursor)
+gboolean
+atk_daemon_durable_cursor (AtkDaemon *self, gint64 *cursor)
 {
   if (self->txn == NULL)
     return atk_cursor_tracker_get_cursor (self->tracker, cursor);
@@ -101,7 +76,7 @@ save_cursor (AtkDaemon *self)
   /* At-least-once only: in transactions the record is part of each commit. */
   gboolean to_kafka = self->txn == NULL && !self->fatal;
 
-  if (!durable_cursor (self, &cursor))
+  if (!atk_daemon_durable_cursor (self, &cursor))
     return;
   self->stats.has_cursor = TRUE;
   self->stats.cursor = cursor;
@@ -115,269 +90,6 @@ on_save_timer (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* ---- backpressure and pausing ------------------------------------------------------ */
-
-static gboolean
-over_bound (AtkDaemon *self, guint divisor)
-{
-  return atk_kafka_sink_get_in_flight (self->sink) >= self->config->max_in_flight_messages / divisor
-         || atk_kafka_sink_get_in_flight_bytes (self->sink)
-                >= self->config->max_in_flight_bytes / divisor;
-}
-
-static void
-update_source_running (AtkDaemon *self)
-{
-  gboolean want = self->started && atk_kafka_sink_is_ready (self->sink) && !self->fatal
-                  && (self->txn == NULL || atk_transaction_driver_is_open (self->txn))
-                  && !self->paused_by_operator && !self->paused_by_backpressure;
-  gboolean running = atk_firehose_source_get_state (self->source) != ATK_SOURCE_STOPPED;
-
-  self->stats.paused = self->paused_by_operator || self->paused_by_backpressure;
-  if (want && !running)
-    atk_firehose_source_start (self->source);
-  else if (!want && running)
-    atk_firehose_source_stop (self->source);
-}
-
-static void
-check_backpressure (AtkDaemon *self)
-{
-  if (!self->paused_by_backpressure && over_bound (self, 1))
-    {
-      self->paused_by_backpressure = TRUE;
-      self->stats.backpressure_drops++;
-      g_message ("Kafka is behind (%u messages, %" G_GUINT64_FORMAT
-                 " bytes in flight): closing the relay connection until it catches up",
-                 atk_kafka_sink_get_in_flight (self->sink),
-                 atk_kafka_sink_get_in_flight_bytes (self->sink));
-      update_source_running (self);
-    }
-  else if (self->paused_by_backpressure && !over_bound (self, 2))
-    {
-      self->paused_by_backpressure = FALSE;
-      g_message ("Kafka caught up: reconnecting to the relay");
-      update_source_running (self);
-    }
-}
-
-/* ---- rewinding ------------------------------------------------------------------------ */
-
-/* Produces everything after the durable cursor again: forgets what is pending and asks the
- * relay from there. Messages still in flight may then land twice (at-least-once). */
-static void
-rewind_to_durable (AtkDaemon *self, const char *why)
-{
-  gint64 cursor = 0;
-  gboolean has_cursor = durable_cursor (self, &cursor);
-
-  g_warning ("%s: producing again from after seq %" G_GINT64_FORMAT, why, has_cursor ? cursor : -1);
-  atk_cursor_tracker_reset (self->tracker, has_cursor, cursor);
-  atk_firehose_source_set_cursor (self->source, has_cursor, cursor);
-  atk_firehose_source_reconnect (self->source);
-}
-
-static gboolean
-on_rewind (gpointer user_data)
-{
-  AtkDaemon *self = user_data;
-
-  self->rewind_id = 0;
-  if (!self->fatal)
-    rewind_to_durable (self, "Messages did not reach Kafka");
-  return G_SOURCE_REMOVE;
-}
-
-/* Failures come in bursts: one rewind for all of them, once the burst is handled. */
-static void
-schedule_rewind (AtkDaemon *self)
-{
-  if (self->rewind_id == 0)
-    self->rewind_id = g_idle_add (on_rewind, self);
-}
-
-/* ---- frames ------------------------------------------------------------------------ */
-
-/* After an OutdatedCursor, the first seq shows how much the relay no longer had. */
-static void
-log_outdated_gap (AtkDaemon *self, const AtkFrame *frame)
-{
-  if (!self->outdated_pending || !frame->has_seq)
-    return;
-  self->outdated_pending = FALSE;
-  if (frame->seq > self->outdated_after + 1)
-    g_warning ("Relay resumed at seq %" G_GINT64_FORMAT " after our cursor %" G_GINT64_FORMAT
-               ": up to %" G_GINT64_FORMAT " events are missing",
-               frame->seq, self->outdated_after, frame->seq - self->outdated_after - 1);
-}
-
-static void
-handle_control_frame (AtkDaemon *self, const AtkFrame *frame)
-{
-  g_autofree char *name = g_strndup (frame->name.ptr, frame->name.len);
-  g_autofree char *message = g_strndup (frame->message.ptr, frame->message.len);
-
-  if (frame->kind == ATK_EVENT_INFO)
-    {
-      if (g_strcmp0 (name, "OutdatedCursor") == 0)
-        {
-          self->stats.outdated_cursor_infos++;
-          self->outdated_pending
-              = atk_cursor_tracker_get_last_added (self->tracker, &self->outdated_after);
-          g_warning ("The relay no longer has events after our cursor (OutdatedCursor: %s): "
-                     "events between the cursor and the relay's oldest are lost to us",
-                     message);
-        }
-      else
-        g_message ("Relay info %s: %s", name, message);
-      return;
-    }
-
-  self->stats.error_frames++;
-  if (g_strcmp0 (name, "FutureCursor") == 0)
-    {
-      g_warning (
-          "The relay says our cursor is in its future (FutureCursor: %s): falling back to the live "
-          "tip; check that --relay-host is the relay the cursor came from",
-          message);
-      atk_firehose_source_set_cursor (self->source, FALSE, 0);
-      atk_cursor_tracker_reset (self->tracker, FALSE, 0);
-    }
-  else if (g_strcmp0 (name, "ConsumerTooSlow") == 0)
-    {
-      /* The relay drops us anyway; resuming from the last handed-over seq loses nothing. */
-      g_warning ("The relay says we are too slow (ConsumerTooSlow: %s): reconnecting", message);
-      atk_firehose_source_reconnect (self->source);
-    }
-  else
-    g_warning ("Relay error frame %s: %s", name, message);
-}
-
-static void
-count_op_errors (AtkDaemon *self, const AtkTransformResult *result)
-{
-  g_autofree char *did = NULL;
-
-  if (result->n_op_errors == 0)
-    return;
-  for (guint i = 0; i < result->n_op_errors; i++)
-    atk_stats_count_decode_error (&self->stats, atk_error_kind_name (result->op_error));
-  did = g_strndup (result->frame->did.ptr, result->frame->did.len);
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "SEQ", "%" G_GINT64_FORMAT,
-                    result->frame->seq, "DID", "%s", did, "MESSAGE",
-                    "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s",
-                    result->frame->seq, did, result->n_op_errors, result->op_error->message);
-}
-
-/* Refused at once. Too large: settled for good, so it must not hold the cursor back.
- * Anything else (a full queue, a transaction in the wrong state) says nothing about the
- * message: FALSE, and the frame is produced again after a rewind. */
-static gboolean
-refused (AtkDaemon *self, gboolean has_seq, gint64 seq, const char *did, const GError *error)
-{
-  gboolean for_good = g_error_matches (error, ATK_ERROR, ATK_ERROR_TOO_LARGE);
-
-  self->stats.produced_error += for_good;
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "SEQ", "%" G_GINT64_FORMAT, seq, "DID", "%s",
-                    did, "MESSAGE", "Message of seq %" G_GINT64_FORMAT " (%s) %s: %s", seq, did,
-                    for_good ? "skipped" : "not produced yet", error->message);
-  if (for_good && has_seq)
-    atk_cursor_tracker_ack (self->tracker, seq);
-  return for_good;
-}
-
-static void
-produce_messages (AtkDaemon *self)
-{
-  gsize n = 0;
-  /* In order: the ops of one commit must reach their partition as the commit lists them. */
-  g_autofree gpointer *messages = g_ptr_array_steal (self->messages, &n);
-  gsize i;
-
-  for (i = 0; i < n; i++)
-    {
-      AtkMessage *message = messages[i];
-      gboolean has_seq = message->has_seq;
-      gint64 seq = message->seq;
-      g_autofree char *did = g_strdup (message->key);
-      g_autoptr (GError) error = NULL;
-
-      atk_stats_count_handled (&self->stats, message->action_name, message->collection);
-      if (atk_kafka_sink_produce (self->sink, message, &error))
-        {
-          if (self->txn != NULL)
-            atk_transaction_driver_count_message (self->txn);
-        }
-      else if (!refused (self, has_seq, seq, did, error))
-        break;
-    }
-  if (i == n)
-    return;
-  /* The rest of the frame waits for the rewind: producing it now would put a later op of
-   * a DID before an earlier one. */
-  for (i++; i < n; i++)
-    atk_message_free (messages[i]);
-  schedule_rewind (self);
-}
-
-static void
-on_frame (AtkFirehoseSource *source, GBytes *bytes, AtkDaemon *self)
-{
-  gsize len;
-  const guint8 *data = g_bytes_get_data (bytes, &len);
-  AtkTransformResult result = { 0 };
-  g_autoptr (GError) error = NULL;
-  const AtkFrame *frame;
-  gint64 last_added;
-
-  /* A rewind is due: whatever arrives before it would be produced out of order. */
-  if (self->rewind_id != 0)
-    return;
-  self->stats.frames_received++;
-  self->stats.bytes_received += len;
-  if (!atk_event_transformer_transform (self->transformer, data, len, g_get_real_time (),
-                                        self->messages, &result, &error))
-    {
-      atk_stats_count_decode_error (&self->stats, atk_error_kind_name (error));
-      g_message ("Frame of %" G_GSIZE_FORMAT " bytes skipped: %s", len, error->message);
-      atk_transform_result_clear (&result);
-      return;
-    }
-  frame = result.frame;
-  log_outdated_gap (self, frame);
-  if (frame->has_seq)
-    {
-      self->stats.has_last_seq = TRUE;
-      self->stats.last_seq = frame->seq;
-    }
-  /* A seq we already handed over: a reconnect replayed it. Its messages are in flight. */
-  if (frame->has_seq && atk_cursor_tracker_get_last_added (self->tracker, &last_added)
-      && frame->seq <= last_added)
-    {
-      g_ptr_array_set_size (self->messages, 0);
-      atk_transform_result_clear (&result);
-      return;
-    }
-  if (frame->kind == ATK_EVENT_UNKNOWN)
-    self->stats.unknown_events++;
-  else if (frame->kind == ATK_EVENT_ERROR || frame->kind == ATK_EVENT_INFO)
-    handle_control_frame (self, frame);
-  self->stats.filtered_ops += result.n_filtered;
-  count_op_errors (self, &result);
-  if (self->messages->len > 0)
-    self->stats.last_event_time_ms
-        = ((AtkMessage *)g_ptr_array_index (self->messages, 0))->event_time_ms;
-
-  if (frame->has_seq)
-    {
-      atk_cursor_tracker_add (self->tracker, frame->seq, self->messages->len);
-      atk_firehose_source_set_cursor (self->source, TRUE, frame->seq);
-    }
-  produce_messages (self);
-  atk_transform_result_clear (&result);
-  check_backpressure (self);
-}
-
 /* ---- Kafka ------------------------------------------------------------------------- */
 
 static void
@@ -389,13 +101,15 @@ on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
   else
     {
       self->stats.produced_error++;
-      g_log_structured (
-          G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "SEQ", "%" G_GINT64_FORMAT, seq, "MESSAGE",
-          "Kafka refused a message of seq %" G_GINT64_FORMAT " for good: %s", seq, error_message);
+      g_autofree char *seq_text = g_strdup_printf ("%" G_GINT64_FORMAT, seq);
+
+      /* Journal fields are plain strings: only MESSAGE is a format. */
+      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "SEQ", seq_text, "MESSAGE",
+                        "Kafka refused a message of seq %" G_GINT64_FORMAT " for good: %s", seq,
+                        error_message);
     }
   atk_stats_observe_latency (&self->stats, latency);
-  if (has_seq)
-    atk_cursor_tracker_ack (self->tracker, seq);
+  atk_daemon_settle (self, has_seq, seq, ok);
   if (ok && !self->ready_emitted)
     {
       self->ready_emitted = TRUE;
@@ -403,7 +117,7 @@ on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
       g_signal_emit (self, signals[SIGNAL_READY], 0);
     }
   if (self->paused_by_backpressure)
-    check_backpressure (self);
+    atk_daemon_check_backpressure (self);
 }
 
 static void
@@ -411,9 +125,15 @@ on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *er
                 AtkDaemon *self)
 {
   g_debug ("message of seq %" G_GINT64_FORMAT " not delivered: %s", seq, error_message);
+  /* Tap delivers the event again since it is not acked. */
+  if (self->tap != NULL)
+    {
+      atk_daemon_settle (self, has_seq, seq, FALSE);
+      return;
+    }
   /* With transactions the commit reports it and aborts; a fatal error ends it all. */
   if (self->txn == NULL && !self->fatal)
-    schedule_rewind (self);
+    atk_daemon_schedule_rewind (self);
 }
 
 static void
@@ -427,7 +147,7 @@ on_sink_fatal (AtkKafkaSink *sink, const char *reason, AtkDaemon *self)
   g_warning ("Kafka producer failed for good (%s): stopping. Nothing is lost: the stored "
              "cursor covers only what Kafka acknowledged%s",
              reason, self->txn != NULL ? " and committed" : "");
-  update_source_running (self);
+  atk_daemon_update_source_running (self);
   g_signal_emit (self, signals[SIGNAL_FATAL], 0, reason);
 }
 
@@ -438,7 +158,7 @@ on_sink_ready (AtkKafkaSink *sink, AtkDaemon *self)
   if (self->txn != NULL)
     atk_transaction_driver_setup (self->txn);
   else
-    update_source_running (self);
+    atk_daemon_update_source_running (self);
 }
 
 /* ---- transactions ------------------------------------------------------------------ */
@@ -481,7 +201,7 @@ txn_last_handed (gpointer user_data, gint64 *seq)
 static void
 txn_changed (gpointer user_data)
 {
-  update_source_running (user_data);
+  atk_daemon_update_source_running (user_data);
 }
 
 static void
@@ -493,7 +213,7 @@ txn_committed (gpointer user_data)
 static void
 txn_aborted (gpointer user_data)
 {
-  rewind_to_durable (user_data, "Kafka transaction aborted");
+  atk_daemon_rewind (user_data, "Kafka transaction aborted");
 }
 
 static void
@@ -512,27 +232,14 @@ static const AtkTransactionHooks txn_hooks = {
   .fatal = txn_fatal,
 };
 
-/* ---- source ------------------------------------------------------------------------ */
-
-static void
-on_source_state_changed (AtkFirehoseSource *source, AtkSourceState state, AtkDaemon *self)
-{
-  self->stats.source_state = atk_source_state_name (state);
-}
-
-static void
-on_connection_error (AtkFirehoseSource *source, const char *message, AtkDaemon *self)
-{
-  g_message ("Relay connection: %s", message);
-}
-
 /* ---- statistics -------------------------------------------------------------------- */
 
 static void
 refresh_stats (AtkDaemon *self)
 {
-  self->stats.source_state = atk_source_state_name (atk_firehose_source_get_state (self->source));
-  self->stats.reconnects = atk_firehose_source_get_reconnects (self->source);
+  self->stats.source_state = atk_source_state_name (atk_daemon_input_state (self));
+  self->stats.reconnects = self->tap != NULL ? atk_tap_source_get_reconnects (self->tap)
+                                             : atk_firehose_source_get_reconnects (self->source);
   self->stats.in_flight = atk_kafka_sink_get_in_flight (self->sink);
   self->stats.in_flight_bytes = atk_kafka_sink_get_in_flight_bytes (self->sink);
   self->stats.osprey_compatible = atk_event_transformer_get_osprey_compatible (self->transformer);
@@ -556,6 +263,30 @@ on_stats_timer (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Tap mode: acks handed to the connection ("ok") and given up ("dropped": Tap redelivers
+ * those events); events waiting for their messages' delivery. */
+static void
+render_ack_metrics (AtkDaemon *self, GString *out)
+{
+  guint64 sent = 0, dropped = 0;
+  guint queued = 0;
+
+  atk_tap_source_get_ack_counts (self->tap, &sent, &dropped, &queued);
+  g_string_append_printf (
+      out,
+      "# HELP atkafka_acks_sent Tap acks by status.\n"
+      "# TYPE atkafka_acks_sent counter\n"
+      "atkafka_acks_sent{status=\"ok\"} %" G_GUINT64_FORMAT "\n"
+      "atkafka_acks_sent{status=\"dropped\"} %" G_GUINT64_FORMAT "\n"
+      "# HELP atkafka_acks_queued Tap acks waiting for a connection.\n"
+      "# TYPE atkafka_acks_queued gauge\n"
+      "atkafka_acks_queued %u\n"
+      "# HELP atkafka_tap_events_pending Tap events whose messages are not all delivered yet.\n"
+      "# TYPE atkafka_tap_events_pending gauge\n"
+      "atkafka_tap_events_pending %u\n",
+      sent, dropped, queued, atk_ack_table_get_pending (self->acks));
+}
+
 static void
 render_metrics (GString *out, gpointer user_data)
 {
@@ -563,6 +294,10 @@ render_metrics (GString *out, gpointer user_data)
 
   refresh_stats (self);
   atk_stats_render_prometheus (&self->stats, g_get_real_time () / 1000, out);
+  if (self->stage != NULL)
+    atk_metadata_stage_render_prometheus (self->stage, out);
+  if (self->tap != NULL)
+    render_ack_metrics (self, out);
 }
 
 static gboolean
@@ -585,9 +320,16 @@ atk_daemon_finalize (GObject *object)
   g_clear_pointer (&self->txn, atk_transaction_driver_free);
   if (self->source != NULL)
     g_signal_handlers_disconnect_by_data (self->source, self);
+  if (self->tap != NULL)
+    g_signal_handlers_disconnect_by_data (self->tap, self);
+  if (self->stage != NULL)
+    g_signal_handlers_disconnect_by_data (self->stage, self);
   if (self->sink != NULL)
     g_signal_handlers_disconnect_by_data (self->sink, self);
   g_clear_object (&self->source);
+  g_clear_object (&self->tap);
+  g_clear_pointer (&self->acks, atk_ack_table_free);
+  g_clear_object (&self->stage);
   g_clear_object (&self->metrics);
   g_clear_object (&self->sink);
   g_clear_object (&self->tracker);
@@ -652,22 +394,26 @@ build_sink (AtkDaemon *self, GError **error)
   return TRUE;
 }
 
+/* Combinations the daemon does not do, refused rather than half done. */
 static gboolean
-build_source (AtkDaemon *self, GError **error)
+check_modes (const AtkConfig *config, GError **error)
 {
-  gboolean has_cursor;
-  gint64 cursor = 0;
-
-  if (!atk_cursor_keeper_load_start (self->keeper, self->config->transactional_id != NULL,
-                                     &has_cursor, &cursor, error))
-    return FALSE;
-  atk_cursor_tracker_reset (self->tracker, has_cursor, cursor);
-  self->source = atk_firehose_source_new (self->config->relay_host, self->config->max_frame_bytes,
-                                          self->config->idle_timeout_s);
-  atk_firehose_source_set_cursor (self->source, has_cursor, cursor);
-  g_signal_connect (self->source, "frame", G_CALLBACK (on_frame), self);
-  g_signal_connect (self->source, "state-changed", G_CALLBACK (on_source_state_changed), self);
-  g_signal_connect (self->source, "connection-error", G_CALLBACK (on_connection_error), self);
+  if (config->transactional_id == NULL)
+    return TRUE;
+  if (config->tap_host != NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           _ ("--transactional-id cannot be used with --tap-host (Tap mode "
+                              "acknowledges each event to Tap instead)"));
+      return FALSE;
+    }
+  if (config->plc_host != NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           _ ("--transactional-id cannot be used with --plc-host (events waiting "
+                              "for DID lookups would not fit a transaction's cursor)"));
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -677,13 +423,16 @@ atk_daemon_new (AtkConfig *config, GError **error)
   g_autoptr (AtkDaemon) self = g_object_new (ATK_TYPE_DAEMON, NULL);
 
   self->config = config;
+  if (!check_modes (config, error))
+    return NULL;
   self->keeper = atk_cursor_keeper_new (config);
   atk_event_transformer_set_osprey_compatible (self->transformer, config->osprey_compatible);
   if (!atk_event_transformer_set_collection_filter (
           self->transformer, (const char *const *)config->watched_collections,
           (const char *const *)config->ignored_collections, error))
     return NULL;
-  if (!build_sink (self, error) || !build_source (self, error))
+  if (!atk_daemon_build_stage (self, error) || !build_sink (self, error)
+      || !atk_daemon_build_input (self, error))
     return NULL;
   if (config->metrics_listen_address != NULL && *config->metrics_listen_address != '\0')
     {
@@ -702,15 +451,15 @@ atk_daemon_start (AtkDaemon *self)
   g_return_if_fail (ATK_IS_DAEMON (self));
 
   self->started = TRUE;
-  g_message ("Relay %s, Kafka %s, topic %s, %s format", self->config->relay_host,
-             self->config->bootstrap_servers, self->config->output_topic,
-             self->config->osprey_compatible ? "Osprey" : "standard");
+  g_message ("%s %s, Kafka %s, topic %s, %s format", self->tap != NULL ? "Tap" : "Relay",
+             atk_daemon_get_relay_host (self), self->config->bootstrap_servers,
+             self->config->output_topic, self->config->osprey_compatible ? "Osprey" : "standard");
   self->save_timer_id = g_timeout_add (self->config->cursor_save_interval_ms, on_save_timer, self);
   self->stats_timer_id = g_timeout_add (STATS_INTERVAL_MS, on_stats_timer, self);
   if (self->txn != NULL)
     atk_transaction_driver_start (self->txn);
   atk_kafka_sink_ensure_topic (self->sink);
-  update_source_running (self);
+  atk_daemon_update_source_running (self);
 }
 
 gboolean
@@ -721,7 +470,7 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
   g_return_val_if_fail (ATK_IS_DAEMON (self), FALSE);
 
   self->started = FALSE;
-  atk_firehose_source_stop (self->source);
+  atk_daemon_input_stop (self);
   if (self->txn != NULL && !self->fatal)
     atk_transaction_driver_finish (self->txn);
   flushed = !self->fatal && atk_kafka_sink_flush (self->sink, timeout_ms);
@@ -750,7 +499,7 @@ const char *
 atk_daemon_get_relay_host (AtkDaemon *self)
 {
   g_return_val_if_fail (ATK_IS_DAEMON (self), NULL);
-  return self->config->relay_host;
+  return self->tap != NULL ? self->config->tap_host : self->config->relay_host;
 }
 
 void
@@ -775,7 +524,7 @@ atk_daemon_pause (AtkDaemon *self)
   g_return_if_fail (ATK_IS_DAEMON (self));
   g_message ("Paused by the operator");
   self->paused_by_operator = TRUE;
-  update_source_running (self);
+  atk_daemon_update_source_running (self);
 }
 
 void
@@ -784,13 +533,13 @@ atk_daemon_resume (AtkDaemon *self)
   g_return_if_fail (ATK_IS_DAEMON (self));
   g_message ("Resumed by the operator");
   self->paused_by_operator = FALSE;
-  update_source_running (self);
+  atk_daemon_update_source_running (self);
 }
 
 void
 atk_daemon_reconnect (AtkDaemon *self)
 {
   g_return_if_fail (ATK_IS_DAEMON (self));
-  if (atk_firehose_source_get_state (self->source) != ATK_SOURCE_STOPPED)
-    atk_firehose_source_reconnect (self->source);
+  if (atk_daemon_input_state (self) != ATK_SOURCE_STOPPED)
+    atk_daemon_input_reconnect (self);
 }

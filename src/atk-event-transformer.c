@@ -221,6 +221,15 @@ collection_wanted (AtkEventTransformer *self, AtkStr collection)
   return TRUE;
 }
 
+gboolean
+atk_event_transformer_collection_wanted (AtkEventTransformer *self, const char *collection)
+{
+  AtkStr str = { collection, strlen (collection) };
+
+  g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), TRUE);
+  return collection_wanted (self, str);
+}
+
 /* "2024-01-01T12:00:00Z", the reference's RFC 3339 send_time (seconds, UTC); the same for
  * every message of one second, so it is formatted once per second. */
 static void

@@ -41,6 +41,10 @@ gboolean atk_event_transformer_set_collection_filter (AtkEventTransformer *self,
                                                       const char *const *watched,
                                                       const char *const *ignored, GError **error);
 
+/* The collection filter's verdict for one NSID (Tap mode filters with it too). */
+gboolean atk_event_transformer_collection_wanted (AtkEventTransformer *self,
+                                                  const char *collection);
+
 /* Turns one frame into zero or more messages appended to `messages` (AtkMessage*, the
  * array should free with atk_message_free). now_us is the wall clock (Unix µs) used for
  * Osprey's send_time. Returns FALSE only when the frame itself is unusable (not a

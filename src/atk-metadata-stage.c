@@ -25,6 +25,7 @@ typedef struct
   char *did;
   GQueue messages;    /* AtkMessage*, oldest first */
   gboolean resolving; /* a lookup for the head is in flight */
+  gboolean stale;     /* cleared while resolving: the answer serves nobody */
 } DidQueue;
 
 struct _AtkMetadataStage
@@ -132,7 +133,8 @@ parse_host_patterns (const char *const *list, GArray *out, GError **error)
 {
   for (gsize i = 0; list != NULL && list[i] != NULL; i++)
     {
-      g_autofree char *text = g_ascii_strdown (g_strstrip (g_strdup (list[i])), -1);
+      g_autofree char *copy = g_strdup (list[i]);
+      g_autofree char *text = g_ascii_strdown (g_strstrip (copy), -1);
       HostPattern pattern = { 0 };
       const char *base = text;
 
@@ -351,6 +353,13 @@ on_resolved (GObject *source, GAsyncResult *result, gpointer user_data)
     g_debug ("No metadata for %s: %s", did, error->message);
   g_assert (queue != NULL && queue->resolving);
   queue->resolving = FALSE;
+  if (queue->stale)
+    {
+      /* Requested for messages clear() dropped: whatever came since starts afresh. */
+      queue->stale = FALSE;
+      process_queue (self, queue);
+      return;
+    }
 
   /* This answer serves the head and everything up to the next #identity. */
   message = g_queue_pop_head (&queue->messages);
@@ -440,6 +449,30 @@ atk_metadata_stage_push (AtkMetadataStage *self, AtkMessage *message)
 }
 
 /* ---- state ---- */
+
+static gboolean
+clear_queue (gpointer key, gpointer value, gpointer user_data)
+{
+  DidQueue *queue = value;
+  AtkMetadataStage *self = user_data;
+
+  self->backlog -= queue->messages.length;
+  g_queue_clear_full (&queue->messages, (GDestroyNotify)atk_message_free);
+  g_queue_init (&queue->messages);
+  if (!queue->resolving)
+    return TRUE;
+  /* on_resolved() still needs the queue; it must not serve later messages with an answer
+   * asked for before an #identity it never saw. */
+  queue->stale = TRUE;
+  return FALSE;
+}
+
+void
+atk_metadata_stage_clear (AtkMetadataStage *self)
+{
+  g_return_if_fail (ATK_IS_METADATA_STAGE (self));
+  g_hash_table_foreach_remove (self->queues, clear_queue, self);
+}
 
 guint
 atk_metadata_stage_get_backlog (AtkMetadataStage *self)

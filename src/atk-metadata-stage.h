@@ -59,6 +59,10 @@ guint atk_metadata_stage_get_backlog (AtkMetadataStage *self);
 void atk_metadata_stage_set_max_backlog (AtkMetadataStage *self, guint max);
 gboolean atk_metadata_stage_is_saturated (AtkMetadataStage *self);
 
+/* Drops every waiting message without emitting anything (the owner goes back to its
+ * cursor and will push them again). Lookups in flight finish but serve nobody. */
+void atk_metadata_stage_clear (AtkMetadataStage *self);
+
 typedef struct
 {
   guint64 enriched; /* eventMetadata attached */

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Event metadata and service filters end to end: a real PLC directory and two real PDSes
+(tests/plc/run-plc.mjs), the real at-kafka subscribed straight to a PDS's own
+com.atproto.sync.subscribeRepos, posts made through the PDS's XRPC API, and a real broker.
+Checks what reaches Kafka against what run-plc.mjs reports it created (handles, PDS hosts),
+not against the daemon's own output."""
+import json
+import os
+import subprocess
+import unittest
+import urllib.request
+
+import kafkautil
+from atkharness import Daemon, wait_until
+
+SOURCE_DIR = os.environ["ATK_SOURCE_DIR"]
+RUN_PLC = os.path.join(SOURCE_DIR, "tests", "plc", "run-plc.mjs")
+ALICE, CAROL, BOB = 0, 1, 2  # run-plc.mjs's accounts: alice and carol on PDS 0, bob on PDS 1
+
+
+class Plc:
+    """run-plc.mjs as a subprocess: its ready line, and its stdin commands."""
+
+    def __init__(self):
+        modules = os.path.join(SOURCE_DIR, "tests", "plc", "node_modules", "@did-plc")
+        if not os.path.isdir(modules):
+            raise AssertionError(f"{modules} is missing: run `npm ci --prefix tests/plc`")
+        self.proc = subprocess.Popen(["node", RUN_PLC], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, "LOG_ENABLED": "false"})
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError("run-plc.mjs exited before it was ready")
+        self.ready = json.loads(line)
+        self.tokens = {}
+
+    def account(self, i):
+        return self.ready["accounts"][i]
+
+    def pds_of(self, i):
+        """The PDS entry ({url, publicUrl, host}) account i lives on."""
+        endpoint = self.account(i)["pds"]
+        return next(p for p in self.ready["pds"] if p["publicUrl"] == endpoint)
+
+    def command(self, text):
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        if "ok" not in answer:
+            raise AssertionError(f"run-plc.mjs: {text} -> {answer}")
+
+    def post(self, i, text):
+        """Creates an app.bsky.feed.post for account i on its PDS; returns the record's uri."""
+        account, base = self.account(i), self.pds_of(i)["url"]
+        if i not in self.tokens:
+            session = xrpc(base, "com.atproto.server.createSession",
+                           {"identifier": account["handle"], "password": "password"})
+            self.tokens[i] = session["accessJwt"]
+        record = {"$type": "app.bsky.feed.post", "text": text,
+                  "createdAt": "2026-01-01T00:00:00.000Z"}
+        out = xrpc(base, "com.atproto.repo.createRecord",
+                   {"repo": account["did"], "collection": "app.bsky.feed.post",
+                    "record": record}, self.tokens[i])
+        return out["uri"]
+
+    def stop(self):
+        self.proc.stdin.close()  # its signal to stop
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+def xrpc(base, method, body, token=None):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{base}/xrpc/{method}", data=json.dumps(body).encode(),
+                                     headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def operations(topic):
+    """{record uri: parsed value} of the operation messages in topic."""
+    out = {}
+    for message in kafkautil.consume_all(topic):
+        value = json.loads(message["value"])
+        if value.get("operation"):
+            out.setdefault(value["operation"]["uri"], value)
+    return out
+
+
+def wait_for_uris(topic, uris, timeout=60):
+    return wait_until(lambda: (lambda ops: ops if all(u in ops for u in uris) else None)(
+        operations(topic)), timeout, f"{len(uris)} posts in {topic}", interval=0.5)
+
+
+class MetadataTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        kafkautil.wait_for_broker()
+        cls.plc = Plc()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.plc.stop()
+
+    def start_daemon(self, account, *extra):
+        """at-kafka on the PDS of `account`, from its live tip, connected."""
+        topic = kafkautil.unique_topic("atk-meta")
+        daemon = Daemon(self.plc.pds_of(account)["url"], topic, "--cursor", "live",
+                        "--plc-host", self.plc.ready["plc"], *extra)
+        self.addCleanup(daemon.kill)
+        wait_until(lambda: daemon.metric("atkafka_relay_connected") == 1, 60,
+                   f"at-kafka connected to the PDS\n{daemon.output()}")
+        return daemon, topic
+
+    def assert_metadata(self, value, account):
+        want = self.plc.account(account)
+        meta = value["eventMetadata"]
+        self.assertIsNotNone(meta, value)
+        self.assertEqual(meta["handle"], want["handle"])
+        self.assertEqual(meta["pdsHost"], self.plc.pds_of(account)["host"])
+        self.assertEqual(meta["didDocument"]["id"], want["did"])
+        self.assertEqual(value["did"], want["did"])
+
+    def test_event_metadata(self):
+        daemon, topic = self.start_daemon(ALICE, "--event-metadata")
+        uris = {self.plc.post(ALICE, "hello from alice"): ALICE,
+                self.plc.post(CAROL, "hello from carol"): CAROL}
+        ops = wait_for_uris(topic, uris)
+        for uri, account in uris.items():
+            self.assert_metadata(ops[uri], account)
+            self.assertEqual(ops[uri]["operation"]["record"]["text"],
+                             f"hello from {self.plc.account(account)['handle'].split('.')[0]}")
+        # The PLC directory of run-plc.mjs has an audit log: the creation time is known.
+        self.assertTrue(all(ops[u]["eventMetadata"]["didCreatedAt"] for u in uris))
+        self.assertGreaterEqual(daemon.metric("atkafka_metadata_events", result="enriched"), 2)
+        self.assertGreater(daemon.metric("atkafka_plc_requests", kind="did_doc", status="ok"), 0)
+        self.assertEqual(daemon.stop(), 0, daemon.output()[-3000:])
+
+    def test_service_filter(self):
+        """--watched-services localhost: PDS 0's accounts (host localhost) go through, PDS
+        1's (pds.b.test) are dropped, and the dropped ones still move the cursor."""
+        self.assertEqual(self.plc.pds_of(ALICE)["host"], "localhost")
+        self.assertNotEqual(self.plc.pds_of(BOB)["host"], "localhost")
+        kept, kept_topic = self.start_daemon(ALICE, "--watched-services", "localhost")
+        dropped, dropped_topic = self.start_daemon(BOB, "--watched-services", "localhost")
+
+        uri = self.plc.post(ALICE, "alice, watched")
+        ops = wait_for_uris(kept_topic, [uri])
+        self.assertIsNone(ops[uri]["eventMetadata"])  # filters alone attach nothing
+
+        self.plc.post(BOB, "bob, not watched")
+        wait_until(lambda: dropped.metric("atkafka_metadata_events", result="filtered") >= 1, 30,
+                   "bob's post filtered")
+        # Settled like a delivered message: the cursor moves past the seq.
+        wait_until(lambda: dropped.metric("atkafka_cursor_seq") >= dropped.metric(
+            "atkafka_last_seq") > 0, 30, "the cursor past bob's filtered post")
+        self.assertGreaterEqual(dropped.metric("atkafka_filtered_ops_total"), 1)
+        self.assertEqual(dropped.stop(), 0, dropped.output()[-3000:])
+        self.assertEqual(kept.stop(), 0, kept.output()[-3000:])
+        self.assertEqual(kafkautil.count(dropped_topic), 0)
+        self.assertTrue(all(v["did"] != self.plc.account(BOB)["did"]
+                            for v in operations(kept_topic).values()))
+
+    def test_rewind_through_the_stage(self):
+        """A producer queue of one message refuses most of a burst: each refusal rewinds to
+        the cursor (dropping what waits in the stage) and the PDS sends the rest again. Every
+        post ends up in Kafka, with its metadata, in order per account."""
+        daemon, topic = self.start_daemon(ALICE, "--event-metadata",
+                                          "-X", "queue.buffering.max.messages=1")
+        posts = [(i % 2 and CAROL or ALICE, f"burst {i}") for i in range(12)]
+        uris = [self.plc.post(account, text) for account, text in posts]
+        ops = wait_for_uris(topic, uris, timeout=120)
+        for uri, (account, text) in zip(uris, posts):
+            self.assert_metadata(ops[uri], account)
+            self.assertEqual(ops[uri]["operation"]["record"]["text"], text)
+        rewinds = daemon.output().count("producing again")
+        self.assertGreaterEqual(rewinds, 1, "no rewind happened: the test proves nothing")
+        messages = [json.loads(m["value"]) for m in kafkautil.consume_all(topic)]
+        for account in (ALICE, CAROL):
+            did = self.plc.account(account)["did"]
+            seen = [v["operation"]["uri"] for v in messages
+                    if v.get("operation") and v["did"] == did]
+            firsts = list(dict.fromkeys(seen))  # first copies, in partition order
+            self.assertEqual(firsts, [u for u, (a, _) in zip(uris, posts) if a == account])
+        print(f"  rewinds: {rewinds}, {len(messages)} messages for {len(uris)} posts", flush=True)
+        self.assertEqual(daemon.stop(), 0, daemon.output()[-3000:])
+
+    def test_z_plc_stopped(self):
+        """The PLC directory goes away mid-run: posts of an account not looked up yet still
+        arrive, without metadata; a cached account keeps its metadata. Runs last: it stops
+        the shared directory."""
+        daemon, topic = self.start_daemon(ALICE, "--event-metadata")
+        before = self.plc.post(ALICE, "before the stop")
+        ops = wait_for_uris(topic, [before])
+        self.assert_metadata(ops[before], ALICE)
+
+        self.plc.command("stop-plc")
+        after = [self.plc.post(CAROL, f"carol {i}") for i in range(3)]
+        after.append(self.plc.post(ALICE, "alice after the stop"))
+        ops = wait_for_uris(topic, after, timeout=90)
+        for uri in after[:3]:
+            self.assertIsNone(ops[uri]["eventMetadata"], ops[uri])
+        self.assert_metadata(ops[after[3]], ALICE)
+        self.assertGreaterEqual(daemon.metric("atkafka_metadata_events", result="degraded"), 3)
+        self.assertEqual(daemon.stop(), 0, daemon.output()[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
