@@ -226,9 +226,10 @@ on_error (rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
   if (fatal)
     err = rd_kafka_fatal_error (rk, fatal_reason, sizeof fatal_reason);
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Kafka %serror: %s",
-                    fatal ? "fatal " : "", fatal ? fatal_reason : reason, "ATK_KAFKA_ERROR", "%s",
-                    rd_kafka_err2name (err), "ATK_KAFKA_FATAL", "%d", fatal);
+  /* Fields first: g_log_structured() formats only MESSAGE, which must come last. */
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "ATK_KAFKA_ERROR", rd_kafka_err2name (err),
+                    "ATK_KAFKA_FATAL", fatal ? "1" : "0", "MESSAGE", "Kafka %serror: %s",
+                    fatal ? "fatal " : "", fatal ? fatal_reason : reason);
   if (fatal)
     mark_fatal (opaque, fatal_reason);
 }
@@ -238,10 +239,8 @@ on_throttle (rd_kafka_t *rk, const char *broker_name, int32_t broker_id, int thr
              void *opaque)
 {
   if (throttle_ms > 0)
-    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "MESSAGE",
-                      "Kafka broker %s throttled us for %d ms", broker_name, throttle_ms,
-                      "ATK_KAFKA_BROKER", "%s", broker_name, "ATK_KAFKA_THROTTLE_MS", "%d",
-                      throttle_ms);
+    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "ATK_KAFKA_BROKER", broker_name, "MESSAGE",
+                      "Kafka broker %s throttled us for %d ms", broker_name, throttle_ms);
 }
 
 static void
@@ -252,8 +251,8 @@ on_log (const rd_kafka_t *rk, int level, const char *facility, const char *buf)
   gboolean loud = level <= 4 && g_strcmp0 (facility, "FAIL") != 0;
   GLogLevelFlags glevel = loud ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_DEBUG;
 
-  g_log_structured (G_LOG_DOMAIN, glevel, "MESSAGE", "librdkafka %s: %s", facility, buf,
-                    "ATK_KAFKA_FACILITY", "%s", facility);
+  g_log_structured (G_LOG_DOMAIN, glevel, "ATK_KAFKA_FACILITY", facility, "MESSAGE",
+                    "librdkafka %s: %s", facility, buf);
 }
 
 /* ---- topic creation --------------------------------------------------------------- */
@@ -284,9 +283,9 @@ static void
 schedule_retry (AtkKafkaSink *self, const char *why)
 {
   self->creating = FALSE;
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE",
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "ATK_KAFKA_TOPIC", self->topic, "MESSAGE",
                     "Cannot create Kafka topic %s (%s); retrying in %u ms", self->topic, why,
-                    self->retry_ms, "ATK_KAFKA_TOPIC", "%s", self->topic);
+                    self->retry_ms);
   g_clear_handle_id (&self->retry_id, g_source_remove);
   self->retry_id = g_timeout_add (self->retry_ms, on_retry_timeout, self);
   self->retry_ms = MIN (self->retry_ms * 2, RETRY_MAX_MS);
