@@ -24,8 +24,7 @@ typedef struct
 } AtkCarReader;
 
 /* Parses the header ({version: 1, roots: [CID…]}) and positions at the first block. */
-gboolean atk_car_reader_init (AtkCarReader *reader, const guint8 *data, gsize len,
-                              GError **error);
+gboolean atk_car_reader_init (AtkCarReader *reader, const guint8 *data, gsize len, GError **error);
 
 /* Reads the next block. Returns FALSE with *error unset at the clean end of the file. */
 gboolean atk_car_reader_next (AtkCarReader *reader, AtkCarBlock *block, GError **error);

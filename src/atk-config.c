@@ -57,13 +57,33 @@ static void
 raw_options_clear (RawOptions *raw)
 {
   char **strings[] = {
-    &raw->relay_host, &raw->bootstrap_servers, &raw->output_topic, &raw->osprey_compatible,
-    &raw->metrics_listen_address, &raw->watched_collections, &raw->ignored_collections,
-    &raw->watched_services, &raw->ignored_services, &raw->plc_host, &raw->api_host,
-    &raw->event_metadata, &raw->tap_host, &raw->disable_acks,
-    &raw->compression, &raw->topic_partitions, &raw->topic_replication, &raw->max_frame_bytes,
-    &raw->idle_timeout, &raw->cursor, &raw->state_directory, &raw->cursor_save_interval,
-    &raw->max_in_flight_bytes, &raw->max_in_flight_messages, &raw->transactional_id, &raw->bus, &raw->input_file,
+    &raw->relay_host,
+    &raw->bootstrap_servers,
+    &raw->output_topic,
+    &raw->osprey_compatible,
+    &raw->metrics_listen_address,
+    &raw->watched_collections,
+    &raw->ignored_collections,
+    &raw->watched_services,
+    &raw->ignored_services,
+    &raw->plc_host,
+    &raw->api_host,
+    &raw->event_metadata,
+    &raw->tap_host,
+    &raw->disable_acks,
+    &raw->compression,
+    &raw->topic_partitions,
+    &raw->topic_replication,
+    &raw->max_frame_bytes,
+    &raw->idle_timeout,
+    &raw->cursor,
+    &raw->state_directory,
+    &raw->cursor_save_interval,
+    &raw->max_in_flight_bytes,
+    &raw->max_in_flight_messages,
+    &raw->transactional_id,
+    &raw->bus,
+    &raw->input_file,
   };
   for (gsize i = 0; i < G_N_ELEMENTS (strings); i++)
     g_clear_pointer (strings[i], g_free);
@@ -95,111 +115,111 @@ build_entries (RawOptions *raw)
 {
   GOptionEntry entries[] = {
     { "relay-host", 0, 0, G_OPTION_ARG_STRING, &raw->relay_host,
-      N_("Relay to subscribe to (ws://, wss://, http:// or https://) [ATKAFKA_RELAY_HOST, "
-         "default wss://bsky.network]"),
-      N_("URL") },
+      N_ ("Relay to subscribe to (ws://, wss://, http:// or https://) [ATKAFKA_RELAY_HOST, "
+          "default wss://bsky.network]"),
+      N_ ("URL") },
     { "bootstrap-servers", 0, 0, G_OPTION_ARG_STRING, &raw->bootstrap_servers,
-      N_("Comma-separated Kafka bootstrap servers, host:port [ATKAFKA_BOOTSTRAP_SERVERS, "
-         "required]"),
-      N_("LIST") },
+      N_ ("Comma-separated Kafka bootstrap servers, host:port [ATKAFKA_BOOTSTRAP_SERVERS, "
+          "required]"),
+      N_ ("LIST") },
     { "output-topic", 0, 0, G_OPTION_ARG_STRING, &raw->output_topic,
-      N_("Kafka topic to produce to [ATKAFKA_OUTPUT_TOPIC, required]"), N_("TOPIC") },
+      N_ ("Kafka topic to produce to [ATKAFKA_OUTPUT_TOPIC, required]"), N_ ("TOPIC") },
     { "osprey-compatible", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK,
       parse_optional_bool,
-      N_("Wrap events in the Osprey envelope [ATKAFKA_OSPREY_COMPATIBLE, default false]"),
-      N_("BOOL") },
+      N_ ("Wrap events in the Osprey envelope [ATKAFKA_OSPREY_COMPATIBLE, default false]"),
+      N_ ("BOOL") },
     { "metrics-listen-address", 0, 0, G_OPTION_ARG_STRING, &raw->metrics_listen_address,
-      N_("Prometheus endpoint address, empty to disable [ATKAFKA_METRICS_LISTEN_ADDRESS, "
-         "default :2112]"),
-      N_("ADDRESS") },
+      N_ ("Prometheus endpoint address, empty to disable [ATKAFKA_METRICS_LISTEN_ADDRESS, "
+          "default :2112]"),
+      N_ ("ADDRESS") },
     { "watched-collections", 0, 0, G_OPTION_ARG_STRING, &raw->watched_collections,
-      N_("Only produce operations on these collections; app.bsky.* matches a prefix "
-         "[ATKAFKA_WATCHED_COLLECTIONS]"),
-      N_("NSIDS") },
+      N_ ("Only produce operations on these collections; app.bsky.* matches a prefix "
+          "[ATKAFKA_WATCHED_COLLECTIONS]"),
+      N_ ("NSIDS") },
     { "ignored-collections", 0, 0, G_OPTION_ARG_STRING, &raw->ignored_collections,
-      N_("Never produce operations on these collections [ATKAFKA_IGNORED_COLLECTIONS]"),
-      N_("NSIDS") },
+      N_ ("Never produce operations on these collections [ATKAFKA_IGNORED_COLLECTIONS]"),
+      N_ ("NSIDS") },
     { "watched-services", 0, 0, G_OPTION_ARG_STRING, &raw->watched_services,
-      N_("Only accounts whose PDS is one of these hosts; *.example.com matches subdomains; "
-         "needs --plc-host [ATKAFKA_WATCHED_SERVICES]"),
-      N_("HOSTS") },
+      N_ ("Only accounts whose PDS is one of these hosts; *.example.com matches subdomains; "
+          "needs --plc-host [ATKAFKA_WATCHED_SERVICES]"),
+      N_ ("HOSTS") },
     { "ignored-services", 0, 0, G_OPTION_ARG_STRING, &raw->ignored_services,
-      N_("Skip accounts whose PDS is one of these hosts; needs --plc-host "
-         "[ATKAFKA_IGNORED_SERVICES]"),
-      N_("HOSTS") },
+      N_ ("Skip accounts whose PDS is one of these hosts; needs --plc-host "
+          "[ATKAFKA_IGNORED_SERVICES]"),
+      N_ ("HOSTS") },
     { "plc-host", 0, 0, G_OPTION_ARG_STRING, &raw->plc_host,
-      N_("PLC directory (http or https URL) for DID documents [ATKAFKA_PLC_HOST]"), N_("URL") },
+      N_ ("PLC directory (http or https URL) for DID documents [ATKAFKA_PLC_HOST]"), N_ ("URL") },
     { "api-host", 0, 0, G_OPTION_ARG_STRING, &raw->api_host,
-      N_("AppView (http or https URL) for profiles in the event metadata [ATKAFKA_API_HOST]"),
-      N_("URL") },
+      N_ ("AppView (http or https URL) for profiles in the event metadata [ATKAFKA_API_HOST]"),
+      N_ ("URL") },
     { "event-metadata", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, parse_optional_bool,
-      N_("Attach eventMetadata (DID document, PDS host, handle, account age, profile); needs "
-         "--plc-host [ATKAFKA_EVENT_METADATA, default false]"),
-      N_("BOOL") },
+      N_ ("Attach eventMetadata (DID document, PDS host, handle, account age, profile); needs "
+          "--plc-host [ATKAFKA_EVENT_METADATA, default false]"),
+      N_ ("BOOL") },
     { "tap-host", 0, 0, G_OPTION_ARG_STRING, &raw->tap_host,
-      N_("Read events from a Tap service (ws:// or wss://) instead of a relay "
-         "[ATKAFKA_TAP_HOST]"),
-      N_("URL") },
+      N_ ("Read events from a Tap service (ws:// or wss://) instead of a relay "
+          "[ATKAFKA_TAP_HOST]"),
+      N_ ("URL") },
     { "disable-acks", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, parse_optional_bool,
-      N_("Tap mode: send no acks (Tap must run without acks) [ATKAFKA_DISABLE_ACKS, default "
-         "false]"),
-      N_("BOOL") },
+      N_ ("Tap mode: send no acks (Tap must run without acks) [ATKAFKA_DISABLE_ACKS, default "
+          "false]"),
+      N_ ("BOOL") },
     { "compression", 0, 0, G_OPTION_ARG_STRING, &raw->compression,
-      N_("Kafka compression codec: none, gzip, snappy, lz4 or zstd [ATKAFKA_COMPRESSION, "
-         "default lz4]"),
-      N_("CODEC") },
+      N_ ("Kafka compression codec: none, gzip, snappy, lz4 or zstd [ATKAFKA_COMPRESSION, "
+          "default lz4]"),
+      N_ ("CODEC") },
     { "topic-partitions", 0, 0, G_OPTION_ARG_STRING, &raw->topic_partitions,
-      N_("Partitions when creating the topic [ATKAFKA_TOPIC_PARTITIONS, default 200]"), N_("N") },
+      N_ ("Partitions when creating the topic [ATKAFKA_TOPIC_PARTITIONS, default 200]"), N_ ("N") },
     { "topic-replication-factor", 0, 0, G_OPTION_ARG_STRING, &raw->topic_replication,
-      N_("Replication factor when creating the topic [ATKAFKA_TOPIC_REPLICATION_FACTOR, "
-         "default 1]"),
-      N_("N") },
+      N_ ("Replication factor when creating the topic [ATKAFKA_TOPIC_REPLICATION_FACTOR, "
+          "default 1]"),
+      N_ ("N") },
     { "kafka-property", 'X', 0, G_OPTION_ARG_STRING_ARRAY, &raw->kafka_properties,
-      N_("Any librdkafka property, repeatable (also ATKAFKA_KAFKA_SASL_MECHANISM=… for "
-         "sasl.mechanism)"),
-      N_("KEY=VALUE") },
+      N_ ("Any librdkafka property, repeatable (also ATKAFKA_KAFKA_SASL_MECHANISM=… for "
+          "sasl.mechanism)"),
+      N_ ("KEY=VALUE") },
     { "max-frame-bytes", 0, 0, G_OPTION_ARG_STRING, &raw->max_frame_bytes,
-      N_("Largest WebSocket message accepted from the relay [ATKAFKA_MAX_FRAME_BYTES, "
-         "default 6291456]"),
-      N_("BYTES") },
+      N_ ("Largest WebSocket message accepted from the relay [ATKAFKA_MAX_FRAME_BYTES, "
+          "default 6291456]"),
+      N_ ("BYTES") },
     { "idle-timeout", 0, 0, G_OPTION_ARG_STRING, &raw->idle_timeout,
-      N_("Reconnect when the relay sends nothing for this many seconds [ATKAFKA_IDLE_TIMEOUT, "
-         "default 60]"),
-      N_("SECONDS") },
+      N_ ("Reconnect when the relay sends nothing for this many seconds [ATKAFKA_IDLE_TIMEOUT, "
+          "default 60]"),
+      N_ ("SECONDS") },
     { "cursor", 0, 0, G_OPTION_ARG_STRING, &raw->cursor,
-      N_("Start after this seq, or \"live\" for the live tip; default: the stored cursor "
-         "[ATKAFKA_CURSOR]"),
-      N_("SEQ|live") },
+      N_ ("Start after this seq, or \"live\" for the live tip; default: the stored cursor "
+          "[ATKAFKA_CURSOR]"),
+      N_ ("SEQ|live") },
     { "state-directory", 0, 0, G_OPTION_ARG_FILENAME, &raw->state_directory,
-      N_("Where the cursor is kept [ATKAFKA_STATE_DIRECTORY, else $STATE_DIRECTORY]"),
-      N_("DIR") },
+      N_ ("Where the cursor is kept [ATKAFKA_STATE_DIRECTORY, else $STATE_DIRECTORY]"),
+      N_ ("DIR") },
     { "cursor-save-interval", 0, 0, G_OPTION_ARG_STRING, &raw->cursor_save_interval,
-      N_("Save the cursor at most this often, in ms [ATKAFKA_CURSOR_SAVE_INTERVAL, default "
-         "1000]"),
-      N_("MS") },
+      N_ ("Save the cursor at most this often, in ms [ATKAFKA_CURSOR_SAVE_INTERVAL, default "
+          "1000]"),
+      N_ ("MS") },
     { "max-in-flight-bytes", 0, 0, G_OPTION_ARG_STRING, &raw->max_in_flight_bytes,
-      N_("Stop reading the relay above this many unacknowledged bytes "
-         "[ATKAFKA_MAX_IN_FLIGHT_BYTES, default 268435456]"),
-      N_("BYTES") },
+      N_ ("Stop reading the relay above this many unacknowledged bytes "
+          "[ATKAFKA_MAX_IN_FLIGHT_BYTES, default 268435456]"),
+      N_ ("BYTES") },
     { "max-in-flight-messages", 0, 0, G_OPTION_ARG_STRING, &raw->max_in_flight_messages,
-      N_("Stop reading the relay above this many unacknowledged messages "
-         "[ATKAFKA_MAX_IN_FLIGHT_MESSAGES, default 200000]"),
-      N_("N") },
+      N_ ("Stop reading the relay above this many unacknowledged messages "
+          "[ATKAFKA_MAX_IN_FLIGHT_MESSAGES, default 200000]"),
+      N_ ("N") },
     { "transactional-id", 0, 0, G_OPTION_ARG_STRING, &raw->transactional_id,
-      N_("Produce in Kafka transactions with this id (exactly once for read_committed "
-         "consumers) [ATKAFKA_TRANSACTIONAL_ID]"),
-      N_("ID") },
+      N_ ("Produce in Kafka transactions with this id (exactly once for read_committed "
+          "consumers) [ATKAFKA_TRANSACTIONAL_ID]"),
+      N_ ("ID") },
     { "bus", 0, 0, G_OPTION_ARG_STRING, &raw->bus,
-      N_("D-Bus to serve on: system, session or none [ATKAFKA_BUS, default: system under "
-         "systemd, else session]"),
-      N_("BUS") },
+      N_ ("D-Bus to serve on: system, session or none [ATKAFKA_BUS, default: system under "
+          "systemd, else session]"),
+      N_ ("BUS") },
     { "input", 'i', 0, G_OPTION_ARG_FILENAME, &raw->input_file,
-      N_("Read frames from a file of [u32 LE length][frame] records instead of a relay"),
-      N_("FILE") },
+      N_ ("Read frames from a file of [u32 LE length][frame] records instead of a relay"),
+      N_ ("FILE") },
     { "stdout", 0, 0, G_OPTION_ARG_NONE, &raw->to_stdout,
-      N_("Write each message value as a line of JSON to standard output instead of Kafka"), NULL },
-    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &raw->verbose, N_("Log debug messages"), NULL },
-    { "version", 0, 0, G_OPTION_ARG_NONE, &raw->version, N_("Print the version and exit"), NULL },
+      N_ ("Write each message value as a line of JSON to standard output instead of Kafka"), NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &raw->verbose, N_ ("Log debug messages"), NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &raw->version, N_ ("Print the version and exit"), NULL },
     { NULL },
   };
   return g_memdup2 (entries, sizeof entries);
@@ -224,7 +244,7 @@ parse_bool (const char *option, const char *text, gboolean *out, GError **error)
   else
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("%s: expected true or false, got “%s”"), option, text);
+                   _ ("%s: expected true or false, got “%s”"), option, text);
       return FALSE;
     }
   return TRUE;
@@ -242,7 +262,7 @@ parse_uint (const char *option, const char *text, guint64 min, guint64 max, guin
       g_autofree char *low = g_strdup_printf ("%" G_GUINT64_FORMAT, min);
       g_autofree char *high = g_strdup_printf ("%" G_GUINT64_FORMAT, max);
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("%s: expected a whole number from %s to %s, got “%s”"), option, low, high,
+                   _ ("%s: expected a whole number from %s to %s, got “%s”"), option, low, high,
                    text);
       return FALSE;
     }
@@ -266,15 +286,15 @@ parse_nsid_list (const char *option, const char *text, char ***out, GError **err
         if (!g_ascii_isalnum (*c) && *c != '.' && *c != '-' && !(*c == '*' && c[1] == '\0'))
           {
             g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                         _("%s: “%s” is not a collection NSID (like app.bsky.feed.post or "
-                           "app.bsky.*)"),
+                         _ ("%s: “%s” is not a collection NSID (like app.bsky.feed.post or "
+                            "app.bsky.*)"),
                          option, item);
             return FALSE;
           }
       g_ptr_array_add (items, g_strdup (item));
     }
   g_ptr_array_add (items, NULL);
-  *out = (char **) g_ptr_array_free (g_steal_pointer (&items), FALSE);
+  *out = (char **)g_ptr_array_free (g_steal_pointer (&items), FALSE);
   return TRUE;
 }
 
@@ -290,8 +310,8 @@ atk_config_normalise_relay_url (const char *url, GError **error)
   uri = g_uri_parse (url, G_URI_FLAGS_NONE, &local_error);
   if (uri == NULL)
     {
-      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _("--relay-host: “%s” is not a URL: %s"),
-                   url, local_error->message);
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _ ("--relay-host: “%s” is not a URL: %s"), url, local_error->message);
       return NULL;
     }
   scheme = g_uri_get_scheme (uri);
@@ -302,28 +322,29 @@ atk_config_normalise_relay_url (const char *url, GError **error)
   else
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--relay-host: “%s” must start with ws://, wss://, http:// or https://"), url);
+                   _ ("--relay-host: “%s” must start with ws://, wss://, http:// or https://"),
+                   url);
       return NULL;
     }
   if (g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0')
     {
-      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _("--relay-host: “%s” has no host"),
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _ ("--relay-host: “%s” has no host"),
                    url);
       return NULL;
     }
   if (g_uri_get_query (uri) != NULL || g_uri_get_fragment (uri) != NULL)
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--relay-host: “%s” must not have a query or fragment"), url);
+                   _ ("--relay-host: “%s” must not have a query or fragment"), url);
       return NULL;
     }
   path = g_strdup (g_uri_get_path (uri));
   while (*path != '\0' && path[strlen (path) - 1] == '/')
     path[strlen (path) - 1] = '\0';
   {
-    g_autoptr (GUri) normalised = g_uri_build (G_URI_FLAGS_NONE, ws_scheme, NULL,
-                                               g_uri_get_host (uri), g_uri_get_port (uri), path,
-                                               NULL, NULL);
+    g_autoptr (GUri) normalised
+        = g_uri_build (G_URI_FLAGS_NONE, ws_scheme, NULL, g_uri_get_host (uri),
+                       g_uri_get_port (uri), path, NULL, NULL);
     return g_uri_to_string (normalised);
   }
 }
@@ -351,14 +372,14 @@ validate_bootstrap_servers (const char *text, GError **error)
           || !g_ascii_string_to_unsigned (colon + 1, 10, 1, 65535, &port, NULL))
         {
           g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                       _("--bootstrap-servers: “%s” is not host:port"), servers[i]);
+                       _ ("--bootstrap-servers: “%s” is not host:port"), servers[i]);
           return FALSE;
         }
       for (const char *c = server; c < colon; c++)
         if (!g_ascii_isalnum (*c) && !strchr (".-_[]:", *c))
           {
             g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                         _("--bootstrap-servers: “%s” is not host:port"), servers[i]);
+                         _ ("--bootstrap-servers: “%s” is not host:port"), servers[i]);
             return FALSE;
           }
       n++;
@@ -366,7 +387,7 @@ validate_bootstrap_servers (const char *text, GError **error)
   if (n == 0)
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--bootstrap-servers: no server given"));
+                   _ ("--bootstrap-servers: no server given"));
       return FALSE;
     }
   return TRUE;
@@ -403,7 +424,7 @@ parse_kafka_properties (const RawOptions *raw, char **envp, AtkConfig *config, G
       if (eq == NULL || eq == property)
         {
           g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                       _("--kafka-property: “%s” is not key=value"), property);
+                       _ ("--kafka-property: “%s” is not key=value"), property);
           return FALSE;
         }
       g_ptr_array_add (config->kafka_properties, g_strdup (property));
@@ -423,7 +444,7 @@ parse_cursor (const char *text, AtkConfig *config, GError **error)
   else if (parse_uint ("--cursor", text, 0, G_MAXINT64, &seq, error))
     {
       config->cursor_mode = ATK_CURSOR_SEQ;
-      config->cursor = (gint64) seq;
+      config->cursor = (gint64)seq;
     }
   else
     return FALSE;
@@ -444,7 +465,7 @@ parse_bus (const char *text, AtkConfig *config, GError **error)
   else
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--bus: expected system, session or none, got “%s”"), text);
+                   _ ("--bus: expected system, session or none, got “%s”"), text);
       return FALSE;
     }
   return TRUE;
@@ -458,7 +479,7 @@ parse_compression (const char *text, AtkConfig *config, GError **error)
   if (!g_strv_contains (codecs, text))
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--compression: expected none, gzip, snappy, lz4 or zstd, got “%s”"), text);
+                   _ ("--compression: expected none, gzip, snappy, lz4 or zstd, got “%s”"), text);
       return FALSE;
     }
   config->compression = g_strdup (text);
@@ -477,7 +498,7 @@ parse_http_url (const char *option, const char *text, char **out, GError **error
       || (g_ascii_strcasecmp (scheme, "http") != 0 && g_ascii_strcasecmp (scheme, "https") != 0))
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("%s: “%s” is not an http:// or https:// URL"), option, text);
+                   _ ("%s: “%s” is not an http:// or https:// URL"), option, text);
       return FALSE;
     }
   while (len > 0 && text[len - 1] == '/')
@@ -504,15 +525,15 @@ parse_host_list (const char *option, const char *text, char ***out, GError **err
         if (!g_ascii_isalnum (*c) && *c != '.' && *c != '-' && *c != ':')
           {
             g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                         _("%s: “%s” is not a host name (like pds.example.com or "
-                           "*.example.com)"),
+                         _ ("%s: “%s” is not a host name (like pds.example.com or "
+                            "*.example.com)"),
                          option, item);
             return FALSE;
           }
       g_ptr_array_add (items, g_ascii_strdown (item, -1));
     }
   g_ptr_array_add (items, NULL);
-  *out = (char **) g_ptr_array_free (g_steal_pointer (&items), FALSE);
+  *out = (char **)g_ptr_array_free (g_steal_pointer (&items), FALSE);
   return TRUE;
 }
 
@@ -542,7 +563,7 @@ parse_services (const RawOptions *raw, char **envp, AtkConfig *config, GError **
       && config->ignored_services != NULL && config->ignored_services[0] != NULL)
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--watched-services and --ignored-services cannot be used together"));
+                   _ ("--watched-services and --ignored-services cannot be used together"));
       return FALSE;
     }
   if (config->plc_host == NULL
@@ -551,7 +572,7 @@ parse_services (const RawOptions *raw, char **envp, AtkConfig *config, GError **
           || config->event_metadata))
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--plc-host is needed for service filters and --event-metadata"));
+                   _ ("--plc-host is needed for service filters and --event-metadata"));
       return FALSE;
     }
   return TRUE;
@@ -596,8 +617,8 @@ parse_numbers (const RawOptions *raw, char **envp, AtkConfig *config, GError **e
     { "--max-frame-bytes", raw->max_frame_bytes, "ATKAFKA_MAX_FRAME_BYTES", 6 * 1024 * 1024,
       64 * 1024, 64 * 1024 * 1024 },
     { "--idle-timeout", raw->idle_timeout, "ATKAFKA_IDLE_TIMEOUT", 60, 1, 86400 },
-    { "--cursor-save-interval", raw->cursor_save_interval, "ATKAFKA_CURSOR_SAVE_INTERVAL", 1000,
-      10, 3600 * 1000 },
+    { "--cursor-save-interval", raw->cursor_save_interval, "ATKAFKA_CURSOR_SAVE_INTERVAL", 1000, 10,
+      3600 * 1000 },
     { "--max-in-flight-bytes", raw->max_in_flight_bytes, "ATKAFKA_MAX_IN_FLIGHT_BYTES",
       256 * 1024 * 1024, 1024 * 1024, G_GUINT64_CONSTANT (1) << 40 },
     { "--max-in-flight-messages", raw->max_in_flight_messages, "ATKAFKA_MAX_IN_FLIGHT_MESSAGES",
@@ -609,17 +630,17 @@ parse_numbers (const RawOptions *raw, char **envp, AtkConfig *config, GError **e
     {
       const char *text = pick (numbers[i].value, envp, numbers[i].variable);
       values[i] = numbers[i].fallback;
-      if (text != NULL && !parse_uint (numbers[i].flag, text, numbers[i].min, numbers[i].max,
-                                       &values[i], error))
+      if (text != NULL
+          && !parse_uint (numbers[i].flag, text, numbers[i].min, numbers[i].max, &values[i], error))
         return FALSE;
     }
-  config->topic_partitions = (int) values[0];
-  config->topic_replication = (int) values[1];
-  config->max_frame_bytes = (guint) values[2];
-  config->idle_timeout_s = (guint) values[3];
-  config->cursor_save_interval_ms = (guint) values[4];
+  config->topic_partitions = (int)values[0];
+  config->topic_replication = (int)values[1];
+  config->max_frame_bytes = (guint)values[2];
+  config->idle_timeout_s = (guint)values[3];
+  config->cursor_save_interval_ms = (guint)values[4];
   config->max_in_flight_bytes = values[5];
-  config->max_in_flight_messages = (guint) values[6];
+  config->max_in_flight_messages = (guint)values[6];
   return TRUE;
 }
 
@@ -629,17 +650,17 @@ parse_filters (const RawOptions *raw, char **envp, AtkConfig *config, GError **e
   const char *watched = pick (raw->watched_collections, envp, "ATKAFKA_WATCHED_COLLECTIONS");
   const char *ignored = pick (raw->ignored_collections, envp, "ATKAFKA_IGNORED_COLLECTIONS");
 
-  if (watched != NULL && !parse_nsid_list ("--watched-collections", watched,
-                                           &config->watched_collections, error))
+  if (watched != NULL
+      && !parse_nsid_list ("--watched-collections", watched, &config->watched_collections, error))
     return FALSE;
-  if (ignored != NULL && !parse_nsid_list ("--ignored-collections", ignored,
-                                           &config->ignored_collections, error))
+  if (ignored != NULL
+      && !parse_nsid_list ("--ignored-collections", ignored, &config->ignored_collections, error))
     return FALSE;
   if (config->watched_collections != NULL && config->watched_collections[0] != NULL
       && config->ignored_collections != NULL && config->ignored_collections[0] != NULL)
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--watched-collections and --ignored-collections cannot be used together"));
+                   _ ("--watched-collections and --ignored-collections cannot be used together"));
       return FALSE;
     }
   return TRUE;
@@ -656,7 +677,7 @@ parse_kafka_target (const RawOptions *raw, char **envp, AtkConfig *config, GErro
   if (servers == NULL || *servers == '\0')
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--bootstrap-servers (or ATKAFKA_BOOTSTRAP_SERVERS) is required"));
+                   _ ("--bootstrap-servers (or ATKAFKA_BOOTSTRAP_SERVERS) is required"));
       return FALSE;
     }
   if (!validate_bootstrap_servers (servers, error))
@@ -664,14 +685,14 @@ parse_kafka_target (const RawOptions *raw, char **envp, AtkConfig *config, GErro
   if (topic == NULL || *topic == '\0')
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                   _("--output-topic (or ATKAFKA_OUTPUT_TOPIC) is required"));
+                   _ ("--output-topic (or ATKAFKA_OUTPUT_TOPIC) is required"));
       return FALSE;
     }
   for (const char *c = topic; *c; c++)
     if ((!g_ascii_isalnum (*c) && !strchr ("._-", *c)) || strlen (topic) > 249)
       {
         g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                     _("--output-topic: “%s” is not a valid Kafka topic name"), topic);
+                     _ ("--output-topic: “%s” is not a valid Kafka topic name"), topic);
         return FALSE;
       }
   config->bootstrap_servers = g_strdup (servers);
@@ -734,10 +755,11 @@ atk_config_parse (int *argc, char ***argv, char **envp, gboolean *exit_now, GErr
   *exit_now = FALSE;
   context = g_option_context_new (NULL);
   g_option_context_set_summary (
-      context, _("Subscribe to the AT Protocol firehose and produce every event to Kafka as JSON."));
+      context,
+      _ ("Subscribe to the AT Protocol firehose and produce every event to Kafka as JSON."));
   g_option_context_set_description (
-      context, _("Every option can also be set by its ATKAFKA_* environment variable; a flag "
-                 "wins over its variable.\nReport bugs on the project's issue tracker."));
+      context, _ ("Every option can also be set by its ATKAFKA_* environment variable; a flag "
+                  "wins over its variable.\nReport bugs on the project's issue tracker."));
   group = g_option_group_new ("at-kafka", NULL, NULL, &raw, NULL);
   g_option_group_add_entries (group, entries);
   g_option_group_set_translation_domain (group, GETTEXT_PACKAGE);
@@ -756,7 +778,7 @@ atk_config_parse (int *argc, char ***argv, char **envp, gboolean *exit_now, GErr
     }
   if (*argc > 1)
     {
-      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _("unexpected argument “%s”"),
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _ ("unexpected argument “%s”"),
                    (*argv)[1]);
       return NULL;
     }
@@ -764,7 +786,7 @@ atk_config_parse (int *argc, char ***argv, char **envp, gboolean *exit_now, GErr
     return NULL;
   if (config->to_stdout && config->input_file == NULL)
     {
-      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _("--stdout needs --input FILE"));
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _ ("--stdout needs --input FILE"));
       return NULL;
     }
   return g_steal_pointer (&config);

@@ -25,22 +25,22 @@ typedef enum
 typedef struct
 {
   /* source */
-  char *relay_host;         /* normalised: ws:// or wss:// scheme, no trailing '/' */
-  guint max_frame_bytes;    /* WebSocket max incoming payload */
-  guint idle_timeout_s;     /* reconnect when no frame arrives for this long */
+  char *relay_host;      /* normalised: ws:// or wss:// scheme, no trailing '/' */
+  guint max_frame_bytes; /* WebSocket max incoming payload */
+  guint idle_timeout_s;  /* reconnect when no frame arrives for this long */
   AtkCursorMode cursor_mode;
   gint64 cursor;
 
   /* Kafka */
   char *bootstrap_servers;
   char *output_topic;
-  char *compression;        /* librdkafka compression.codec */
+  char *compression; /* librdkafka compression.codec */
   int topic_partitions;
   int topic_replication;
   GPtrArray *kafka_properties; /* "key=value" strings */
-  guint64 max_in_flight_bytes;  /* backpressure bound */
+  guint64 max_in_flight_bytes; /* backpressure bound */
   guint max_in_flight_messages;
-  char *transactional_id;       /* NULL: at-least-once; else Kafka transactions */
+  char *transactional_id; /* NULL: at-least-once; else Kafka transactions */
 
   /* output */
   gboolean osprey_compatible;

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include "atk-error.h"
 
-G_DEFINE_QUARK (atk - error - quark, atk_error)
+GQuark
+atk_error_quark (void)
+{
+  return g_quark_from_static_string ("atk-error-quark");
+}
 
 const char *
 atk_error_kind_name (const GError *error)
@@ -24,7 +28,7 @@ atk_error_kind_name (const GError *error)
 
   if (error == NULL)
     return "none";
-  if (error->domain != ATK_ERROR || error->code < 0 || (gsize) error->code >= G_N_ELEMENTS (names))
+  if (error->domain != ATK_ERROR || error->code < 0 || (gsize)error->code >= G_N_ELEMENTS (names))
     return "other";
   return names[error->code];
 }

@@ -42,12 +42,12 @@ count_frame (const AtkTransformResult *result, gboolean ok, const GError *error,
 }
 
 gboolean
-atk_file_runner_run (const AtkConfig *config, FILE *out, AtkFileRunSummary *summary,
-                     GError **error)
+atk_file_runner_run (const AtkConfig *config, FILE *out, AtkFileRunSummary *summary, GError **error)
 {
   g_autoptr (GMappedFile) file = NULL;
   g_autoptr (AtkEventTransformer) transformer = atk_event_transformer_new ();
-  g_autoptr (GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) atk_message_free);
+  g_autoptr (GPtrArray) messages
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)atk_message_free);
   AtkFrameFileReader reader;
   const guint8 *frame;
   gsize frame_len;
@@ -60,19 +60,18 @@ atk_file_runner_run (const AtkConfig *config, FILE *out, AtkFileRunSummary *summ
 
   atk_event_transformer_set_osprey_compatible (transformer, config->osprey_compatible);
   if (!atk_event_transformer_set_collection_filter (
-          transformer, (const char *const *) config->watched_collections,
-          (const char *const *) config->ignored_collections, error))
+          transformer, (const char *const *)config->watched_collections,
+          (const char *const *)config->ignored_collections, error))
     return FALSE;
 
-  atk_frame_file_reader_init (&reader, (const guint8 *) g_mapped_file_get_contents (file),
+  atk_frame_file_reader_init (&reader, (const guint8 *)g_mapped_file_get_contents (file),
                               g_mapped_file_get_length (file));
   while (atk_frame_file_reader_next (&reader, &frame, &frame_len, &read_error))
     {
       AtkTransformResult result = { 0 };
       g_autoptr (GError) frame_error = NULL;
-      gboolean ok = atk_event_transformer_transform (transformer, frame, frame_len,
-                                                     g_get_real_time (), messages, &result,
-                                                     &frame_error);
+      gboolean ok = atk_event_transformer_transform (
+          transformer, frame, frame_len, g_get_real_time (), messages, &result, &frame_error);
       count_frame (&result, ok, frame_error, summary);
       write_messages (messages, out, summary);
       atk_transform_result_clear (&result);
@@ -80,7 +79,7 @@ atk_file_runner_run (const AtkConfig *config, FILE *out, AtkFileRunSummary *summ
   fflush (out);
   if (read_error != NULL)
     {
-      g_propagate_prefixed_error (error, g_steal_pointer (&read_error), _("%s: "),
+      g_propagate_prefixed_error (error, g_steal_pointer (&read_error), _ ("%s: "),
                                   config->input_file);
       return FALSE;
     }

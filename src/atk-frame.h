@@ -16,13 +16,13 @@ G_BEGIN_DECLS
 
 typedef enum
 {
-  ATK_EVENT_UNKNOWN,  /* op 1 with a type we do not know: skip and count */
+  ATK_EVENT_UNKNOWN, /* op 1 with a type we do not know: skip and count */
   ATK_EVENT_COMMIT,
   ATK_EVENT_SYNC,
   ATK_EVENT_IDENTITY,
   ATK_EVENT_ACCOUNT,
   ATK_EVENT_INFO,
-  ATK_EVENT_ERROR,    /* op -1: body {error, message?} */
+  ATK_EVENT_ERROR, /* op -1: body {error, message?} */
 } AtkEventKind;
 
 typedef enum
@@ -70,7 +70,7 @@ typedef struct
   AtkStr status;
 
   /* #info and error frames */
-  AtkStr name;  /* #info name, or the error frame's "error" */
+  AtkStr name; /* #info name, or the error frame's "error" */
   gboolean has_message;
   AtkStr message;
 } AtkFrame;

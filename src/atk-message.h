@@ -10,17 +10,17 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  char *key;           /* the account DID, or "<unknown>" */
-  GString *value;      /* compact JSON */
-  gboolean has_seq;    /* FALSE for #info (no seq on the wire) */
-  gint64 seq;          /* the firehose seq of the frame it came from */
+  char *key;        /* the account DID, or "<unknown>" */
+  GString *value;   /* compact JSON */
+  gboolean has_seq; /* FALSE for #info (no seq on the wire) */
+  gint64 seq;       /* the firehose seq of the frame it came from */
   AtkEventKind kind;
   const char *action_name; /* static: "operation#create", "account", "sync", … */
-  char *collection;    /* ops only, else NULL */
-  gint64 action_id;    /* the snowflake (also in Osprey values) */
-  gint64 event_time_ms; /* the event's time in ms since the Unix epoch, or 0 if none */
-  gsize metadata_offset; /* byte offset in value of the `null` of "eventMetadata":null (the
-                          * metadata stage splices the object there); 0 = none */
+  char *collection;        /* ops only, else NULL */
+  gint64 action_id;        /* the snowflake (also in Osprey values) */
+  gint64 event_time_ms;    /* the event's time in ms since the Unix epoch, or 0 if none */
+  gsize metadata_offset;   /* byte offset in value of the `null` of "eventMetadata":null (the
+                            * metadata stage splices the object there); 0 = none */
 } AtkMessage;
 
 AtkMessage *atk_message_new (void);

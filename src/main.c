@@ -124,7 +124,8 @@ main (int argc, char **argv)
 
   setlocale (LC_ALL, "");
   /* ATK_LOCALEDIR lets the tests (and a build-tree run) find the uncompiled-in catalogues. */
-  bindtextdomain (GETTEXT_PACKAGE, g_getenv ("ATK_LOCALEDIR") ? g_getenv ("ATK_LOCALEDIR") : LOCALEDIR);
+  bindtextdomain (GETTEXT_PACKAGE,
+                  g_getenv ("ATK_LOCALEDIR") ? g_getenv ("ATK_LOCALEDIR") : LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 
@@ -143,7 +144,8 @@ main (int argc, char **argv)
     return run_file (config);
   if (config->input_file != NULL)
     {
-      fprintf (stderr, "at-kafka: %s\n", _("--input needs --stdout (producing a file to Kafka is not supported)"));
+      fprintf (stderr, "at-kafka: %s\n",
+               _ ("--input needs --stdout (producing a file to Kafka is not supported)"));
       return EXIT_BAD_CONFIG;
     }
   return run_daemon (g_steal_pointer (&config));
