@@ -12,6 +12,7 @@
 #include "atk-car.h"
 #include "atk-cbor-json.h"
 #include "atk-error.h"
+#include "atk-name-filter.h"
 #include "atk-time.h"
 
 /* Op indexes of commits stay below ATK_FRAME_MAX_OPS; #info ids use this slot so they can
@@ -20,20 +21,12 @@
 
 #define UNKNOWN_KEY "<unknown>"
 
-typedef struct
-{
-  char *base; /* "app.bsky" for "app.bsky.*"; matches base itself and "base.…" */
-  gsize len;
-  gboolean any; /* "*": everything */
-} CollectionPattern;
-
 struct _AtkEventTransformer
 {
   GObject parent_instance;
 
   gboolean osprey;
-  GArray *watched; /* CollectionPattern */
-  GArray *ignored;
+  AtkNameFilter *collections; /* NULL: every collection */
 
   /* Large scratch state kept in the instance: an AtkFrame holds 200 ops and the CAR index
    * 4096 blocks, too big for the stack of a callback. result->frame points at frame. */
@@ -59,27 +52,11 @@ typedef struct
 } EventContext;
 
 static void
-clear_pattern (gpointer data)
-{
-  CollectionPattern *pattern = data;
-  g_free (pattern->base);
-}
-
-static GArray *
-pattern_array_new (void)
-{
-  GArray *array = g_array_new (FALSE, TRUE, sizeof (CollectionPattern));
-  g_array_set_clear_func (array, clear_pattern);
-  return array;
-}
-
-static void
 atk_event_transformer_finalize (GObject *object)
 {
   AtkEventTransformer *self = ATK_EVENT_TRANSFORMER (object);
 
-  g_clear_pointer (&self->watched, g_array_unref);
-  g_clear_pointer (&self->ignored, g_array_unref);
+  g_clear_pointer (&self->collections, atk_name_filter_free);
   g_clear_pointer (&self->car, g_free);
 
   G_OBJECT_CLASS (atk_event_transformer_parent_class)->finalize (object);
@@ -94,8 +71,6 @@ atk_event_transformer_class_init (AtkEventTransformerClass *klass)
 static void
 atk_event_transformer_init (AtkEventTransformer *self)
 {
-  self->watched = pattern_array_new ();
-  self->ignored = pattern_array_new ();
   self->car = g_new0 (AtkCarIndex, 1);
   self->send_time_sec = G_MININT64;
 }
@@ -132,93 +107,26 @@ atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self)
 
 /* ---- collection filters ---- */
 
-/* Like the reference: "x.y.*" and "x.y" both mean x.y and everything under "x.y."; a lone
- * "*" means everything. A '*' anywhere else is a mistake we refuse rather than guess. */
-static gboolean
-parse_patterns (const char *const *list, GArray *out, GError **error)
-{
-  for (gsize i = 0; list != NULL && list[i] != NULL; i++)
-    {
-      g_autofree char *text = g_strstrip (g_strdup (list[i]));
-      CollectionPattern pattern = { 0 };
-      gsize len = strlen (text);
-
-      if (len == 0)
-        continue;
-      if (strcmp (text, "*") == 0)
-        pattern.any = TRUE;
-      else
-        {
-          if (len > 2 && g_str_has_suffix (text, ".*"))
-            text[len -= 2] = '\0';
-          while (len > 0 && text[len - 1] == '.')
-            text[--len] = '\0';
-          if (len == 0 || strchr (text, '*') != NULL || strchr (text, '/') != NULL)
-            {
-              g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                           "Invalid collection pattern “%s”: use an NSID or an NSID prefix "
-                           "followed by “.*”",
-                           list[i]);
-              return FALSE;
-            }
-          pattern.base = g_steal_pointer (&text);
-          pattern.len = len;
-        }
-      g_array_append_val (out, pattern);
-    }
-  return TRUE;
-}
-
 gboolean
 atk_event_transformer_set_collection_filter (AtkEventTransformer *self, const char *const *watched,
                                              const char *const *ignored, GError **error)
 {
-  g_autoptr (GArray) new_watched = pattern_array_new ();
-  g_autoptr (GArray) new_ignored = pattern_array_new ();
+  AtkNameFilter *filter;
 
   g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), FALSE);
 
-  if (!parse_patterns (watched, new_watched, error)
-      || !parse_patterns (ignored, new_ignored, error))
+  filter = atk_name_filter_new (ATK_NAME_FILTER_NSIDS, watched, ignored, error);
+  if (filter == NULL)
     return FALSE;
-  if (new_watched->len > 0 && new_ignored->len > 0)
-    {
-      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                           "Watched and ignored collections cannot both be given");
-      return FALSE;
-    }
-
-  g_array_unref (self->watched);
-  self->watched = g_steal_pointer (&new_watched);
-  g_array_unref (self->ignored);
-  self->ignored = g_steal_pointer (&new_ignored);
+  g_clear_pointer (&self->collections, atk_name_filter_free);
+  self->collections = filter;
   return TRUE;
-}
-
-static gboolean
-patterns_match (const GArray *patterns, AtkStr collection)
-{
-  for (guint i = 0; i < patterns->len; i++)
-    {
-      const CollectionPattern *p = &g_array_index (patterns, CollectionPattern, i);
-
-      if (p->any)
-        return TRUE;
-      if (collection.len >= p->len && memcmp (collection.ptr, p->base, p->len) == 0
-          && (collection.len == p->len || collection.ptr[p->len] == '.'))
-        return TRUE;
-    }
-  return FALSE;
 }
 
 static gboolean
 collection_wanted (AtkEventTransformer *self, AtkStr collection)
 {
-  if (self->watched->len > 0)
-    return patterns_match (self->watched, collection);
-  if (self->ignored->len > 0)
-    return !patterns_match (self->ignored, collection);
-  return TRUE;
+  return atk_name_filter_allows (self->collections, collection.ptr, collection.len);
 }
 
 gboolean

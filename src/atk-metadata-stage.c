@@ -12,13 +12,7 @@
 
 #include "atk-cbor-json.h"
 #include "atk-error.h"
-
-typedef struct
-{
-  char *base; /* lower case; "example.com" for "*.example.com" */
-  gboolean subdomains;
-  gboolean any;
-} HostPattern;
+#include "atk-name-filter.h"
 
 typedef struct
 {
@@ -34,8 +28,7 @@ struct _AtkMetadataStage
 
   AtkDidResolver *resolver;
   gboolean event_metadata;
-  GArray *watched; /* HostPattern */
-  GArray *ignored;
+  AtkNameFilter *services; /* NULL: no service filter */
 
   GHashTable *queues; /* did → DidQueue* (owned) */
   guint backlog;
@@ -57,20 +50,6 @@ static guint signals[N_SIGNALS];
 static void process_queue (AtkMetadataStage *self, DidQueue *queue);
 
 static void
-clear_pattern (gpointer data)
-{
-  g_free (((HostPattern *)data)->base);
-}
-
-static GArray *
-pattern_array_new (void)
-{
-  GArray *array = g_array_new (FALSE, TRUE, sizeof (HostPattern));
-  g_array_set_clear_func (array, clear_pattern);
-  return array;
-}
-
-static void
 did_queue_free (gpointer data)
 {
   DidQueue *queue = data;
@@ -87,8 +66,7 @@ atk_metadata_stage_finalize (GObject *object)
 
   /* Lookups in flight hold a reference: queues here have none running. */
   g_hash_table_destroy (self->queues);
-  g_clear_pointer (&self->watched, g_array_unref);
-  g_clear_pointer (&self->ignored, g_array_unref);
+  g_clear_pointer (&self->services, atk_name_filter_free);
   g_clear_object (&self->resolver);
   G_OBJECT_CLASS (atk_metadata_stage_parent_class)->finalize (object);
 }
@@ -109,8 +87,6 @@ atk_metadata_stage_class_init (AtkMetadataStageClass *klass)
 static void
 atk_metadata_stage_init (AtkMetadataStage *self)
 {
-  self->watched = pattern_array_new ();
-  self->ignored = pattern_array_new ();
   self->queues = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, did_queue_free);
   self->max_backlog = 100000;
 }
@@ -128,102 +104,34 @@ atk_metadata_stage_new (AtkDidResolver *resolver)
 
 /* ---- service filters ---- */
 
-static gboolean
-parse_host_patterns (const char *const *list, GArray *out, GError **error)
-{
-  for (gsize i = 0; list != NULL && list[i] != NULL; i++)
-    {
-      g_autofree char *copy = g_strdup (list[i]);
-      g_autofree char *text = g_ascii_strdown (g_strstrip (copy), -1);
-      HostPattern pattern = { 0 };
-      const char *base = text;
-
-      if (*text == '\0')
-        continue;
-      if (strcmp (text, "*") == 0)
-        pattern.any = TRUE;
-      else
-        {
-          if (g_str_has_prefix (text, "*."))
-            {
-              pattern.subdomains = TRUE;
-              base += 2;
-            }
-          if (*base == '\0' || strchr (base, '*') != NULL || strchr (base, '/') != NULL)
-            {
-              g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                           "Invalid service pattern “%s”: use a host name or “*.” followed by "
-                           "a domain",
-                           list[i]);
-              return FALSE;
-            }
-          pattern.base = g_strdup (base);
-        }
-      g_array_append_val (out, pattern);
-    }
-  return TRUE;
-}
-
 gboolean
 atk_metadata_stage_set_service_filter (AtkMetadataStage *self, const char *const *watched,
                                        const char *const *ignored, GError **error)
 {
-  g_autoptr (GArray) new_watched = pattern_array_new ();
-  g_autoptr (GArray) new_ignored = pattern_array_new ();
+  g_autoptr (AtkNameFilter) filter = NULL;
 
   g_return_val_if_fail (ATK_IS_METADATA_STAGE (self), FALSE);
 
-  if (!parse_host_patterns (watched, new_watched, error)
-      || !parse_host_patterns (ignored, new_ignored, error))
+  filter = atk_name_filter_new (ATK_NAME_FILTER_HOSTS, watched, ignored, error);
+  if (filter == NULL)
     return FALSE;
-  if (new_watched->len > 0 && new_ignored->len > 0)
-    {
-      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                           "Watched and ignored services cannot both be given");
-      return FALSE;
-    }
-  if ((new_watched->len > 0 || new_ignored->len > 0) && self->resolver == NULL)
+  if (atk_name_filter_is_active (filter) && self->resolver == NULL)
     {
       g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
                            "Service filters need a PLC host");
       return FALSE;
     }
-  g_array_unref (self->watched);
-  self->watched = g_steal_pointer (&new_watched);
-  g_array_unref (self->ignored);
-  self->ignored = g_steal_pointer (&new_ignored);
+  g_clear_pointer (&self->services, atk_name_filter_free);
+  self->services = g_steal_pointer (&filter);
   return TRUE;
-}
-
-static gboolean
-host_matches (const GArray *patterns, const char *host)
-{
-  gsize host_len = host != NULL ? strlen (host) : 0;
-
-  if (host == NULL)
-    return FALSE;
-  for (guint i = 0; i < patterns->len; i++)
-    {
-      const HostPattern *p = &g_array_index (patterns, HostPattern, i);
-      gsize len = p->any ? 0 : strlen (p->base);
-
-      if (p->any || strcmp (host, p->base) == 0)
-        return TRUE;
-      if (p->subdomains && host_len > len && host[host_len - len - 1] == '.'
-          && strcmp (host + host_len - len, p->base) == 0)
-        return TRUE;
-    }
-  return FALSE;
 }
 
 static gboolean
 service_wanted (AtkMetadataStage *self, const AtkDidInfo *info)
 {
-  if (self->watched->len > 0)
-    return host_matches (self->watched, info->pds_host);
-  if (self->ignored->len > 0)
-    return !host_matches (self->ignored, info->pds_host);
-  return TRUE;
+  const char *host = info->pds_host;
+
+  return atk_name_filter_allows (self->services, host, host != NULL ? strlen (host) : 0);
 }
 
 gboolean
@@ -246,7 +154,7 @@ atk_metadata_stage_is_active (AtkMetadataStage *self)
 {
   g_return_val_if_fail (ATK_IS_METADATA_STAGE (self), FALSE);
   return self->resolver != NULL
-         && (self->event_metadata || self->watched->len > 0 || self->ignored->len > 0);
+         && (self->event_metadata || atk_name_filter_is_active (self->services));
 }
 
 /* ---- the metadata object ---- */
