@@ -1,29 +1,14 @@
-/* at-kafka: the relay connection. One WebSocket at a time; every way it can end (refused,
- * handshake rejected, closed by the relay, oversized message, silence) leads to the same
- * place: drop it, wait a jittered, growing delay, connect again from the cursor.
- *
- * Re-entrancy: handlers of our signals may call stop() or reconnect(). Every attempt and
- * connection belongs to a "generation"; anything that abandons it bumps the counter, and
- * callbacks that find their generation stale do nothing. That is also how "no signal after
- * stop()" holds.
+/* at-kafka: the relay connection. The WebSocket machinery (reconnects, backoff, timeouts,
+ * the generation guard) is AtkWsClient's; this adds what is the relay's own: the
+ * subscribeRepos path, the cursor query on every (re)connect, binary frames only, the
+ * idle timeout, and the relay's fields in the logs.
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka"
 
 #include "atk-firehose-source.h"
 
-#include <libsoup/soup.h>
-
 #define SUBSCRIBE_PATH "/xrpc/com.atproto.sync.subscribeRepos"
-#define USER_AGENT "at-kafka/" ATK_VERSION
-
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_CAP_MS 30000
-#define KEEPALIVE_INTERVAL_S 30
-#define CONNECT_TIMEOUT_S 30
-/* A connection that lived this long, or delivered this many frames, was healthy: the
- * next drop retries from the shortest delay. A relay that accepts and then closes at once
- * (an error frame, an overloaded host) keeps growing the delay instead. */
-#define HEALTHY_US (10 * G_USEC_PER_SEC)
+/* A connection that delivered this many frames was healthy, however short it was. */
 #define HEALTHY_FRAMES 100
 
 struct _AtkFirehoseSource
@@ -31,39 +16,13 @@ struct _AtkFirehoseSource
   GObject parent_instance;
 
   char *relay_url;
-  guint max_frame_bytes;
-  guint idle_timeout_s;
   gboolean has_cursor;
   gint64 cursor;
 
-  SoupSession *session;
-  AtkSourceState state;
-  guint generation;
-
-  GCancellable *cancellable; /* of the handshake in progress */
-  SoupWebsocketConnection *conn;
-  gboolean conn_too_big; /* libsoup refused an oversized message (it closes with 1009) */
-  char *conn_error;      /* the last "error" of the current connection */
-  gint64 activity_us;    /* attempt start, or the last frame */
-  gint64 connected_us;
-  guint64 frames_on_conn;
-
-  guint retry_id;
-  guint watchdog_id;
-  guint failures; /* consecutive attempts that did not become healthy */
-  guint backoff_delay_ms;
-  guint backoff_bound_ms;
-  gboolean attempted;
-  guint64 reconnects;
+  AtkWsClient *client;
 };
 
 G_DEFINE_FINAL_TYPE (AtkFirehoseSource, atk_firehose_source, G_TYPE_OBJECT)
-
-G_DEFINE_ENUM_TYPE (AtkSourceState, atk_source_state,
-                    G_DEFINE_ENUM_VALUE (ATK_SOURCE_STOPPED, "stopped"),
-                    G_DEFINE_ENUM_VALUE (ATK_SOURCE_CONNECTING, "connecting"),
-                    G_DEFINE_ENUM_VALUE (ATK_SOURCE_CONNECTED, "connected"),
-                    G_DEFINE_ENUM_VALUE (ATK_SOURCE_BACKOFF, "backoff"))
 
 enum
 {
@@ -83,26 +42,6 @@ enum
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
-static void begin_attempt (AtkFirehoseSource *self);
-
-const char *
-atk_source_state_name (AtkSourceState state)
-{
-  switch (state)
-    {
-    case ATK_SOURCE_STOPPED:
-      return "stopped";
-    case ATK_SOURCE_CONNECTING:
-      return "connecting";
-    case ATK_SOURCE_CONNECTED:
-      return "connected";
-    case ATK_SOURCE_BACKOFF:
-      return "backoff";
-    default:
-      return "unknown";
-    }
-}
-
 static void
 log_event (AtkFirehoseSource *self, GLogLevelFlags level, const char *message)
 {
@@ -110,20 +49,11 @@ log_event (AtkFirehoseSource *self, GLogLevelFlags level, const char *message)
       = self->has_cursor ? g_strdup_printf ("%" G_GINT64_FORMAT, self->cursor) : g_strdup ("live");
 
   g_log_structured (G_LOG_DOMAIN, level, "RELAY", self->relay_url, "CURSOR", cursor, "SOURCE_STATE",
-                    atk_source_state_name (self->state), "MESSAGE", "%s: %s", self->relay_url,
-                    message);
+                    atk_source_state_name (atk_firehose_source_get_state (self)), "MESSAGE",
+                    "%s: %s", self->relay_url, message);
 }
 
-static void
-set_state (AtkFirehoseSource *self, AtkSourceState state)
-{
-  if (self->state == state)
-    return;
-  self->state = state;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
-  g_signal_emit (self, signals[SIGNAL_STATE_CHANGED], 0, state);
-}
-
+/* The URL of the next attempt: the cursor is read when the connection is made. */
 static char *
 build_url (AtkFirehoseSource *self)
 {
@@ -137,268 +67,30 @@ build_url (AtkFirehoseSource *self)
   return g_string_free (url, FALSE);
 }
 
-/* Forgets the current connection without running any more of our code for it. The last
- * reference goes from an idle callback: this can run inside the connection's own signal
- * emission, where libsoup still uses the object after our handler returns. */
 static void
-drop_connection (AtkFirehoseSource *self, gushort code)
+on_client_message (AtkWsClient *client, GBytes *message, gboolean binary, gpointer user_data)
 {
-  SoupWebsocketConnection *conn = g_steal_pointer (&self->conn);
-
-  g_clear_pointer (&self->conn_error, g_free);
-  self->conn_too_big = FALSE;
-  if (conn == NULL)
-    return;
-  g_signal_handlers_disconnect_by_data (conn, self);
-  if (soup_websocket_connection_get_state (conn) == SOUP_WEBSOCKET_STATE_OPEN)
-    soup_websocket_connection_close (conn, code, NULL);
-  g_idle_add_once (g_object_unref, conn);
+  g_signal_emit (user_data, signals[SIGNAL_FRAME], 0, message);
 }
 
-/* Abandons whatever is in progress: the handshake, the connection, the timers. */
 static void
-abandon (AtkFirehoseSource *self, gushort close_code)
-{
-  self->generation++;
-  if (self->cancellable != NULL)
-    g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
-  g_clear_handle_id (&self->retry_id, g_source_remove);
-  g_clear_handle_id (&self->watchdog_id, g_source_remove);
-  drop_connection (self, close_code);
-}
-
-static gboolean
-on_retry (gpointer user_data)
+on_client_state_changed (AtkWsClient *client, AtkSourceState state, gpointer user_data)
 {
   AtkFirehoseSource *self = user_data;
 
-  self->retry_id = 0;
-  begin_attempt (self);
-  return G_SOURCE_REMOVE;
+  if (state == ATK_SOURCE_CONNECTED)
+    log_event (self, G_LOG_LEVEL_MESSAGE, "connected");
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  g_signal_emit (self, signals[SIGNAL_STATE_CHANGED], 0, state);
 }
 
 static void
-schedule_retry (AtkFirehoseSource *self)
+on_client_connection_error (AtkWsClient *client, const char *message, gpointer user_data)
 {
-  guint shift = MIN (self->failures, 16u);
-  guint64 bound = (guint64)BACKOFF_BASE_MS << shift;
+  AtkFirehoseSource *self = user_data;
 
-  self->backoff_bound_ms = (guint)MIN (bound, (guint64)BACKOFF_CAP_MS);
-  self->backoff_delay_ms = (guint)g_random_int_range (0, (gint32)self->backoff_bound_ms + 1);
-  self->failures++;
-  self->retry_id = g_timeout_add (self->backoff_delay_ms, on_retry, self);
-  set_state (self, ATK_SOURCE_BACKOFF);
-}
-
-/* The end of an attempt or of a connection: tell the owner, then wait and retry. */
-static void
-fail (AtkFirehoseSource *self, const char *message)
-{
-  guint generation;
-
-  if (self->conn != NULL
-      && (g_get_monotonic_time () - self->connected_us >= HEALTHY_US
-          || self->frames_on_conn >= HEALTHY_FRAMES))
-    self->failures = 0;
-  abandon (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
-  generation = self->generation;
   log_event (self, G_LOG_LEVEL_MESSAGE, message);
   g_signal_emit (self, signals[SIGNAL_CONNECTION_ERROR], 0, message);
-  if (generation != self->generation || self->state == ATK_SOURCE_STOPPED)
-    return; /* a handler stopped or restarted us */
-  schedule_retry (self);
-}
-
-/* Handshakes that hang and connections that fall silent look the same from here: nothing
- * arrives. Checked on a coarse timer rather than re-armed on every frame. */
-static gboolean
-on_watchdog (gpointer user_data)
-{
-  AtkFirehoseSource *self = user_data;
-  gint64 quiet_us = g_get_monotonic_time () - self->activity_us;
-  g_autofree char *message = NULL;
-
-  if (self->state == ATK_SOURCE_CONNECTING)
-    {
-      guint limit_s
-          = self->idle_timeout_s > 0 ? MAX (self->idle_timeout_s, 10u) : CONNECT_TIMEOUT_S;
-      if (quiet_us < (gint64)limit_s * G_USEC_PER_SEC)
-        return G_SOURCE_CONTINUE;
-      message = g_strdup_printf ("handshake timed out after %u s", limit_s);
-    }
-  else if (self->state == ATK_SOURCE_CONNECTED && self->idle_timeout_s > 0)
-    {
-      if (quiet_us < (gint64)self->idle_timeout_s * G_USEC_PER_SEC)
-        return G_SOURCE_CONTINUE;
-      message = g_strdup_printf ("no frame for %u s, reconnecting", self->idle_timeout_s);
-    }
-  else
-    return G_SOURCE_CONTINUE;
-
-  self->watchdog_id = 0; /* fail() would remove the source we are running from */
-  fail (self, message);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-start_watchdog (AtkFirehoseSource *self)
-{
-  guint limit_ms = (self->idle_timeout_s > 0 ? self->idle_timeout_s : CONNECT_TIMEOUT_S) * 1000;
-
-  if (self->watchdog_id == 0)
-    self->watchdog_id = g_timeout_add (CLAMP (limit_ms / 8, 50u, 1000u), on_watchdog, self);
-}
-
-static void
-on_conn_message (SoupWebsocketConnection *conn, SoupWebsocketDataType type, GBytes *message,
-                 gpointer user_data)
-{
-  AtkFirehoseSource *self = user_data;
-
-  if (type != SOUP_WEBSOCKET_DATA_BINARY)
-    {
-      g_debug ("%s: ignoring a text message of %" G_GSIZE_FORMAT " bytes", self->relay_url,
-               g_bytes_get_size (message));
-      return;
-    }
-  self->activity_us = g_get_monotonic_time ();
-  self->frames_on_conn++;
-  g_signal_emit (self, signals[SIGNAL_FRAME], 0, message);
-}
-
-static void
-on_conn_error (SoupWebsocketConnection *conn, GError *error, gpointer user_data)
-{
-  AtkFirehoseSource *self = user_data;
-
-  /* Fatal errors are followed by "closed", where the connection is replaced. */
-  if (g_error_matches (error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG))
-    self->conn_too_big = TRUE;
-  g_free (self->conn_error);
-  self->conn_error = g_strdup (error->message);
-}
-
-static void
-on_conn_closed (SoupWebsocketConnection *conn, gpointer user_data)
-{
-  AtkFirehoseSource *self = user_data;
-  gushort code = soup_websocket_connection_get_close_code (conn);
-  const char *reason = soup_websocket_connection_get_close_data (conn);
-  g_autofree char *message = NULL;
-
-  if (self->conn_too_big)
-    message = g_strdup_printf ("a message exceeded max_frame_bytes (%u); the connection was "
-                               "closed with %d (message too big)",
-                               self->max_frame_bytes, SOUP_WEBSOCKET_CLOSE_TOO_BIG);
-  else if (self->conn_error != NULL)
-    message = g_strdup_printf ("connection failed: %s", self->conn_error);
-  else
-    message = g_strdup_printf (
-        "connection closed by the relay (code %u%s%s) after %" G_GUINT64_FORMAT " frames", code,
-        reason != NULL && *reason ? ": " : "", reason ? reason : "", self->frames_on_conn);
-  fail (self, message);
-}
-
-typedef struct
-{
-  AtkFirehoseSource *self;
-  SoupMessage *msg;
-  guint generation;
-} Attempt;
-
-static void
-attempt_free (Attempt *attempt)
-{
-  g_object_unref (attempt->self);
-  g_object_unref (attempt->msg);
-  g_free (attempt);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Attempt, attempt_free)
-
-static char *
-describe_failed_handshake (SoupMessage *msg, const GError *error)
-{
-  guint status = soup_message_get_status (msg);
-
-  if (status != SOUP_STATUS_NONE && status != SOUP_STATUS_SWITCHING_PROTOCOLS)
-    return g_strdup_printf (
-        "connect failed: HTTP %u %s: %s", status,
-        soup_message_get_reason_phrase (msg) ? soup_message_get_reason_phrase (msg) : "",
-        error->message);
-  return g_strdup_printf ("connect failed: %s", error->message);
-}
-
-static void
-adopt_connection (AtkFirehoseSource *self, SoupWebsocketConnection *conn)
-{
-  /* Before the main loop runs again: libsoup reads the first frames on its next
-   * iteration, and its 128 KiB default would refuse a large commit. */
-  soup_websocket_connection_set_max_incoming_payload_size (conn, self->max_frame_bytes);
-  soup_websocket_connection_set_keepalive_interval (conn, KEEPALIVE_INTERVAL_S);
-  g_signal_connect (conn, "message", G_CALLBACK (on_conn_message), self);
-  g_signal_connect (conn, "error", G_CALLBACK (on_conn_error), self);
-  g_signal_connect (conn, "closed", G_CALLBACK (on_conn_closed), self);
-  self->conn = conn;
-  self->connected_us = self->activity_us = g_get_monotonic_time ();
-  self->frames_on_conn = 0;
-  g_clear_object (&self->cancellable);
-  log_event (self, G_LOG_LEVEL_MESSAGE, "connected");
-  set_state (self, ATK_SOURCE_CONNECTED);
-}
-
-static void
-on_connected (GObject *object, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (Attempt) attempt = user_data;
-  AtkFirehoseSource *self = attempt->self;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (SoupWebsocketConnection) conn = NULL;
-  g_autofree char *message = NULL;
-
-  conn = soup_session_websocket_connect_finish (SOUP_SESSION (object), result, &error);
-  if (attempt->generation != self->generation)
-    return; /* abandoned: stopped, restarted or timed out meanwhile */
-  if (conn == NULL)
-    {
-      message = describe_failed_handshake (attempt->msg, error);
-      fail (self, message);
-      return;
-    }
-  adopt_connection (self, g_steal_pointer (&conn));
-}
-
-static void
-begin_attempt (AtkFirehoseSource *self)
-{
-  g_autofree char *url = build_url (self);
-  SoupMessage *msg = soup_message_new (SOUP_METHOD_GET, url);
-  Attempt *attempt;
-
-  abandon (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
-  if (self->attempted)
-    self->reconnects++;
-  self->attempted = TRUE;
-  self->activity_us = g_get_monotonic_time ();
-  if (msg == NULL)
-    {
-      /* Only reachable with a relay URL the config should have refused; still no exit. */
-      fail (self, "cannot build the subscribeRepos URL");
-      return;
-    }
-
-  self->cancellable = g_cancellable_new ();
-  attempt = g_new0 (Attempt, 1);
-  attempt->self = g_object_ref (self);
-  attempt->msg = g_object_ref (msg);
-  attempt->generation = self->generation;
-  g_debug ("%s: connecting to %s", self->relay_url, url);
-  soup_session_websocket_connect_async (self->session, msg, NULL, NULL, G_PRIORITY_DEFAULT,
-                                        self->cancellable, on_connected, attempt);
-  g_object_unref (msg);
-  start_watchdog (self);
-  set_state (self, ATK_SOURCE_CONNECTING);
 }
 
 void
@@ -406,10 +98,7 @@ atk_firehose_source_start (AtkFirehoseSource *self)
 {
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
-  if (self->state != ATK_SOURCE_STOPPED)
-    return;
-  self->failures = 0;
-  begin_attempt (self);
+  atk_ws_client_start (self->client);
 }
 
 void
@@ -417,8 +106,7 @@ atk_firehose_source_stop (AtkFirehoseSource *self)
 {
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
-  abandon (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
-  set_state (self, ATK_SOURCE_STOPPED);
+  atk_ws_client_stop (self->client);
 }
 
 void
@@ -426,34 +114,39 @@ atk_firehose_source_reconnect (AtkFirehoseSource *self)
 {
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
-  if (self->state == ATK_SOURCE_STOPPED)
+  if (atk_ws_client_get_state (self->client) == ATK_SOURCE_STOPPED)
     return;
   log_event (self, G_LOG_LEVEL_MESSAGE, "reconnecting on request");
-  self->failures = 0;
-  begin_attempt (self);
+  atk_ws_client_reconnect (self->client);
 }
 
 void
 atk_firehose_source_set_cursor (AtkFirehoseSource *self, gboolean has_cursor, gint64 seq)
 {
+  g_autofree char *url = NULL;
+
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
   self->has_cursor = has_cursor;
   self->cursor = has_cursor ? seq : 0;
+  url = build_url (self);
+  atk_ws_client_set_url (self->client, url);
 }
 
 AtkSourceState
 atk_firehose_source_get_state (AtkFirehoseSource *self)
 {
   g_return_val_if_fail (ATK_IS_FIREHOSE_SOURCE (self), ATK_SOURCE_STOPPED);
-  return self->state;
+
+  return self->client != NULL ? atk_ws_client_get_state (self->client) : ATK_SOURCE_STOPPED;
 }
 
 guint64
 atk_firehose_source_get_reconnects (AtkFirehoseSource *self)
 {
   g_return_val_if_fail (ATK_IS_FIREHOSE_SOURCE (self), 0);
-  return self->reconnects;
+
+  return self->client != NULL ? atk_ws_client_get_reconnects (self->client) : 0;
 }
 
 void
@@ -461,23 +154,27 @@ atk_firehose_source_get_backoff (AtkFirehoseSource *self, guint *delay_ms, guint
 {
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
-  if (delay_ms != NULL)
-    *delay_ms = self->backoff_delay_ms;
-  if (bound_ms != NULL)
-    *bound_ms = self->backoff_bound_ms;
+  atk_ws_client_get_backoff (self->client, delay_ms, bound_ms);
 }
 
 AtkFirehoseSource *
 atk_firehose_source_new (const char *relay_url, guint max_frame_bytes, guint idle_timeout_s)
 {
   AtkFirehoseSource *self;
+  g_autofree char *url = NULL;
 
   g_return_val_if_fail (relay_url != NULL, NULL);
 
   self = g_object_new (ATK_TYPE_FIREHOSE_SOURCE, NULL);
   self->relay_url = g_strdup (relay_url);
-  self->max_frame_bytes = max_frame_bytes;
-  self->idle_timeout_s = idle_timeout_s;
+  url = build_url (self);
+  self->client = atk_ws_client_new (url, TRUE, max_frame_bytes, idle_timeout_s);
+  atk_ws_client_set_healthy_messages (self->client, HEALTHY_FRAMES);
+  atk_ws_client_set_labels (self->client, "the relay", "frame", "max_frame_bytes");
+  g_signal_connect (self->client, "message", G_CALLBACK (on_client_message), self);
+  g_signal_connect (self->client, "state-changed", G_CALLBACK (on_client_state_changed), self);
+  g_signal_connect (self->client, "connection-error", G_CALLBACK (on_client_connection_error),
+                    self);
   return self;
 }
 
@@ -486,9 +183,13 @@ atk_firehose_source_dispose (GObject *object)
 {
   AtkFirehoseSource *self = ATK_FIREHOSE_SOURCE (object);
 
-  abandon (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
-  self->state = ATK_SOURCE_STOPPED;
-  g_clear_object (&self->session);
+  /* Quietly: no signal of ours after the owner let go. */
+  if (self->client != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->client, self);
+      atk_ws_client_stop (self->client);
+      g_clear_object (&self->client);
+    }
 
   G_OBJECT_CLASS (atk_firehose_source_parent_class)->dispose (object);
 }
@@ -499,7 +200,6 @@ atk_firehose_source_finalize (GObject *object)
   AtkFirehoseSource *self = ATK_FIREHOSE_SOURCE (object);
 
   g_free (self->relay_url);
-  g_free (self->conn_error);
 
   G_OBJECT_CLASS (atk_firehose_source_parent_class)->finalize (object);
 }
@@ -512,7 +212,7 @@ atk_firehose_source_get_property (GObject *object, guint prop_id, GValue *value,
   switch (prop_id)
     {
     case PROP_STATE:
-      g_value_set_enum (value, self->state);
+      g_value_set_enum (value, atk_firehose_source_get_state (self));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -549,6 +249,4 @@ atk_firehose_source_class_init (AtkFirehoseSourceClass *klass)
 static void
 atk_firehose_source_init (AtkFirehoseSource *self)
 {
-  self->state = ATK_SOURCE_STOPPED;
-  self->session = soup_session_new_with_options ("user-agent", USER_AGENT, NULL);
 }

@@ -6,23 +6,12 @@
 
 #include <gio/gio.h>
 
+#include "atk-ws-client.h" /* AtkSourceState */
+
 G_BEGIN_DECLS
 
 #define ATK_TYPE_FIREHOSE_SOURCE (atk_firehose_source_get_type ())
 G_DECLARE_FINAL_TYPE (AtkFirehoseSource, atk_firehose_source, ATK, FIREHOSE_SOURCE, GObject)
-
-typedef enum
-{
-  ATK_SOURCE_STOPPED,
-  ATK_SOURCE_CONNECTING,
-  ATK_SOURCE_CONNECTED,
-  ATK_SOURCE_BACKOFF, /* waiting before the next attempt */
-} AtkSourceState;
-
-const char *atk_source_state_name (AtkSourceState state);
-
-#define ATK_TYPE_SOURCE_STATE (atk_source_state_get_type ())
-GType atk_source_state_get_type (void);
 
 /* relay_url: normalised ws:// or wss:// base (see atk_config_normalise_relay_url). */
 AtkFirehoseSource *atk_firehose_source_new (const char *relay_url, guint max_frame_bytes,
