@@ -3,7 +3,9 @@
 with tests/tap/session.jsonl) → at-kafka --tap-host → a real broker. What reaches Kafka is
 checked against tests/tap/session-expected.jsonl (written from the reference's rules, not
 by our code); acks go out only once Kafka has the event's messages, so a kill -9 before
-delivery loses nothing: Tap delivers the unacked events again."""
+delivery loses nothing: Tap delivers the unacked events again. test_live_tap_from_pds runs
+the real Tap in full mode instead: a real PDS's firehose as its relay, the local PLC
+directory (tests/plc/run-plc.mjs) for identities, backfill through getRepo."""
 import collections
 import json
 import os
@@ -15,7 +17,8 @@ import unittest
 import urllib.request
 
 import kafkautil
-from atkharness import Daemon, free_port, wait_until
+from atkharness import Daemon, free_port, parse_prometheus, wait_until
+from test_metadata import Plc, xrpc
 
 SOURCE_DIR = os.environ["ATK_SOURCE_DIR"]
 TAP_DIR = os.path.join(SOURCE_DIR, "tests", "tap")
@@ -91,6 +94,64 @@ class Tap:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class LiveTap:
+    """A real Tap in its full mode: the firehose of one PDS as its relay, the local PLC
+    directory for identities, backfill through the PDS's com.atproto.sync.getRepo."""
+
+    def __init__(self, relay_url, plc_url):
+        self.bin = find_tap()
+        self.dir = tempfile.mkdtemp(prefix="atk-tap-live-")
+        self.port, self.metrics_port = free_port(), free_port()
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.log = open(os.path.join(self.dir, "tap.log"), "wb")
+        self.proc = subprocess.Popen(
+            [self.bin, "run", "--db-url", f"sqlite://{self.dir}/tap.db", "--bind",
+             f"127.0.0.1:{self.port}", "--relay-url", relay_url, "--plc-url", plc_url,
+             "--retry-timeout", "1s", "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+             "--log-level", "info"],
+            cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.get("health"), 30, "Tap's /health")
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/{path}", timeout=5) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+
+    def add_repos(self, dids):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/repos/add", data=json.dumps({"dids": dids}).encode(),
+            headers={"content-type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10):  # raises unless 2xx
+            pass
+
+    def metric(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=5) as r:
+            samples = parse_prometheus(r.read().decode())
+        return sum(v for (n, _), v in samples.items() if n == name)
+
+    def outbox(self):
+        """Events Tap still holds (deleted in batches, at the latest 10 s after their ack)."""
+        return self.get("stats/outbox-buffer")["outbox_buffer"]
+
+    def output(self):
+        with open(os.path.join(self.dir, "tap.log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def kind_of(value):
     """What one message is about: the operation's uri, or identity/account."""
     if value.get("operation"):
@@ -120,7 +181,34 @@ def kafka_messages(topic):
     return out
 
 
+def create_record(plc, account, collection, record):
+    """Creates a record through account's PDS; returns what the test expects of it."""
+    base = plc.pds_of(account)["url"]
+    if account not in plc.tokens:
+        session = xrpc(base, "com.atproto.server.createSession",
+                       {"identifier": plc.account(account)["handle"], "password": "password"})
+        plc.tokens[account] = session["accessJwt"]
+    did = plc.account(account)["did"]
+    record = {"$type": collection, **record}
+    out = xrpc(base, "com.atproto.repo.createRecord",
+               {"repo": did, "collection": collection, "record": record}, plc.tokens[account])
+    rkey = out["uri"].rsplit("/", 1)[1]
+    return {"uri": out["uri"], "did": did, "collection": collection, "rkey": rkey,
+            "cid": out["cid"], "record": record}
+
+
+def record_messages(topic):
+    """{record uri: [(key, seq header, value)]} of the operation messages in topic."""
+    out = collections.defaultdict(list)
+    for m in kafkautil.consume_all(topic):
+        value = json.loads(m["value"])
+        if value.get("operation"):
+            out[value["operation"]["uri"]].append((m["key"], m["headers"].get("seq"), value))
+    return out
+
+
 class TapTest(unittest.TestCase):
+    maxDiff = None
     @classmethod
     def setUpClass(cls):
         kafkautil.wait_for_broker()
@@ -209,6 +297,93 @@ class TapTest(unittest.TestCase):
         self.assertEqual(extra, 0)
         self.assertEqual(daemon.metric("atkafka_acks_sent", status="ok"), 0)
         self.assertEqual(daemon.stop(), 0, daemon.output()[-3000:])
+
+    def assert_records_in_kafka(self, topic, created, timeout=30):
+        """Each created record is in topic, in the standard shape, as the PDS made it."""
+        kafkautil.wait_for_topic(topic)
+        got = wait_until(lambda: (lambda ms: ms if all(c["uri"] in ms for c in created)
+                                  else None)(record_messages(topic)),
+                         timeout, f"{len(created)} records in {topic}", interval=0.5)
+        for c in created:
+            for key, seq, value in got[c["uri"]]:
+                self.assertEqual(key, c["did"])
+                self.assertRegex(seq or "", r"^[1-9][0-9]*$")
+                self.assertEqual(value, {
+                    "did": c["did"], "timestamp": c["record"]["createdAt"],
+                    "operation": {"action": "create", "collection": c["collection"],
+                                  "rkey": c["rkey"], "uri": c["uri"], "cid": c["cid"],
+                                  "path": f"{c['collection']}/{c['rkey']}",
+                                  "record": c["record"]},
+                    "eventMetadata": None})
+        return got
+
+    def test_live_tap_from_pds(self):
+        """The real Tap in full mode on a real PDS and PLC directory: records made before
+        the repos were added come by backfill (getRepo), later ones live off the PDS's
+        firehose. Acks follow delivery (Tap's outbox drains); a kill -9 of at-kafka while
+        Kafka has not confirmed anything loses nothing."""
+        plc = Plc()
+        self.addCleanup(plc.stop)
+        alice, carol = 0, 1  # both on run-plc.mjs's first PDS
+        pds = plc.pds_of(alice)
+        self.assertEqual(pds, plc.pds_of(carol))
+        post, like = "app.bsky.feed.post", "app.bsky.feed.like"
+
+        def make_post(account, text, minute):
+            return create_record(plc, account, post, {
+                "text": text, "createdAt": f"2026-01-01T00:{minute:02d}:00.000Z"})
+
+        def make_like(account, target, minute):
+            return create_record(plc, account, like, {
+                "subject": {"uri": target["uri"], "cid": target["cid"]},
+                "createdAt": f"2026-01-01T00:{minute:02d}:30.000Z"})
+
+        old = [make_post(alice, "alice before Tap ✨", 1), make_post(carol, "carol before Tap", 2)]
+        old.append(make_like(carol, old[0], 3))
+        tap = LiveTap(pds["url"], plc.ready["plc"])
+        self.addCleanup(tap.close)
+        topic = kafkautil.unique_topic("atk-tap-live")
+        first = self.daemon(tap, topic)
+        tap.add_repos([plc.account(alice)["did"], plc.account(carol)["did"]])
+        self.assert_records_in_kafka(topic, old)
+        wait_until(lambda: first.metric("atkafka_tap_events_pending") == 0
+                   and tap.metric("tap_events_acked_total") >= len(old), 30,
+                   f"backfill acked\n{tap.output()[-3000:]}")
+        live = [make_post(alice, "alice live 1", 4), make_like(alice, old[1], 5)]
+        self.assert_records_in_kafka(topic, live)
+        wait_until(lambda: first.metric("atkafka_tap_events_pending") == 0, 30, "live acked")
+        # Live, not a second backfill: Tap took these from the PDS's own firehose.
+        self.assertGreaterEqual(tap.metric("tap_firehose_events_processed_total"), len(live))
+        self.assertEqual(first.metric("atkafka_produced_events", status="error"), 0)
+        self.assertEqual(first.stop(), 0, first.output()[-3000:])
+        in_kafka = kafkautil.count(topic)
+        acked = tap.metric("tap_events_acked_total")
+        self.assertGreaterEqual(acked, len(old) + len(live))
+
+        # Kafka holds back every message for 20 s: at-kafka receives, sends no ack.
+        second = self.daemon(tap, topic, "-X", "linger.ms=20000")
+        wait_until(lambda: second.metric("atkafka_relay_connected") == 1, 30,
+                   f"at-kafka connected to Tap\n{second.output()}")
+        held = [make_post(alice, "alice while unacked", 6), make_post(carol, "carol too", 7),
+                make_like(carol, live[0], 8)]  # a second like of one subject deletes the first
+        wait_until(lambda: second.metric("atkafka_kafka_in_flight_messages") >= 2, 30,
+                   f"messages in flight\n{second.output()}")
+        self.assertEqual(second.metric("atkafka_acks_sent", status="ok"), 0)
+        self.assertEqual(tap.metric("tap_events_acked_total"), acked)
+        self.assertGreater(tap.outbox(), 0)
+        second.proc.send_signal(signal.SIGKILL)
+        second.kill()
+        self.assertEqual(kafkautil.count(topic), in_kafka)
+
+        third = self.daemon(tap, topic)
+        got = self.assert_records_in_kafka(topic, old + live + held)
+        wait_until(lambda: tap.outbox() == 0, 30, "Tap's outbox drained")
+        self.assertEqual(third.metric("atkafka_tap_events_pending"), 0)
+        self.assertEqual(third.metric("atkafka_produced_events", status="error"), 0)
+        extra = sum(len(v) for v in got.values()) - len(got)
+        print(f"  live Tap: {len(got)} records ({len(old)} backfilled), {extra} duplicates; "
+              f"{tap.metric('tap_events_acked_total'):.0f} acks at Tap", flush=True)
+        self.assertEqual(third.stop(), 0, third.output()[-3000:])
 
     def test_transactions_refused(self):
         r = subprocess.run([os.environ["ATK_AT_KAFKA"], "--tap-host", "ws://127.0.0.1:9",
