@@ -21,7 +21,8 @@ import time
 import unittest
 
 import kafkautil
-from atkharness import Daemon, Replay, file_mode_values, free_port, vector, wait_until
+from atkharness import (Daemon, Replay, file_mode_values, free_port, stop_process, vector,
+                        wait_until)
 
 NAME = "io.github.atkafka.Daemon1"
 PATH = "/io/github/atkafka/Daemon1"
@@ -68,13 +69,7 @@ class PrivateBus:
         self.address = line
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc.stdout.close()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
