@@ -301,3 +301,22 @@ atk_test_rm_rf (const char *path)
   else
     g_assert_no_errno (g_unlink (path));
 }
+
+GPtrArray *
+atk_test_load_tap_fixture (const char *name)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "tap", name, NULL);
+  g_autofree char *text = NULL;
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) lines = NULL;
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+
+  g_file_get_contents (path, &text, NULL, &error);
+  g_assert_no_error (error);
+  lines = g_strsplit (text, "\n", -1);
+  for (gsize i = 0; lines[i] != NULL; i++)
+    if (lines[i][0] != '\0')
+      g_ptr_array_add (out, g_strdup (lines[i]));
+  g_assert_cmpuint (out->len, >, 0);
+  return out;
+}

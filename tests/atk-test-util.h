@@ -26,6 +26,9 @@ GPtrArray *atk_test_load_jsonl (const char *relative);
 /* "a1 61 61 01" → bytes; spaces are ignored, anything else must be hex pairs. */
 GByteArray *atk_test_hex (const char *text);
 
+/* The non-empty lines of tests/tap/<name> (the Tap session fixtures), as strings. */
+GPtrArray *atk_test_load_tap_fixture (const char *name);
+
 /* ---- JSON values ---- */
 
 typedef enum

@@ -13,25 +13,6 @@
 #define NOW_US G_GINT64_CONSTANT (1795816200500000)
 #define SNOWFLAKE_EPOCH_MS G_GINT64_CONSTANT (1420070400000)
 
-static GPtrArray *
-load_fixture_lines (const char *name)
-{
-  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "tap", name, NULL);
-  g_autofree char *text = NULL;
-  g_autoptr (GError) error = NULL;
-  g_auto (GStrv) lines = NULL;
-  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
-
-  g_file_get_contents (path, &text, NULL, &error);
-  g_assert_no_error (error);
-  lines = g_strsplit (text, "\n", -1);
-  for (gsize i = 0; lines[i] != NULL; i++)
-    if (lines[i][0] != '\0')
-      g_ptr_array_add (out, g_strdup (lines[i]));
-  g_assert_cmpuint (out->len, >, 0);
-  return out;
-}
-
 static JsonNode *
 parse_json (const char *text)
 {
@@ -60,7 +41,7 @@ transform_ok (const char *text, const AtkTapEventOptions *options, gint64 now_us
 static GPtrArray *
 transform_session (const AtkTapEventOptions *options, GArray *ids)
 {
-  g_autoptr (GPtrArray) events = load_fixture_lines ("session.jsonl");
+  g_autoptr (GPtrArray) events = atk_test_load_tap_fixture ("session.jsonl");
   GPtrArray *all = g_ptr_array_new_with_free_func ((GDestroyNotify)atk_message_free);
 
   for (guint i = 0; i < events->len; i++)
@@ -103,7 +84,7 @@ check_against_expected (AtkMessage *message, JsonObject *want, const char *conte
 static void
 test_session_standard (void)
 {
-  g_autoptr (GPtrArray) expected = load_fixture_lines ("session-expected.jsonl");
+  g_autoptr (GPtrArray) expected = atk_test_load_tap_fixture ("session-expected.jsonl");
   g_autoptr (GPtrArray) messages = transform_session (NULL, NULL);
 
   g_assert_cmpuint (messages->len, ==, expected->len);
@@ -137,7 +118,7 @@ static void
 test_session_osprey (void)
 {
   AtkTapEventOptions options = { .osprey = TRUE };
-  g_autoptr (GPtrArray) expected = load_fixture_lines ("session-expected.jsonl");
+  g_autoptr (GPtrArray) expected = atk_test_load_tap_fixture ("session-expected.jsonl");
   g_autoptr (GPtrArray) messages = transform_session (&options, NULL);
   g_autoptr (GHashTable) ids = g_hash_table_new (g_int64_hash, g_int64_equal);
 
@@ -180,7 +161,7 @@ test_session_osprey (void)
 static void
 test_snowflake_stable_on_redelivery (void)
 {
-  g_autoptr (GPtrArray) events = load_fixture_lines ("session.jsonl");
+  g_autoptr (GPtrArray) events = atk_test_load_tap_fixture ("session.jsonl");
   g_autoptr (GPtrArray) first = transform_ok (events->pdata[1], NULL, NOW_US, NULL);
   g_autoptr (GPtrArray) again
       = transform_ok (events->pdata[1], NULL, NOW_US + G_GINT64_CONSTANT (3600000000), NULL);
@@ -241,7 +222,7 @@ test_collection_filter (void)
 {
   guint calls = 0;
   AtkTapEventOptions options = { .filter = reject_app_bsky, .filter_data = &calls };
-  g_autoptr (GPtrArray) events = load_fixture_lines ("session.jsonl");
+  g_autoptr (GPtrArray) events = atk_test_load_tap_fixture ("session.jsonl");
   guint filtered = 0, produced = 0;
 
   for (guint i = 0; i < events->len; i++)

@@ -24,24 +24,6 @@ scaled_ms (guint ms)
   return g_getenv ("ATK_UNDER_VALGRIND") != NULL ? ms * 10 : ms;
 }
 
-static GPtrArray *
-load_session (void)
-{
-  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "tap", "session.jsonl", NULL);
-  g_autofree char *text = NULL;
-  g_autoptr (GError) error = NULL;
-  g_auto (GStrv) lines = NULL;
-  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
-
-  g_file_get_contents (path, &text, NULL, &error);
-  g_assert_no_error (error);
-  lines = g_strsplit (text, "\n", -1);
-  for (gsize i = 0; lines[i] != NULL; i++)
-    if (lines[i][0] != '\0')
-      g_ptr_array_add (out, g_strdup (lines[i]));
-  return out;
-}
-
 /* ---- the store: what "Kafka" holds ---- */
 
 typedef struct
@@ -112,7 +94,7 @@ static GArray *session_live;
 static void
 load_session_index (void)
 {
-  g_autoptr (GPtrArray) session = load_session ();
+  g_autoptr (GPtrArray) session = atk_test_load_tap_fixture ("session.jsonl");
 
   session_dids = g_ptr_array_new_with_free_func (g_free);
   session_live = g_array_new (FALSE, TRUE, sizeof (gboolean));
@@ -405,7 +387,7 @@ static FakeTap *
 fake_tap_new (Store *store, gint64 retry_timeout_ms)
 {
   FakeTap *tap = g_new0 (FakeTap, 1);
-  g_autoptr (GPtrArray) session = load_session ();
+  g_autoptr (GPtrArray) session = atk_test_load_tap_fixture ("session.jsonl");
   g_autoptr (GError) error = NULL;
   GSList *uris;
 
@@ -856,7 +838,7 @@ store_complete (gpointer data)
 static void
 assert_texts_are_session (Client *client)
 {
-  g_autoptr (GPtrArray) session = load_session ();
+  g_autoptr (GPtrArray) session = atk_test_load_tap_fixture ("session.jsonl");
 
   for (guint i = 0; i < client->texts->len; i++)
     {
