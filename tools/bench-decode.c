@@ -70,7 +70,8 @@ main (int argc, char **argv)
   gdouble cpu_start, cpu;
 
   g_option_context_add_main_entries (context, entries, NULL);
-  g_option_context_set_summary (context, "Default file: $ATK_VECTORS_DIR/relay-capture/frames.bin");
+  g_option_context_set_summary (context, "Default file: relay-capture/frames.bin under "
+                                         "$ATK_VECTORS_DIR, else the tree's tests/vectors");
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
       g_printerr ("bench-decode: %s\n", error->message);
@@ -81,10 +82,7 @@ main (int argc, char **argv)
   else if (g_getenv ("ATK_VECTORS_DIR") != NULL)
     path = g_build_filename (g_getenv ("ATK_VECTORS_DIR"), "relay-capture", "frames.bin", NULL);
   else
-    {
-      g_printerr ("bench-decode: give a frame file or set ATK_VECTORS_DIR\n");
-      return 2;
-    }
+    path = g_build_filename (ATK_DEFAULT_VECTORS_DIR, "relay-capture", "frames.bin", NULL);
 
   file = g_mapped_file_new (path, FALSE, &error);
   if (file == NULL)
