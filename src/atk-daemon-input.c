@@ -16,6 +16,9 @@
 #include "atk-error.h"
 #include "atk-tap-event.h"
 
+/* Skipped frames and events: at most one log line per kind in this interval. */
+#define SKIP_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+
 /* ---- source ------------------------------------------------------------------------ */
 
 static void
@@ -439,8 +442,6 @@ count_op_errors (AtkDaemon *self, const AtkTransformResult *result)
                     result->frame->seq, did, result->n_op_errors, result->op_error->message);
 }
 
-#define SEQ_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
-
 /* A seq taken already (a reconnect replayed it; its messages are in flight), or one too far
  * past the last (a hostile or broken relay: taking it would move the cursor past everything
  * in between): dropped, counted and logged at most once per interval. */
@@ -455,7 +456,7 @@ frame_seq_wanted (AtkDaemon *self, gint64 seq)
     {
     case ATK_SEQ_SEEN:
       self->stats.seen_frames++;
-      if (atk_log_limit_allow (&self->seen_log, g_get_monotonic_time (), SEQ_LOG_INTERVAL_US,
+      if (atk_log_limit_allow (&self->seen_log, g_get_monotonic_time (), SKIP_LOG_INTERVAL_US,
                                &held))
         g_message ("Frame of seq %" G_GINT64_FORMAT " dropped: seq %" G_GINT64_FORMAT
                    " was taken already (%" G_GUINT64_FORMAT " more such frames since the last "
@@ -464,7 +465,7 @@ frame_seq_wanted (AtkDaemon *self, gint64 seq)
       return FALSE;
     case ATK_SEQ_TOO_FAR:
       atk_stats_count_decode_error (&self->stats, "bad_frame");
-      if (atk_log_limit_allow (&self->jump_log, g_get_monotonic_time (), SEQ_LOG_INTERVAL_US,
+      if (atk_log_limit_allow (&self->jump_log, g_get_monotonic_time (), SKIP_LOG_INTERVAL_US,
                                &held))
         g_warning ("Frame of seq %" G_GINT64_FORMAT " skipped as bad: %" G_GINT64_FORMAT
                    " past the last seq %" G_GINT64_FORMAT
@@ -550,15 +551,20 @@ tap_collection_wanted (const char *collection, gpointer user_data)
 static void
 tap_event_failed (AtkDaemon *self, const char *text, gsize len, const GError *error)
 {
-  guint64 id;
+  guint64 id = 0;
   gboolean has_id = atk_tap_event_peek_id (text, len, &id);
 
   if (g_error_matches (error, ATK_ERROR, ATK_ERROR_UNSUPPORTED))
     self->stats.unknown_events++;
   else
     atk_stats_count_decode_error (&self->stats, atk_error_kind_name (error));
-  g_message ("Tap event %s%" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) skipped: %s",
-             has_id ? "" : "without id ", has_id ? id : 0, len, error->message);
+  guint64 held = 0;
+
+  if (atk_log_limit_allow (&self->tap_log, g_get_monotonic_time (), SKIP_LOG_INTERVAL_US, &held))
+    g_message ("Tap event %s%" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
+               " bytes) skipped%s: %s (%" G_GUINT64_FORMAT " more skipped since the last line)",
+               has_id ? "" : "without a readable id ", has_id ? id : 0, len,
+               has_id ? " and acked" : "", error->message, held);
   if (has_id)
     atk_tap_source_ack (self->tap, id);
 }

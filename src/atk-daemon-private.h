@@ -49,6 +49,7 @@ struct _AtkDaemon
   gint64 first_seq;
   AtkLogLimit seen_log; /* frames dropped as already seen */
   AtkLogLimit jump_log; /* frames dropped for a seq jump */
+  AtkLogLimit tap_log;  /* Tap events skipped */
 
   AtkCursorKeeper *keeper;
   AtkTransactionDriver *txn; /* NULL: at-least-once */
