@@ -291,7 +291,10 @@ class HostileState(unittest.TestCase):
         per_loop = len(file_mode_values(path))
         replay = Replay(path, "--loop", "20")
         self.addCleanup(replay.stop)
-        daemon = self.start(replay, topic, "--cursor-save-interval", "200")
+        # A longer linger (an ordinary throughput setting) fills batches up to batch.size
+        # (1 MB by default), well over the topic's limit even compressed.
+        daemon = self.start(replay, topic, "--cursor-save-interval", "200", "-X",
+                            "linger.ms=1000")
         total = per_loop * 20
 
         def settled():
