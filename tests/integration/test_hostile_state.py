@@ -306,6 +306,27 @@ class HostileState(unittest.TestCase):
         kafkautil.wait_for_count(topic, total, timeout=60, exact=True)
         self.assertEqual(daemon.stop(), 0, daemon.output())
 
+    def test_limit_just_above_largest_message_loses_nothing(self):
+        """A topic limit just above the largest single message (relay-capture's largest
+        value is 1,362 bytes; key, headers and batch framing add about 200): every message
+        lands, many batches of few messages each."""
+        topic = kafkautil.unique_topic("hostile-tight")
+        create_topic(topic, 1, "max.message.bytes=2000")
+        path = vector("relay-capture/frames.bin")
+        values = file_mode_values(path)
+        self.assertLess(max(len(v.encode()) for v in values), 1400)
+        replay = Replay(path, "--loop", "3")
+        self.addCleanup(replay.stop)
+        daemon = self.start(replay, topic, "-X", "linger.ms=1000")
+        total = len(values) * 3
+        wait_until(lambda: daemon.metric("atkafka_produced_events", status="ok")
+                   + daemon.metric("atkafka_produced_events", status="error") >= total, 120,
+                   "every message settled")
+        self.assertEqual(daemon.metric("atkafka_produced_events", status="error"), 0)
+        kafkautil.wait_for_count(topic, total, timeout=60, exact=True)
+        self.assertEqual(daemon.stop(), 0, daemon.output())
+        self.assertIn("producing with batch.size", daemon.output())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
