@@ -553,13 +553,12 @@ tap_event_failed (AtkDaemon *self, const char *text, gsize len, const GError *er
 {
   guint64 id = 0;
   gboolean has_id = atk_tap_event_peek_id (text, len, &id);
+  guint64 held = 0;
 
   if (g_error_matches (error, ATK_ERROR, ATK_ERROR_UNSUPPORTED))
     self->stats.unknown_events++;
   else
     atk_stats_count_decode_error (&self->stats, atk_error_kind_name (error));
-  guint64 held = 0;
-
   if (atk_log_limit_allow (&self->tap_log, g_get_monotonic_time (), SKIP_LOG_INTERVAL_US, &held))
     g_message ("Tap event %s%" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
                " bytes) skipped%s: %s (%" G_GUINT64_FORMAT " more skipped since the last line)",
