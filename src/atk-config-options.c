@@ -157,6 +157,15 @@ static const AtkOption options[] = {
     .offset = FIELD (idle_timeout_s),
     .help = N_ ("Reconnect when the relay sends nothing for this many seconds"),
     .arg = N_ ("SECONDS") },
+  { .name = "max-seq-jump",
+    .type = ATK_OPTION_INT64,
+    .fallback = "10000000",
+    .min = 0,
+    .max = G_GUINT64_CONSTANT (1) << 53,
+    .offset = FIELD (max_seq_jump),
+    .help = N_ ("Largest step between consecutive seqs, and between the two stored cursors, "
+                "taken as sane; 0: no bound"),
+    .arg = N_ ("N") },
   { .name = "cursor",
     .type = ATK_OPTION_ENUM,
     .offset = FIELD (cursor_mode), /* and .cursor */

@@ -25,6 +25,7 @@ typedef enum
   ATK_OPTION_INT,        /* int, within [min, max] */
   ATK_OPTION_UINT,       /* guint, within [min, max] */
   ATK_OPTION_UINT64,     /* guint64, within [min, max] */
+  ATK_OPTION_INT64,      /* gint64, within [min, max] (max at most G_MAXINT64) */
   ATK_OPTION_ENUM,       /* an enum (or several fields); parse required */
   ATK_OPTION_SWITCH,     /* gboolean; a bare flag without value or variable */
   ATK_OPTION_PROPERTIES, /* GPtrArray of "key=value"; repeatable (atk-config-kafka.c) */

@@ -157,6 +157,8 @@ store_number (const AtkOption *option, const char *flag, const char *text, gpoin
     *(int *)field = (int)value;
   else if (option->type == ATK_OPTION_UINT)
     *(guint *)field = (guint)value;
+  else if (option->type == ATK_OPTION_INT64)
+    *(gint64 *)field = (gint64)value;
   else
     *(guint64 *)field = value;
   return TRUE;
@@ -219,6 +221,7 @@ read_option (const AtkOption *option, const RawValue *raw, char **envp, AtkConfi
     case ATK_OPTION_INT:
     case ATK_OPTION_UINT:
     case ATK_OPTION_UINT64:
+    case ATK_OPTION_INT64:
       return store_number (option, flag, text, field, error);
     default:
       g_return_val_if_reached (FALSE); /* a list or an enum needs its parse function */

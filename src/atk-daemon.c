@@ -210,19 +210,23 @@ static gboolean
 txn_resume (gpointer user_data, gboolean *has_cursor, gint64 *cursor)
 {
   AtkDaemon *self = user_data;
-  gboolean found = FALSE;
-  gint64 kafka_cursor = 0;
 
   *has_cursor = atk_pipeline_get_acked_cursor (self->pipeline, cursor);
   if (self->config->cursor_mode == ATK_CURSOR_STORED)
     {
-      if (!atk_cursor_keeper_load_kafka (self->keeper, ATK_CURSOR_KEEPER_LOAD_MS, &found,
-                                         &kafka_cursor))
-        return FALSE;
-      if (found && (!*has_cursor || kafka_cursor > *cursor))
+      g_autoptr (GError) error = NULL;
+
+      switch (atk_cursor_keeper_merge_kafka (self->keeper, has_cursor, cursor, &error))
         {
-          *has_cursor = TRUE;
-          *cursor = kafka_cursor;
+        case ATK_CURSOR_MERGE_UNREACHABLE:
+          return FALSE;
+        case ATK_CURSOR_MERGE_REFUSED:
+          g_warning ("%s", error->message);
+          on_sink_fatal (self->sink, error->message, self);
+          return FALSE;
+        case ATK_CURSOR_MERGE_OK:
+        default:
+          break;
         }
       g_message (*has_cursor ? "Resuming after committed seq %" G_GINT64_FORMAT
                              : "No committed cursor: starting at the live tip",
@@ -294,14 +298,14 @@ on_stats_timer (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* The periodic stats line: what happened since the last one, including the per-event
- * lines the rate limits left out. */
+/* The periodic stats line: totals, and the per-event log lines the rate limits hold back
+ * (each kind's next line says how many). */
 static gboolean
 on_stats_log (gpointer user_data)
 {
   AtkDaemon *self = user_data;
   const AtkStats *now = &self->stats;
-  guint64 decode_errors = 0, suppressed;
+  guint64 decode_errors = 0, held;
   GHashTableIter iter;
   gpointer value;
 
@@ -311,17 +315,16 @@ on_stats_log (gpointer user_data)
       while (g_hash_table_iter_next (&iter, NULL, &value))
         decode_errors += *(guint64 *)value;
     }
-  suppressed = atk_pipeline_take_suppressed_lines (self->pipeline)
-               + atk_log_limit_take_suppressed (&self->refused_lines);
-  if (now->frames_received == self->logged_frames && suppressed == 0)
+  held = atk_pipeline_get_held_lines (self->pipeline) + self->refused_lines.held;
+  if (now->frames_received == self->logged_frames && held == 0)
     return G_SOURCE_CONTINUE;
   g_message ("Stats: %" G_GUINT64_FORMAT " payloads, %" G_GUINT64_FORMAT
              " produced, %" G_GUINT64_FORMAT " refused, %" G_GUINT64_FORMAT
              " undecodable, %" G_GUINT64_FORMAT " unknown, %" G_GUINT64_FORMAT
-             " filtered (totals); %" G_GUINT64_FORMAT
-             " event log line(s) left out in the last %u s",
+             " replayed, %" G_GUINT64_FORMAT " filtered; %" G_GUINT64_FORMAT
+             " event log line(s) held back",
              now->frames_received, now->produced_ok, now->produced_error, decode_errors,
-             now->unknown_events, now->filtered_ops, suppressed, STATS_LOG_INTERVAL_S);
+             now->unknown_events, now->seen_frames, now->filtered_ops, held);
   self->logged_frames = now->frames_received;
   return G_SOURCE_CONTINUE;
 }

@@ -69,14 +69,17 @@ atk_ledger_rewind_point (AtkLedger *self, gboolean *has_cursor, gint64 *cursor)
     }
 }
 
-gboolean
-atk_ledger_is_replayed (AtkLedger *self, const AtkInputEvent *event)
+AtkSeqVerdict
+atk_ledger_check_seq (AtkLedger *self, const AtkInputEvent *event, gint64 max_jump,
+                      gboolean jump_ok, gint64 *last)
 {
-  gint64 last_added;
+  gboolean has_last;
 
-  return !self->keeps_place && event->has_position
-         && atk_cursor_tracker_get_last_added (self->tracker, &last_added)
-         && event->position <= last_added;
+  *last = 0;
+  if (self->keeps_place || !event->has_position)
+    return ATK_SEQ_NEW;
+  has_last = atk_cursor_tracker_get_last_added (self->tracker, last);
+  return atk_seq_check (has_last, *last, event->position, max_jump, jump_ok);
 }
 
 void

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "atk-input.h"
+#include "atk-seq-check.h"
 
 G_BEGIN_DECLS
 
@@ -27,8 +28,11 @@ void atk_ledger_reset (AtkLedger *self, gboolean has_cursor, gint64 cursor);
 void atk_ledger_forget_first (AtkLedger *self);
 void atk_ledger_rewind_point (AtkLedger *self, gboolean *has_cursor, gint64 *cursor);
 
-/* A seq already handed over (a reconnect replayed it: its messages are in flight). */
-gboolean atk_ledger_is_replayed (AtkLedger *self, const AtkInputEvent *event);
+/* What the event's seq means next to the last one handed over (atk_seq_check()): SEEN, a
+ * reconnect replayed it (its messages are in flight); TOO_FAR, more than max_jump past it
+ * (unless jump_ok). *last is that seq (0 if none). Inputs that keep their place: NEW. */
+AtkSeqVerdict atk_ledger_check_seq (AtkLedger *self, const AtkInputEvent *event, gint64 max_jump,
+                                    gboolean jump_ok, gint64 *last);
 /* The event and its message count, before the messages are handed over. */
 void atk_ledger_track (AtkLedger *self, const AtkInputEvent *event, guint n_messages);
 /* One message of seq (or event id) settled: delivered (ok) or failed for good (!ok). */

@@ -46,8 +46,11 @@ struct _AtkPipeline
   gboolean outdated_pending; /* an OutdatedCursor came: measure the gap at the next seq */
   gint64 outdated_after;
 
-  AtkLogLimit skipped_lines; /* payloads and operations skipped */
+  AtkLogLimit skipped_lines; /* payloads skipped */
+  AtkLogLimit op_lines;      /* operations skipped */
   AtkLogLimit refused_lines; /* messages Kafka refused */
+  AtkLogLimit seen_lines;    /* frames dropped as already seen */
+  AtkLogLimit jump_lines;    /* frames dropped for a seq jump */
 };
 
 G_DEFINE_FINAL_TYPE (AtkPipeline, atk_pipeline, G_TYPE_OBJECT)
@@ -378,16 +381,55 @@ handle_notice (AtkPipeline *self, AtkInputNotice notice)
     }
 }
 
+/* An input that keeps its place acked the event when its id was readable (else its peer
+ * would send it forever). */
 static void
 payload_failed (AtkPipeline *self, gsize len, const AtkInputEvent *event, const GError *error)
 {
+  g_autofree char *position = event->has_position
+                                  ? g_strdup_printf ("%" G_GINT64_FORMAT, event->position)
+                                  : g_strdup ("without a readable id ");
+
   if (event->unknown)
     self->stats->unknown_events++;
   else
     atk_stats_count_decode_error (self->stats, atk_error_kind_name (error));
-  atk_log_event (G_LOG_LEVEL_INFO, &self->skipped_lines, event->has_position, event->position, NULL,
-                 "%s payload of %" G_GSIZE_FORMAT " bytes skipped: %s",
-                 atk_input_get_name (self->input), len, error->message);
+  atk_log_event (G_LOG_LEVEL_MESSAGE, &self->skipped_lines, event->has_position, event->position,
+                 NULL, "%s event %s(%" G_GSIZE_FORMAT " bytes) skipped%s: %s",
+                 atk_input_get_name (self->input), position, len,
+                 self->keeps_place && event->has_position ? " and acked" : "", error->message);
+}
+
+/* A seq taken already (a reconnect replayed it; its messages are in flight), or one too far
+ * past the last (a hostile or broken relay: taking it would move the cursor past everything
+ * in between): dropped, counted and logged (rate-limited). */
+static gboolean
+seq_wanted (AtkPipeline *self, const AtkInputEvent *event)
+{
+  gint64 last = 0;
+
+  switch (atk_ledger_check_seq (self->ledger, event, self->config->max_seq_jump,
+                                self->outdated_pending, &last))
+    {
+    case ATK_SEQ_SEEN:
+      self->stats->seen_frames++;
+      atk_log_event (G_LOG_LEVEL_MESSAGE, &self->seen_lines, TRUE, event->position, NULL,
+                     "Frame of seq %" G_GINT64_FORMAT " dropped: seq %" G_GINT64_FORMAT
+                     " was taken already",
+                     event->position, last);
+      return FALSE;
+    case ATK_SEQ_TOO_FAR:
+      atk_stats_count_decode_error (self->stats, "bad_frame");
+      atk_log_event (G_LOG_LEVEL_WARNING, &self->jump_lines, TRUE, event->position, NULL,
+                     "Frame of seq %" G_GINT64_FORMAT " skipped as bad: %" G_GINT64_FORMAT
+                     " past the last seq %" G_GINT64_FORMAT
+                     ", more than --max-seq-jump %" G_GINT64_FORMAT,
+                     event->position, event->position - last, last, self->config->max_seq_jump);
+      return FALSE;
+    case ATK_SEQ_NEW:
+    default:
+      return TRUE;
+    }
 }
 
 static void
@@ -397,7 +439,7 @@ count_op_errors (AtkPipeline *self, const AtkInputEvent *event)
     return;
   for (guint i = 0; i < event->n_op_errors; i++)
     atk_stats_count_decode_error (self->stats, atk_error_kind_name (event->op_error));
-  atk_log_event (G_LOG_LEVEL_INFO, &self->skipped_lines, event->has_position, event->position,
+  atk_log_event (G_LOG_LEVEL_MESSAGE, &self->op_lines, event->has_position, event->position,
                  event->did, "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s",
                  event->position, event->did, event->n_op_errors, event->op_error->message);
 }
@@ -421,17 +463,17 @@ on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
       atk_input_event_clear (&event);
       return;
     }
+  if (!seq_wanted (self, &event))
+    {
+      g_ptr_array_set_size (self->messages, 0);
+      atk_input_event_clear (&event);
+      return;
+    }
   log_outdated_gap (self, &event);
   if (event.has_position)
     {
       self->stats->has_last_seq = TRUE;
       self->stats->last_seq = event.position;
-    }
-  if (atk_ledger_is_replayed (self->ledger, &event))
-    {
-      g_ptr_array_set_size (self->messages, 0);
-      atk_input_event_clear (&event);
-      return;
     }
   self->stats->unknown_events += event.unknown;
   handle_notice (self, event.notice);
@@ -487,11 +529,11 @@ atk_pipeline_render_prometheus (AtkPipeline *self, GString *out)
 }
 
 guint64
-atk_pipeline_take_suppressed_lines (AtkPipeline *self)
+atk_pipeline_get_held_lines (AtkPipeline *self)
 {
   g_return_val_if_fail (ATK_IS_PIPELINE (self), 0);
-  return atk_log_limit_take_suppressed (&self->skipped_lines)
-         + atk_log_limit_take_suppressed (&self->refused_lines);
+  return self->skipped_lines.held + self->op_lines.held + self->refused_lines.held
+         + self->seen_lines.held + self->jump_lines.held;
 }
 
 AtkInput *

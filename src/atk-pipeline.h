@@ -65,7 +65,7 @@ void atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor,
 void atk_pipeline_refresh_stats (AtkPipeline *self);
 /* The input's, the stage's and the pipeline's own metrics. */
 void atk_pipeline_render_prometheus (AtkPipeline *self, GString *out);
-/* Per-event log lines left out by the rate limits since the last call. */
-guint64 atk_pipeline_take_suppressed_lines (AtkPipeline *self);
+/* Per-event log lines the rate limits hold back now (the next line of each kind says). */
+guint64 atk_pipeline_get_held_lines (AtkPipeline *self);
 
 G_END_DECLS

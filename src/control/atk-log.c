@@ -19,43 +19,31 @@ priority (GLogLevelFlags level)
   return "7";
 }
 
-static gboolean
-limit_allows (AtkLogLimit *limit)
-{
-  gint64 now = g_get_monotonic_time ();
-
-  if (limit == NULL)
-    return TRUE;
-  if (limit->window_start_us == 0
-      || now - limit->window_start_us >= ATK_LOG_WINDOW_S * G_USEC_PER_SEC)
-    {
-      limit->window_start_us = now;
-      limit->lines = 0;
-    }
-  if (limit->lines >= ATK_LOG_BURST)
-    {
-      limit->suppressed++;
-      return FALSE;
-    }
-  limit->lines++;
-  return TRUE;
-}
-
 void
 atk_log_event_full (const char *domain, GLogLevelFlags level, AtkLogLimit *limit, gboolean has_seq,
                     gint64 seq, const char *did, const char *format, ...)
 {
   g_autofree char *message = NULL;
+  guint64 held = 0;
   char seq_text[24];
   GLogField fields[5];
   gsize n = 0;
   va_list args;
 
-  if (!limit_allows (limit))
+  if (limit != NULL
+      && !atk_log_limit_allow (limit, g_get_monotonic_time (),
+                               (gint64)ATK_LOG_INTERVAL_S * G_USEC_PER_SEC, &held))
     return;
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
+  if (held > 0)
+    {
+      char *longer
+          = g_strdup_printf ("%s (%" G_GUINT64_FORMAT " more since the last line)", message, held);
+      g_free (message);
+      message = longer;
+    }
 
   fields[n++] = (GLogField){ "GLIB_DOMAIN", domain, -1 };
   fields[n++] = (GLogField){ "PRIORITY", priority (level), -1 };
@@ -68,13 +56,4 @@ atk_log_event_full (const char *domain, GLogLevelFlags level, AtkLogLimit *limit
     fields[n++] = (GLogField){ ATK_LOG_DID, did, -1 };
   fields[n++] = (GLogField){ "MESSAGE", message, -1 };
   g_log_structured_array (level, fields, n);
-}
-
-guint64
-atk_log_limit_take_suppressed (AtkLogLimit *limit)
-{
-  guint64 n = limit->suppressed;
-
-  limit->suppressed = 0;
-  return n;
 }

@@ -13,13 +13,15 @@
  * transactions), at-kafka-cursor (the cursor's stores), at-kafka-dbus, at-kafka-systemd,
  * at-kafka-metrics.
  *
- * Lines about single events (a frame skipped, a message refused) are rate-limited per
- * kind: at most ATK_LOG_BURST lines per ATK_LOG_WINDOW_S seconds; the rest are counted,
- * and the daemon's periodic stats line says how many were left out.
+ * Lines about single events (a frame skipped, a message refused) are rate-limited per kind
+ * with the core's AtkLogLimit: at most one line per ATK_LOG_INTERVAL_S; the next line says
+ * how many were held back, and the daemon's periodic stats line counts those still held.
  * SPDX-License-Identifier: MIT */
 #pragma once
 
 #include <glib.h>
+
+#include "atk-seq-check.h" /* AtkLogLimit */
 
 G_BEGIN_DECLS
 
@@ -29,26 +31,15 @@ G_BEGIN_DECLS
 #define ATK_LOG_INPUT_URL "ATK_INPUT_URL"
 #define ATK_LOG_SOURCE_STATE "ATK_SOURCE_STATE"
 
-#define ATK_LOG_BURST 10
-#define ATK_LOG_WINDOW_S 10
-
-/* One kind of event line's budget. Zero-initialise. */
-typedef struct
-{
-  gint64 window_start_us;
-  guint lines;
-  guint64 suppressed; /* left out since the last atk_log_limit_take_suppressed() */
-} AtkLogLimit;
+#define ATK_LOG_INTERVAL_S 10
 
 /* Logs MESSAGE (format) with ATK_SEQ (when has_seq) and ATK_DID (when did is not NULL),
- * unless limit (may be NULL) has spent its budget: then only counts it. */
+ * unless limit (may be NULL: no limit) has logged a line less than ATK_LOG_INTERVAL_S ago:
+ * then only counts it. A line after held-back ones ends with "(N more since the last line)". */
 void atk_log_event_full (const char *domain, GLogLevelFlags level, AtkLogLimit *limit,
                          gboolean has_seq, gint64 seq, const char *did, const char *format, ...)
     G_GNUC_PRINTF (7, 8);
 #define atk_log_event(level, limit, has_seq, seq, did, ...)                                        \
   atk_log_event_full (G_LOG_DOMAIN, level, limit, has_seq, seq, did, __VA_ARGS__)
-
-/* Lines left out since the last call; resets the count. */
-guint64 atk_log_limit_take_suppressed (AtkLogLimit *limit);
 
 G_END_DECLS
