@@ -6,6 +6,7 @@
 
 #include "atk-ack-table.h"
 #include "atk-cursor-tracker.h"
+#include "atk-log.h"
 
 struct _AtkLedger
 {
@@ -15,14 +16,23 @@ struct _AtkLedger
   AtkAckTable *acks;         /* inputs that keep their place */
   gboolean has_first_seq;    /* the first seq taken when there was no cursor */
   gint64 first_seq;
+
+  AtkStats *stats;
+  gint64 max_seq_jump;
+  gboolean outdated_pending; /* an OutdatedCursor came: measure the gap at the next seq */
+  gint64 outdated_after;
+  AtkLogLimit seen_lines; /* frames dropped as already seen */
+  AtkLogLimit jump_lines; /* frames dropped for a seq jump */
 };
 
 AtkLedger *
-atk_ledger_new (AtkInput *input)
+atk_ledger_new (AtkInput *input, AtkStats *stats, gint64 max_seq_jump)
 {
   AtkLedger *self = g_new0 (AtkLedger, 1);
 
   self->input = input;
+  self->stats = stats;
+  self->max_seq_jump = max_seq_jump;
   self->keeps_place = (atk_input_get_flags (input) & ATK_INPUT_KEEPS_PLACE) != 0;
   self->tracker = atk_cursor_tracker_new ();
   if (self->keeps_place)
@@ -54,12 +64,6 @@ atk_ledger_reset (AtkLedger *self, gboolean has_cursor, gint64 cursor)
 }
 
 void
-atk_ledger_forget_first (AtkLedger *self)
-{
-  self->has_first_seq = FALSE;
-}
-
-void
 atk_ledger_rewind_point (AtkLedger *self, gboolean *has_cursor, gint64 *cursor)
 {
   if (!*has_cursor && self->has_first_seq)
@@ -69,17 +73,80 @@ atk_ledger_rewind_point (AtkLedger *self, gboolean *has_cursor, gint64 *cursor)
     }
 }
 
-AtkSeqVerdict
-atk_ledger_check_seq (AtkLedger *self, const AtkInputEvent *event, gint64 max_jump,
-                      gboolean jump_ok, gint64 *last)
+/* After an OutdatedCursor, the first seq shows how much the relay no longer had. */
+static void
+log_outdated_gap (AtkLedger *self, gint64 seq)
 {
+  if (!self->outdated_pending)
+    return;
+  self->outdated_pending = FALSE;
+  if (seq > self->outdated_after + 1)
+    g_warning ("Relay resumed at seq %" G_GINT64_FORMAT " after our cursor %" G_GINT64_FORMAT
+               ": up to %" G_GINT64_FORMAT " events are missing",
+               seq, self->outdated_after, seq - self->outdated_after - 1);
+}
+
+gboolean
+atk_ledger_accept (AtkLedger *self, const AtkInputEvent *event)
+{
+  gint64 last = 0;
   gboolean has_last;
 
-  *last = 0;
   if (self->keeps_place || !event->has_position)
-    return ATK_SEQ_NEW;
-  has_last = atk_cursor_tracker_get_last_added (self->tracker, last);
-  return atk_seq_check (has_last, *last, event->position, max_jump, jump_ok);
+    return TRUE;
+  has_last = atk_cursor_tracker_get_last_added (self->tracker, &last);
+  switch (
+      atk_seq_check (has_last, last, event->position, self->max_seq_jump, self->outdated_pending))
+    {
+    case ATK_SEQ_SEEN:
+      self->stats->seen_frames++;
+      atk_log_event (G_LOG_LEVEL_MESSAGE, &self->seen_lines, TRUE, event->position, NULL,
+                     "Frame of seq %" G_GINT64_FORMAT " dropped: seq %" G_GINT64_FORMAT
+                     " was taken already",
+                     event->position, last);
+      return FALSE;
+    case ATK_SEQ_TOO_FAR:
+      atk_stats_count_decode_error (self->stats, "bad_frame");
+      atk_log_event (G_LOG_LEVEL_WARNING, &self->jump_lines, TRUE, event->position, NULL,
+                     "Frame of seq %" G_GINT64_FORMAT " skipped as bad: %" G_GINT64_FORMAT
+                     " past the last seq %" G_GINT64_FORMAT
+                     ", more than --max-seq-jump %" G_GINT64_FORMAT,
+                     event->position, event->position - last, last, self->max_seq_jump);
+      return FALSE;
+    case ATK_SEQ_NEW:
+    default:
+      log_outdated_gap (self, event->position);
+      return TRUE;
+    }
+}
+
+void
+atk_ledger_notice (AtkLedger *self, AtkInputNotice notice)
+{
+  switch (notice)
+    {
+    case ATK_INPUT_NOTICE_OUTDATED_CURSOR:
+      self->stats->outdated_cursor_infos++;
+      self->outdated_pending
+          = atk_cursor_tracker_get_last_added (self->tracker, &self->outdated_after);
+      break;
+    case ATK_INPUT_NOTICE_FUTURE_CURSOR:
+      self->stats->error_frames++;
+      atk_ledger_reset (self, FALSE, 0);
+      self->has_first_seq = FALSE;
+      break;
+    case ATK_INPUT_NOTICE_ERROR:
+      self->stats->error_frames++;
+      break;
+    case ATK_INPUT_NOTICE_NONE:
+      break;
+    }
+}
+
+guint64
+atk_ledger_get_held_lines (AtkLedger *self)
+{
+  return self->seen_lines.held + self->jump_lines.held;
 }
 
 void

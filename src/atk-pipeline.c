@@ -43,14 +43,10 @@ struct _AtkPipeline
   gboolean paused_by_backpressure;
   gboolean halted;
   guint rewind_id;
-  gboolean outdated_pending; /* an OutdatedCursor came: measure the gap at the next seq */
-  gint64 outdated_after;
 
   AtkLogLimit skipped_lines; /* payloads skipped */
   AtkLogLimit op_lines;      /* operations skipped */
   AtkLogLimit refused_lines; /* messages Kafka refused */
-  AtkLogLimit seen_lines;    /* frames dropped as already seen */
-  AtkLogLimit jump_lines;    /* frames dropped for a seq jump */
 };
 
 G_DEFINE_FINAL_TYPE (AtkPipeline, atk_pipeline, G_TYPE_OBJECT)
@@ -346,41 +342,6 @@ on_stage_filtered (AtkMetadataStage *stage, AtkMessage *message, AtkPipeline *se
 
 /* ---- payloads ---------------------------------------------------------------------- */
 
-/* After an OutdatedCursor, the first seq shows how much the relay no longer had. */
-static void
-log_outdated_gap (AtkPipeline *self, const AtkInputEvent *event)
-{
-  if (!self->outdated_pending || !event->has_position)
-    return;
-  self->outdated_pending = FALSE;
-  if (event->position > self->outdated_after + 1)
-    g_warning ("Relay resumed at seq %" G_GINT64_FORMAT " after our cursor %" G_GINT64_FORMAT
-               ": up to %" G_GINT64_FORMAT " events are missing",
-               event->position, self->outdated_after, event->position - self->outdated_after - 1);
-}
-
-static void
-handle_notice (AtkPipeline *self, AtkInputNotice notice)
-{
-  switch (notice)
-    {
-    case ATK_INPUT_NOTICE_OUTDATED_CURSOR:
-      self->stats->outdated_cursor_infos++;
-      self->outdated_pending = atk_ledger_get_last_added (self->ledger, &self->outdated_after);
-      break;
-    case ATK_INPUT_NOTICE_FUTURE_CURSOR:
-      self->stats->error_frames++;
-      atk_ledger_reset (self->ledger, FALSE, 0);
-      atk_ledger_forget_first (self->ledger);
-      break;
-    case ATK_INPUT_NOTICE_ERROR:
-      self->stats->error_frames++;
-      break;
-    case ATK_INPUT_NOTICE_NONE:
-      break;
-    }
-}
-
 /* An input that keeps its place acked the event when its id was readable (else its peer
  * would send it forever). */
 static void
@@ -398,38 +359,6 @@ payload_failed (AtkPipeline *self, gsize len, const AtkInputEvent *event, const 
                  NULL, "%s event %s(%" G_GSIZE_FORMAT " bytes) skipped%s: %s",
                  atk_input_get_name (self->input), position, len,
                  self->keeps_place && event->has_position ? " and acked" : "", error->message);
-}
-
-/* A seq taken already (a reconnect replayed it; its messages are in flight), or one too far
- * past the last (a hostile or broken relay: taking it would move the cursor past everything
- * in between): dropped, counted and logged (rate-limited). */
-static gboolean
-seq_wanted (AtkPipeline *self, const AtkInputEvent *event)
-{
-  gint64 last = 0;
-
-  switch (atk_ledger_check_seq (self->ledger, event, self->config->max_seq_jump,
-                                self->outdated_pending, &last))
-    {
-    case ATK_SEQ_SEEN:
-      self->stats->seen_frames++;
-      atk_log_event (G_LOG_LEVEL_MESSAGE, &self->seen_lines, TRUE, event->position, NULL,
-                     "Frame of seq %" G_GINT64_FORMAT " dropped: seq %" G_GINT64_FORMAT
-                     " was taken already",
-                     event->position, last);
-      return FALSE;
-    case ATK_SEQ_TOO_FAR:
-      atk_stats_count_decode_error (self->stats, "bad_frame");
-      atk_log_event (G_LOG_LEVEL_WARNING, &self->jump_lines, TRUE, event->position, NULL,
-                     "Frame of seq %" G_GINT64_FORMAT " skipped as bad: %" G_GINT64_FORMAT
-                     " past the last seq %" G_GINT64_FORMAT
-                     ", more than --max-seq-jump %" G_GINT64_FORMAT,
-                     event->position, event->position - last, last, self->config->max_seq_jump);
-      return FALSE;
-    case ATK_SEQ_NEW:
-    default:
-      return TRUE;
-    }
 }
 
 static void
@@ -463,20 +392,19 @@ on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
       atk_input_event_clear (&event);
       return;
     }
-  if (!seq_wanted (self, &event))
+  if (!atk_ledger_accept (self->ledger, &event))
     {
       g_ptr_array_set_size (self->messages, 0);
       atk_input_event_clear (&event);
       return;
     }
-  log_outdated_gap (self, &event);
   if (event.has_position)
     {
       self->stats->has_last_seq = TRUE;
       self->stats->last_seq = event.position;
     }
   self->stats->unknown_events += event.unknown;
-  handle_notice (self, event.notice);
+  atk_ledger_notice (self->ledger, event.notice);
   self->stats->filtered_ops += event.n_filtered;
   count_op_errors (self, &event);
   if (self->messages->len > 0)
@@ -533,7 +461,7 @@ atk_pipeline_get_held_lines (AtkPipeline *self)
 {
   g_return_val_if_fail (ATK_IS_PIPELINE (self), 0);
   return self->skipped_lines.held + self->op_lines.held + self->refused_lines.held
-         + self->seen_lines.held + self->jump_lines.held;
+         + atk_ledger_get_held_lines (self->ledger);
 }
 
 AtkInput *
@@ -605,7 +533,7 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
     return NULL;
   self->input = build_input (config);
   self->keeps_place = (atk_input_get_flags (self->input) & ATK_INPUT_KEEPS_PLACE) != 0;
-  self->ledger = atk_ledger_new (self->input);
+  self->ledger = atk_ledger_new (self->input, stats, config->max_seq_jump);
   g_signal_connect (self->input, "payload", G_CALLBACK (on_payload), self);
   g_signal_connect (self->input, "state-changed", G_CALLBACK (on_state_changed), self);
   g_signal_connect (self->input, "connection-error", G_CALLBACK (on_connection_error), self);
