@@ -184,6 +184,10 @@ atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor, cons
   g_warning ("%s: producing again from after seq %" G_GINT64_FORMAT, why, has_cursor ? cursor : -1);
   if (self->stage != NULL)
     atk_metadata_stage_clear (self->stage);
+  /* What is still in librdkafka is produced again from the cursor: its reports (a late
+   * success, a late timeout) must neither settle the new messages of the same seq nor
+   * ask for another rewind. */
+  atk_kafka_sink_forget_in_flight (self->sink);
   atk_pipeline_reset_cursor (self, has_cursor, cursor);
   atk_pipeline_reconnect (self);
 }
@@ -233,6 +237,16 @@ on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *er
   /* With transactions the commit reports it and aborts; a fatal error ends it all. */
   if (self->txn == NULL && !self->halted)
     schedule_rewind (self);
+  if (self->paused_by_backpressure)
+    check_backpressure (self);
+}
+
+/* A message produced before the last rewind left librdkafka: it settles nothing. */
+static void
+on_released (AtkKafkaSink *sink, AtkPipeline *self)
+{
+  if (self->paused_by_backpressure)
+    check_backpressure (self);
 }
 
 /* Refused at once. Too large: settled for good, so it must not hold the cursor back.
@@ -539,6 +553,7 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
   g_signal_connect (self->input, "connection-error", G_CALLBACK (on_connection_error), self);
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
   g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
+  g_signal_connect (self->sink, "released", G_CALLBACK (on_released), self);
   return g_steal_pointer (&self);
 }
 

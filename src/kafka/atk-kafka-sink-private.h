@@ -38,6 +38,7 @@ struct _AtkKafkaSink
 
   guint in_flight;
   guint64 in_flight_bytes;
+  guint generation; /* see atk_kafka_sink_forget_in_flight() */
 
   /* Batches that fit the topic: see fit_batches(). */
   rd_kafka_conf_t *conf_template; /* for a new handle with another batch.size */

@@ -33,12 +33,14 @@ typedef struct
   gsize bytes;        /* key and value */
   gsize record_bytes; /* key, value and headers */
   gboolean is_cursor; /* a cursor record: not in flight, no signal */
+  guint generation;   /* the sink's generation when it was produced */
 } DeliveryTicket;
 
 enum
 {
   SIGNAL_DELIVERED,
   SIGNAL_UNDELIVERED,
+  SIGNAL_RELEASED,
   SIGNAL_FATAL,
   SIGNAL_READY,
   N_SIGNALS
@@ -65,18 +67,14 @@ atk_kafka_sink_mark_fatal (AtkKafkaSink *self, const char *reason)
   g_signal_emit (self, signals[SIGNAL_FATAL], 0, reason);
 }
 
-/* Failures that say nothing about the message itself: producing it again may well work,
- * so they must not settle it (and move the cursor past it). */
+/* Errors that say the producer is not allowed to write: producing again cannot help, and
+ * skipping would lose everything after. */
 static gboolean
-is_unsettled_error (rd_kafka_resp_err_t err)
+is_authorization_error (rd_kafka_resp_err_t err)
 {
-  return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT
-         || err == RD_KAFKA_RESP_ERR__FATAL || err == RD_KAFKA_RESP_ERR__FENCED
-         || err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT || err == RD_KAFKA_RESP_ERR__TIMED_OUT
-         || err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__TRANSPORT
-         || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED
-         || err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
-         || err == RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+  return err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+         || err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED
+         || err == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 }
 
 static void
@@ -101,12 +99,31 @@ on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
     g_debug ("message of seq %" G_GINT64_FORMAT " failed: %s", ticket->seq, rd_kafka_err2str (err));
   if (self->disposing)
     return;
+  /* Produced before atk_kafka_sink_forget_in_flight(): its producer has moved on (it
+   * produces the message again), so the report settles nothing, delivered or not. */
+  if (ticket->generation != self->generation)
+    {
+      g_signal_emit (self, signals[SIGNAL_RELEASED], 0);
+      return;
+    }
+  if (ok)
+    {
+      g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, TRUE, NULL,
+                     latency);
+      return;
+    }
   /* The broker checks whole batches against the topic's limit. Only a message larger than
    * batch.size travels alone (batch.size applies from the second message of a batch on):
-   * its refusal is its own, and producing it again would fail again. Any other refusal is
-   * its batch's: make batches fit, and produce the message again. */
+   * its refusal is its own, and producing it again would fail again: settled for good. */
   if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
-      && (gint64)ticket->record_bytes <= self->batch_size)
+      && (gint64)ticket->record_bytes > self->batch_size)
+    {
+      g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, FALSE,
+                     rd_kafka_err2str (err), latency);
+      return;
+    }
+  /* Any other refusal is its batch's: make batches fit, and produce the message again. */
+  if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
     {
       self->refused_batches = TRUE;
       atk_kafka_sink_describe_topic (self);
@@ -114,12 +131,13 @@ on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
                      "its batch was larger than the topic takes");
       return;
     }
-  if (!ok && is_unsettled_error (err))
-    g_signal_emit (self, signals[SIGNAL_UNDELIVERED], 0, ticket->seq, ticket->has_seq,
-                   rd_kafka_err2str (err));
-  else
-    g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, ok,
-                   ok ? NULL : rd_kafka_err2str (err), latency);
+  if (is_authorization_error (err))
+    atk_kafka_sink_mark_fatal (self, rd_kafka_err2str (err));
+  /* Everything else (timed out, purged, a broker error whose retries ran out, a batch
+   * refused for one of its neighbours) says nothing for sure about this message: it is
+   * not settled, and whoever produced it produces it again. */
+  g_signal_emit (self, signals[SIGNAL_UNDELIVERED], 0, ticket->seq, ticket->has_seq,
+                 rd_kafka_err2str (err));
 }
 
 static void
@@ -328,6 +346,7 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   ticket->seq = message->seq;
   ticket->has_seq = message->has_seq;
   ticket->enqueued_us = g_get_monotonic_time ();
+  ticket->generation = self->generation;
   ticket->bytes = key_len + message->value->len;
   headers = message_headers (message, &ticket->record_bytes);
   ticket->record_bytes += ticket->bytes;
@@ -353,6 +372,13 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   self->in_flight++;
   self->in_flight_bytes += ticket->bytes;
   return TRUE;
+}
+
+void
+atk_kafka_sink_forget_in_flight (AtkKafkaSink *self)
+{
+  g_return_if_fail (ATK_IS_KAFKA_SINK (self));
+  self->generation++;
 }
 
 guint
@@ -514,6 +540,8 @@ atk_kafka_sink_class_init (AtkKafkaSinkClass *klass)
   signals[SIGNAL_UNDELIVERED]
       = g_signal_new ("undelivered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 3, G_TYPE_INT64, G_TYPE_BOOLEAN, G_TYPE_STRING);
+  signals[SIGNAL_RELEASED] = g_signal_new ("released", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                           0, NULL, NULL, NULL, G_TYPE_NONE, 0);
   signals[SIGNAL_FATAL] = g_signal_new ("fatal", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                         NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
   signals[SIGNAL_READY] = g_signal_new ("ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,

@@ -48,6 +48,11 @@ guint atk_kafka_sink_get_ensure_attempts (AtkKafkaSink *self);
  * (e.g. larger than message.max.bytes): ATK_ERROR_KAFKA or ATK_ERROR_TOO_LARGE. */
 gboolean atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error);
 
+/* The messages produced so far will be produced again (a rewind): their reports settle
+ * nothing any more ("released" instead of "delivered"/"undelivered"). They stay in
+ * flight (and counted) until librdkafka reports them. */
+void atk_kafka_sink_forget_in_flight (AtkKafkaSink *self);
+
 guint atk_kafka_sink_get_in_flight (AtkKafkaSink *self);
 guint64 atk_kafka_sink_get_in_flight_bytes (AtkKafkaSink *self);
 
@@ -80,9 +85,12 @@ AtkTxnStatus atk_kafka_sink_abort_transaction (AtkKafkaSink *self, guint timeout
  *     one per produced message that is settled; ok=FALSE means it failed for good (Kafka
  *     rejected it, e.g. too large for the topic: producing it again would fail again).
  *  "undelivered" (gint64 seq, gboolean has_seq, const char *error_message)
- *     a message that did not reach Kafka but is not settled: purged by an aborted
- *     transaction, timed out (only if message.timeout.ms was set), or lost to a fatal
- *     producer error. Its frame has to be produced again (or the process restarted).
+ *     a message that did not reach Kafka but is not settled: purged, timed out (only if
+ *     message.timeout.ms was set), refused by the broker for any reason but its own size
+ *     (its batch's size, retries run out, not allowed), or lost to a fatal producer
+ *     error. Its frame has to be produced again (or the process restarted).
+ *  "released" () a message produced before atk_kafka_sink_forget_in_flight() left the
+ *     queue (delivered or not): it settles nothing, but is no longer in flight.
  *  "fatal" (const char *reason) the producer cannot go on (fenced, idempotence broken).
  *  "ready" () the topic exists and the producer can be used.
  */
