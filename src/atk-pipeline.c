@@ -8,9 +8,9 @@
  * Rewinds: a message that did not reach Kafka for a reason that says nothing about it (a
  * full queue, purged, timed out) is produced again: the pipeline asks the daemon
  * ("need-rewind"), which answers with the durable cursor. Until then, payloads are dropped
- * (they would be produced out of order). An input that keeps its place never rewinds: its
- * peer redelivers what was not acked.
- * SPDX-License-Identifier: MIT */
+ * (they would be produced out of order). What is still in librdkafka then is forgotten:
+ * its late reports neither settle the new messages of a seq nor rewind again. An input that keeps
+ * its place never rewinds: its peer redelivers what was not acked. SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka"
 
 #include "atk-pipeline.h"
@@ -184,9 +184,6 @@ atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor, cons
   g_warning ("%s: producing again from after seq %" G_GINT64_FORMAT, why, has_cursor ? cursor : -1);
   if (self->stage != NULL)
     atk_metadata_stage_clear (self->stage);
-  /* What is still in librdkafka is produced again from the cursor: its reports (a late
-   * success, a late timeout) must neither settle the new messages of the same seq nor
-   * ask for another rewind. */
   atk_kafka_sink_forget_in_flight (self->sink);
   atk_pipeline_reset_cursor (self, has_cursor, cursor);
   atk_pipeline_reconnect (self);
@@ -213,13 +210,20 @@ schedule_rewind (AtkPipeline *self)
 
 /* ---- settling and producing ------------------------------------------------------- */
 
+/* A message left librdkafka (also one "released" from before a rewind). */
+static void
+recheck_backpressure (AtkPipeline *self)
+{
+  if (self->paused_by_backpressure)
+    check_backpressure (self);
+}
+
 static void
 on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
               const char *error_message, gdouble latency, AtkPipeline *self)
 {
   atk_ledger_settle (self->ledger, has_seq, seq, ok);
-  if (self->paused_by_backpressure)
-    check_backpressure (self);
+  recheck_backpressure (self);
 }
 
 static void
@@ -237,16 +241,7 @@ on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *er
   /* With transactions the commit reports it and aborts; a fatal error ends it all. */
   if (self->txn == NULL && !self->halted)
     schedule_rewind (self);
-  if (self->paused_by_backpressure)
-    check_backpressure (self);
-}
-
-/* A message produced before the last rewind left librdkafka: it settles nothing. */
-static void
-on_released (AtkKafkaSink *sink, AtkPipeline *self)
-{
-  if (self->paused_by_backpressure)
-    check_backpressure (self);
+  recheck_backpressure (self);
 }
 
 /* Refused at once. Too large: settled for good, so it must not hold the cursor back.
@@ -350,8 +345,7 @@ on_stage_filtered (AtkMetadataStage *stage, AtkMessage *message, AtkPipeline *se
 {
   self->stats->filtered_ops++;
   atk_ledger_settle (self->ledger, message->has_seq, message->seq, TRUE);
-  if (self->paused_by_backpressure)
-    check_backpressure (self);
+  recheck_backpressure (self);
 }
 
 /* ---- payloads ---------------------------------------------------------------------- */
@@ -553,7 +547,7 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
   g_signal_connect (self->input, "connection-error", G_CALLBACK (on_connection_error), self);
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
   g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
-  g_signal_connect (self->sink, "released", G_CALLBACK (on_released), self);
+  g_signal_connect_swapped (self->sink, "released", G_CALLBACK (recheck_backpressure), self);
   return g_steal_pointer (&self);
 }
 
