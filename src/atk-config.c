@@ -24,6 +24,7 @@ typedef struct
   char *bootstrap_servers;
   char *output_topic;
   char *osprey_compatible;
+  char *payload_format;
   char *metrics_listen_address;
   char *watched_collections;
   char *ignored_collections;
@@ -61,6 +62,7 @@ raw_options_clear (RawOptions *raw)
     &raw->bootstrap_servers,
     &raw->output_topic,
     &raw->osprey_compatible,
+    &raw->payload_format,
     &raw->metrics_listen_address,
     &raw->watched_collections,
     &raw->ignored_collections,
@@ -128,6 +130,10 @@ build_entries (RawOptions *raw)
       parse_optional_bool,
       N_ ("Wrap events in the Osprey envelope [ATKAFKA_OSPREY_COMPATIBLE, default false]"),
       N_ ("BOOL") },
+    { "payload-format", 0, 0, G_OPTION_ARG_STRING, &raw->payload_format,
+      N_ ("The event in each message: standard or jetstream (Jetstream v1's shape) "
+          "[ATKAFKA_PAYLOAD_FORMAT, default standard]"),
+      N_ ("FORMAT") },
     { "metrics-listen-address", 0, 0, G_OPTION_ARG_STRING, &raw->metrics_listen_address,
       N_ ("Prometheus endpoint address, empty to disable [ATKAFKA_METRICS_LISTEN_ADDRESS, "
           "default :2112]"),
@@ -486,6 +492,36 @@ parse_compression (const char *text, AtkConfig *config, GError **error)
   return TRUE;
 }
 
+static gboolean
+parse_payload_format (const char *text, AtkConfig *config, GError **error)
+{
+  if (text == NULL || *text == '\0')
+    config->payload_format = ATK_PAYLOAD_STANDARD;
+  else if (!atk_payload_format_from_string (text, &config->payload_format))
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _ ("--payload-format: expected standard or jetstream, got “%s”"), text);
+      return FALSE;
+    }
+  if (config->payload_format != ATK_PAYLOAD_JETSTREAM)
+    return TRUE;
+  /* The Jetstream shape has no eventMetadata member, and Tap events are rendered apart. */
+  if (config->event_metadata)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _ ("--payload-format=jetstream cannot be used with --event-metadata (the "
+                      "Jetstream shape has no eventMetadata)"));
+      return FALSE;
+    }
+  if (config->tap_host != NULL)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _ ("--payload-format=jetstream cannot be used with --tap-host"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* "https://plc.directory" and friends: an http(s) URL with a host, kept without a trailing '/'. */
 static gboolean
 parse_http_url (const char *option, const char *text, char **out, GError **error)
@@ -719,6 +755,9 @@ config_from_raw (const RawOptions *raw, char **envp, AtkConfig *config, GError *
     return FALSE;
   text = pick (raw->osprey_compatible, envp, "ATKAFKA_OSPREY_COMPATIBLE");
   if (text != NULL && !parse_bool ("--osprey-compatible", text, &config->osprey_compatible, error))
+    return FALSE;
+  if (!parse_payload_format (pick (raw->payload_format, envp, "ATKAFKA_PAYLOAD_FORMAT"), config,
+                             error))
     return FALSE;
   text = pick (raw->metrics_listen_address, envp, "ATKAFKA_METRICS_LISTEN_ADDRESS");
   config->metrics_listen_address = g_strdup (text ? text : DEFAULT_METRICS_ADDRESS);
