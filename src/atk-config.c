@@ -172,7 +172,7 @@ build_entries (RawOptions *raw)
       N_ ("BOOL") },
     { "compression", 0, 0, G_OPTION_ARG_STRING, &raw->compression,
       N_ ("Kafka compression codec: none, gzip, snappy, lz4 or zstd [ATKAFKA_COMPRESSION, "
-          "default lz4]"),
+          "default lz4, gzip with --osprey-compatible]"),
       N_ ("CODEC") },
     { "topic-partitions", 0, 0, G_OPTION_ARG_STRING, &raw->topic_partitions,
       N_ ("Partitions when creating the topic [ATKAFKA_TOPIC_PARTITIONS, default 200]"), N_ ("N") },
@@ -761,8 +761,10 @@ config_from_raw (const RawOptions *raw, char **envp, AtkConfig *config, GError *
     return FALSE;
   text = pick (raw->metrics_listen_address, envp, "ATKAFKA_METRICS_LISTEN_ADDRESS");
   config->metrics_listen_address = g_strdup (text ? text : DEFAULT_METRICS_ADDRESS);
+  /* Osprey's stock worker (kafka-python 1.4.7, no codec libraries) reads only gzip and
+   * uncompressed batches. */
   text = pick (raw->compression, envp, "ATKAFKA_COMPRESSION");
-  if (!parse_compression (text ? text : "lz4", config, error))
+  if (!parse_compression (text ? text : config->osprey_compatible ? "gzip" : "lz4", config, error))
     return FALSE;
   if (!parse_numbers (raw, envp, config, error) || !parse_filters (raw, envp, config, error)
       || !parse_kafka_properties (raw, envp, config, error))
