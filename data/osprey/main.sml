@@ -2,11 +2,11 @@
 # default --payload-format=standard). See README.md in this directory.
 Import(
   rules=[
-    'models/base.sml',
-    'models/operation.sml',
-    'models/identity.sml',
     'models/account.sml',
+    'models/base.sml',
     'models/event_metadata.sml',
+    'models/identity.sml',
+    'models/operation.sml',
   ],
 )
 

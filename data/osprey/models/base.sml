@@ -9,7 +9,7 @@ UserId: Entity[str] = EntityJson(
   required=False,
 )
 
-EventTime: Optional[str] = JsonData(
+EventTime: str = JsonData(
   path='$.timestamp',
   required=False,
 )

@@ -14,28 +14,28 @@ Handle: Entity[str] = EntityJson(
   required=False,
 )
 
-DidCreatedAt: Optional[str] = JsonData(
+DidCreatedAt: str = JsonData(
   path='$.eventMetadata.didCreatedAt',
   required=False,
 )
 
 # seconds since the DID was created
-AccountAgeSeconds: Optional[int] = JsonData(
+AccountAgeSeconds: int = JsonData(
   path='$.eventMetadata.accountAge',
   required=False,
 )
 
-ProfileFollowersCount: Optional[int] = JsonData(
+ProfileFollowersCount: int = JsonData(
   path='$.eventMetadata.profile.followersCount',
   required=False,
 )
 
-ProfileFollowsCount: Optional[int] = JsonData(
+ProfileFollowsCount: int = JsonData(
   path='$.eventMetadata.profile.followsCount',
   required=False,
 )
 
-ProfilePostsCount: Optional[int] = JsonData(
+ProfilePostsCount: int = JsonData(
   path='$.eventMetadata.profile.postsCount',
   required=False,
 )

@@ -2,12 +2,12 @@
 Import(rules=['models/base.sml'])
 
 # "" when the event carries no handle
-IdentityHandle: Optional[str] = JsonData(
+IdentityHandle: str = JsonData(
   path='$.identity.handle',
   required=False,
 )
 
-IdentitySeq: Optional[int] = JsonData(
+IdentitySeq: int = JsonData(
   path='$.identity.seq',
   required=False,
 )

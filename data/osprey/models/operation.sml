@@ -10,12 +10,12 @@ IsCreate = OperationKind == 'create'
 IsUpdate = OperationKind == 'update'
 IsDelete = OperationKind == 'delete'
 
-Collection: Optional[str] = JsonData(
+Collection: str = JsonData(
   path='$.operation.collection',
   required=False,
 )
 
-Rkey: Optional[str] = JsonData(
+Rkey: str = JsonData(
   path='$.operation.rkey',
   required=False,
 )
@@ -28,23 +28,23 @@ RecordUri: Entity[str] = EntityJson(
 )
 
 # "" for deletes
-Cid: Optional[str] = JsonData(
+Cid: str = JsonData(
   path='$.operation.cid',
   required=False,
 )
 
-RecordPath: Optional[str] = JsonData(
+RecordPath: str = JsonData(
   path='$.operation.path',
   required=False,
 )
 
-RecordType: Optional[str] = JsonData(
+RecordType: str = JsonData(
   path='$.operation.record."$type"',
   required=False,
 )
 
 # app.bsky.feed.post
-PostText: Optional[str] = JsonData(
+PostText: str = JsonData(
   path='$.operation.record.text',
   required=False,
 )
@@ -61,25 +61,25 @@ SubjectRaw: Optional[str] = JsonData(
   coerce_type=True,
 )
 
-Subject: Optional[str] = ResolveOptional(optional_value=SubjectUri, default_value=SubjectRaw)
+Subject: str = ResolveOptional(optional_value=SubjectUri, default_value=SubjectRaw)
 
-ReplyParentUri: Optional[str] = JsonData(
+ReplyParentUri: str = JsonData(
   path='$.operation.record.reply.parent.uri',
   required=False,
 )
 
-RecordCreatedAt: Optional[str] = JsonData(
+RecordCreatedAt: str = JsonData(
   path='$.operation.record.createdAt',
   required=False,
 )
 
 # app.bsky.actor.profile
-ProfileDisplayName: Optional[str] = JsonData(
+ProfileDisplayName: str = JsonData(
   path='$.operation.record.displayName',
   required=False,
 )
 
-ProfileDescription: Optional[str] = JsonData(
+ProfileDescription: str = JsonData(
   path='$.operation.record.description',
   required=False,
 )

@@ -1,10 +1,10 @@
 # Two example rules over at-kafka's standard paths; replace them with your own.
 Import(
   rules=[
-    'models/base.sml',
-    'models/operation.sml',
     'models/account.sml',
+    'models/base.sml',
     'models/event_metadata.sml',
+    'models/operation.sml',
   ],
 )
 
