@@ -223,7 +223,7 @@ main (int argc, char **argv)
               test_refused_retries_run_out, fixture_teardown);
   g_test_add ("/kafka-sink-faults/refused-batch", Fixture, "10000", fixture_setup,
               test_refused_batch, fixture_teardown);
-  g_test_add ("/kafka-sink-faults/forgotten", Fixture, "4000", fixture_setup, test_forgotten,
+  g_test_add ("/kafka-sink-faults/forgotten", Fixture, "6000", fixture_setup, test_forgotten,
               fixture_teardown);
   return g_test_run ();
 }
