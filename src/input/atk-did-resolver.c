@@ -126,6 +126,19 @@ parse_json (const char *json, gssize len, GError **error)
   return json_node_ref (json_parser_get_root (parser));
 }
 
+/* A string member, or NULL when it is missing or not a string (json-glib's own getter
+ * crashes callers on a number and warns on a container: the document is the peer's). */
+static const char *
+string_member (JsonObject *object, const char *name)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (node);
+}
+
 /* "at://alice.example.com" → "alice.example.com" */
 static char *
 find_handle (JsonObject *doc)
@@ -150,7 +163,10 @@ find_handle (JsonObject *doc)
 static gboolean
 is_pds_service (JsonObject *service, const char *did)
 {
-  const char *id = json_object_get_string_member_with_default (service, "id", "");
+  const char *id = string_member (service, "id");
+
+  if (id == NULL)
+    return FALSE;
 
   return strcmp (id, "#atproto_pds") == 0
          || (g_str_has_prefix (id, did) && strcmp (id + strlen (did), "#atproto_pds") == 0);
@@ -175,7 +191,7 @@ find_pds (JsonObject *doc, AtkDidInfo *info)
 
       if (service == NULL || !is_pds_service (service, info->did))
         continue;
-      endpoint = json_object_get_string_member_with_default (service, "serviceEndpoint", NULL);
+      endpoint = string_member (service, "serviceEndpoint");
       if (endpoint == NULL)
         continue;
       uri = g_uri_parse (endpoint, G_URI_FLAGS_NONE, NULL);
@@ -196,8 +212,7 @@ atk_did_info_new_from_document (const char *did, const char *json, gssize len, G
   if (root == NULL)
     return NULL;
   doc = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  if (doc == NULL
-      || g_strcmp0 (json_object_get_string_member_with_default (doc, "id", NULL), did) != 0)
+  if (doc == NULL || g_strcmp0 (string_member (doc, "id"), did) != 0)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not a DID document for %s", did);
       return NULL;
@@ -683,8 +698,7 @@ on_audit_log (Job *job, guint status, GBytes *body, const GError *error)
   first = json_array_get_element (json_node_get_array (root), 0);
   if (!JSON_NODE_HOLDS_OBJECT (first))
     return;
-  created_at = json_object_get_string_member_with_default (json_node_get_object (first),
-                                                           "createdAt", NULL);
+  created_at = string_member (json_node_get_object (first), "createdAt");
   if (created_at == NULL
       || !atk_parse_datetime_ms (created_at, strlen (created_at), &job->info->created_at_ms))
     return;
