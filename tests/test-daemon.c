@@ -14,6 +14,7 @@
 
 #include "atk-config.h"
 #include "atk-cursor-store.h"
+#include "atk-daemon-private.h" /* the metrics server's port (Tap test) */
 #include "atk-daemon.h"
 #include "atk-error.h"
 #include "atk-fake-sink.h"
@@ -666,6 +667,217 @@ test_sink_options (Fixture *f, gconstpointer data)
   g_assert_null (atk_fake_sink_get_option (f->sink, "transactional_id"));
 }
 
+/* ---- Tap mode: acks only after delivery (atk-ack-table), queued while disconnected ---- */
+
+typedef struct
+{
+  SoupServer *server;
+  char *url;
+  GPtrArray *events; /* char*, sent on each connection */
+  GArray *acks;      /* guint64 ids received */
+  GPtrArray *conns;
+  guint connections;
+} Tap;
+
+static void
+on_tap_message (SoupWebsocketConnection *conn, gint type, GBytes *message, Tap *tap)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonObject *object;
+  guint64 id;
+
+  g_assert_cmpint (type, ==, SOUP_WEBSOCKET_DATA_TEXT);
+  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (message, NULL),
+                                             (gssize)g_bytes_get_size (message), NULL));
+  object = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (object, "type"), ==, "ack");
+  id = (guint64)json_object_get_int_member (object, "id");
+  g_array_append_val (tap->acks, id);
+}
+
+static void
+on_tap_websocket (SoupServer *server, SoupServerMessage *msg, const char *path,
+                  SoupWebsocketConnection *conn, gpointer user_data)
+{
+  Tap *tap = user_data;
+
+  tap->connections++;
+  g_ptr_array_add (tap->conns, g_object_ref (conn));
+  g_signal_connect (conn, "message", G_CALLBACK (on_tap_message), tap);
+  for (guint i = 0; tap->connections == 1 && i < tap->events->len; i++)
+    soup_websocket_connection_send_text (conn, tap->events->pdata[i]);
+}
+
+static Tap *
+tap_new (void)
+{
+  Tap *tap = g_new0 (Tap, 1);
+  g_autoptr (GError) error = NULL;
+  GSList *uris;
+
+  tap->server = soup_server_new (NULL, NULL);
+  soup_server_add_websocket_handler (tap->server, "/channel", NULL, NULL, on_tap_websocket, tap,
+                                     NULL);
+  soup_server_listen_local (tap->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (tap->server);
+  tap->url = g_strdup_printf ("ws://127.0.0.1:%d", g_uri_get_port (uris->data));
+  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  tap->events = atk_test_load_tap_fixture ("session.jsonl");
+  tap->acks = g_array_new (FALSE, FALSE, sizeof (guint64));
+  tap->conns = g_ptr_array_new_with_free_func (g_object_unref);
+  return tap;
+}
+
+static void
+tap_free (Tap *tap)
+{
+  for (guint i = 0; i < tap->conns->len; i++)
+    g_signal_handlers_disconnect_by_data (tap->conns->pdata[i], tap);
+  soup_server_disconnect (tap->server);
+  g_object_unref (tap->server);
+  g_free (tap->url);
+  g_ptr_array_unref (tap->events);
+  g_array_unref (tap->acks);
+  g_ptr_array_unref (tap->conns);
+  g_free (tap);
+}
+
+typedef struct
+{
+  Tap *tap;
+  guint n;
+} AcksWait;
+
+static gboolean
+acks_at_least (gpointer data)
+{
+  AcksWait *w = data;
+  return w->tap->acks->len >= w->n;
+}
+
+/* GET /metrics of the daemon, on the loop (the server runs on it too). */
+static void
+on_metrics_read (GObject *session, GAsyncResult *result, gpointer user_data)
+{
+  GBytes **out = user_data;
+  g_autoptr (GError) error = NULL;
+
+  *out = soup_session_send_and_read_finish (SOUP_SESSION (session), result, &error);
+  g_assert_no_error (error);
+}
+
+static gboolean
+bytes_set (gpointer data)
+{
+  return *(GBytes **)data != NULL;
+}
+
+/* The value of one unlabelled sample; fails when it is absent. */
+static gdouble
+metric (guint port, const char *name)
+{
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u/metrics", port);
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr (GBytes) body = NULL;
+  g_autofree char *text = NULL;
+  g_auto (GStrv) lines = NULL;
+
+  soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, on_metrics_read, &body);
+  g_assert_true (atk_test_wait_until (NULL, bytes_set, &body, WAIT_MS));
+  text = g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], name) && lines[i][strlen (name)] == ' ')
+      return g_ascii_strtod (lines[i] + strlen (name) + 1, NULL);
+  g_error ("no sample %s in /metrics", name);
+}
+
+typedef struct
+{
+  guint port;
+  const char *name;
+  gdouble value;
+} MetricWait;
+
+static gboolean
+metric_is (gpointer data)
+{
+  MetricWait *w = data;
+  return metric (w->port, w->name) == w->value;
+}
+
+static void
+wait_metric (guint port, const char *name, gdouble value)
+{
+  MetricWait w = { port, name, value };
+
+  if (!atk_test_wait_until (NULL, metric_is, &w, WAIT_MS))
+    g_error ("%s is %g, expected %g", name, metric (port, name), value);
+}
+
+static gboolean
+has_ack (Tap *tap, guint64 id)
+{
+  for (guint i = 0; i < tap->acks->len; i++)
+    if (g_array_index (tap->acks, guint64, i) == id)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+test_tap_acks (Fixture *f, gconstpointer data)
+{
+  Tap *tap = tap_new ();
+  g_autofree char *tap_arg = g_strdup_printf ("--tap-host=%s", tap->url);
+  const char *const extra[] = { tap_arg, "--metrics-listen-address=127.0.0.1:0", NULL };
+  /* messages per event id (session-expected.jsonl: identities make two) */
+  const guint per_event[] = { 0, 1, 1, 1, 1, 2, 1, 1, 2, 1 };
+  AcksWait w = { tap, 0 };
+  guint port;
+
+  start_daemon (f, extra);
+  port = atk_metrics_server_get_port (((struct _AtkDaemon *)f->daemon)->metrics);
+  wait_produced (f, 11);
+  g_assert_cmpuint (produced (f)->len, ==, 11);
+  wait_metric (port, "atkafka_tap_events_pending", 9);
+  g_assert_cmpuint (tap->acks->len, ==, 0); /* nothing is acked before Kafka has it */
+
+  /* event 1 (one message) delivered: acked */
+  atk_fake_sink_deliver (f->sink, per_event[1], TRUE, NULL);
+  w.n = 1;
+  g_assert_true (atk_test_wait_until (NULL, acks_at_least, &w, WAIT_MS));
+  g_assert_cmpuint (g_array_index (tap->acks, guint64, 0), ==, 1);
+  /* event 2 failed for good: never acked (Tap delivers it again) */
+  atk_fake_sink_deliver (f->sink, per_event[2], FALSE, "rejected");
+  /* event 3's message, then event 4's: acked in turn */
+  atk_fake_sink_deliver (f->sink, per_event[3] + per_event[4], TRUE, NULL);
+  w.n = 3;
+  g_assert_true (atk_test_wait_until (NULL, acks_at_least, &w, WAIT_MS));
+  /* event 5 (identity: two messages): one delivered is not enough */
+  atk_fake_sink_deliver (f->sink, 1, TRUE, NULL);
+  atk_test_run_for (NULL, 100);
+  g_assert_false (has_ack (tap, 5));
+
+  /* disconnected (operator pause): the rest is delivered, its acks wait */
+  atk_daemon_pause (f->daemon);
+  atk_fake_sink_deliver (f->sink, 1 + 1 + 1 + 2 + 1, TRUE, NULL); /* rest of 5, 6…9 */
+  wait_metric (port, "atkafka_acks_queued", 5);
+  wait_metric (port, "atkafka_tap_events_pending", 0);
+  g_assert_cmpuint (tap->acks->len, ==, 3);
+  /* connected again: they go out first */
+  atk_daemon_resume (f->daemon);
+  w.n = 8;
+  g_assert_true (atk_test_wait_until (NULL, acks_at_least, &w, WAIT_MS));
+  wait_metric (port, "atkafka_acks_queued", 0);
+  for (guint64 id = 1; id <= 9; id++)
+    g_assert_cmpint (has_ack (tap, id), ==, id != 2);
+  g_assert_cmpuint (tap->acks->len, ==, 8);
+  g_clear_object (&f->daemon);
+  tap_free (tap);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -688,5 +900,6 @@ main (int argc, char **argv)
   ADD ("fatal", test_fatal);
   ADD ("refused-modes", test_refused_modes);
   ADD ("sink-options", test_sink_options);
+  ADD ("tap-acks", test_tap_acks);
   return g_test_run ();
 }
