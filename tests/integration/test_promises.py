@@ -260,18 +260,18 @@ class Promises(unittest.TestCase):
     # ---- SIGTERM while Kafka is down --------------------------------------------------
 
     def kafka_local(self, env, *args):
-        subprocess.run([KAFKA_LOCAL, *args], env=env, check=True, timeout=300,
+        subprocess.run([KAFKA_LOCAL, *args], env=env, check=True, timeout=400,
                        stdout=subprocess.DEVNULL)
 
     def test_sigterm_while_kafka_is_down(self):
         port = free_port()
         env = dict(os.environ, ATK_KAFKA_PORT=str(port),
                    ATK_KAFKA_DIR=tempfile.mkdtemp(prefix="atk-promises-kafka-"),
-                   ATK_KAFKA_HEAP="256m")
+                   ATK_KAFKA_HEAP="256m", ATK_KAFKA_START_TIMEOUT="300")
         servers = f"127.0.0.1:{port}"
-        self.kafka_local(env, "start", "--fresh")
         self.addCleanup(shutil.rmtree, env["ATK_KAFKA_DIR"], True)
         self.addCleanup(self.kafka_local, env, "stop")
+        self.kafka_local(env, "start", "--fresh")
 
         replay = Replay(CAPTURE, "--loop", "1000", "--rate", "200")
         self.addCleanup(replay.stop)
