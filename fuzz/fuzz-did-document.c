@@ -39,7 +39,8 @@ check_document (const char *did, const char *json, gsize len)
 int
 LLVMFuzzerTestOneInput (const guint8 *data, size_t size)
 {
-  char *text = g_memdup2 (data, size);
+  /* exact size (one byte for the empty input: g_memdup2 would give NULL) */
+  char *text = size > 0 ? g_memdup2 (data, size) : g_malloc0 (1);
   const char *newline = memchr (text, '\n', size);
   g_autofree char *did = NULL;
   const char *json = text;
