@@ -123,6 +123,12 @@ parse_json (const char *json, gssize len, GError **error)
                    local_error->message);
       return NULL;
     }
+  /* An empty body parses, to no value at all. */
+  if (json_parser_get_root (parser) == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: empty");
+      return NULL;
+    }
   return json_node_ref (json_parser_get_root (parser));
 }
 
