@@ -116,7 +116,18 @@ parse_json (const char *json, gssize len, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) local_error = NULL;
+  gsize n = len < 0 ? strlen (json) : (gsize)len;
 
+  /* json-glib takes raw control characters inside strings and writes them back raw: what
+   * we re-serialize into Kafka messages would not be JSON. RFC 8259 forbids them. */
+  for (gsize i = 0; i < n; i++)
+    if ((guchar)json[i] < 0x20 && json[i] != '\t' && json[i] != '\n' && json[i] != '\r')
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                     "Not JSON: control character 0x%02x at byte %" G_GSIZE_FORMAT, (guchar)json[i],
+                     i);
+        return NULL;
+      }
   if (!json_parser_load_from_data (parser, json, len, &local_error))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: %s",
