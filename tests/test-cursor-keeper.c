@@ -249,7 +249,7 @@ test_save_retries_file (Fixture *f, gconstpointer data)
   make_keeper (f, NULL);
   /* a directory where the file should be: rename() onto it fails */
   g_assert_cmpint (g_mkdir (blocker, 0700), ==, 0);
-  g_test_expect_message ("at-kafka", G_LOG_LEVEL_WARNING, "Cannot save the cursor*");
+  g_test_expect_message ("at-kafka-cursor", G_LOG_LEVEL_WARNING, "Cannot save the cursor*");
   atk_cursor_keeper_save (f->keeper, NULL, 8);
   g_test_assert_expected_messages ();
   g_assert_cmpint (g_rmdir (blocker), ==, 0);
