@@ -203,6 +203,14 @@ atk_kafka_sink_produce_cursor (AtkKafkaSink *self, const char *key, gint64 seq, 
   return TRUE;
 }
 
+const char *
+atk_kafka_sink_get_compression (AtkKafkaSink *self)
+{
+  const char *compression = g_hash_table_lookup (self->options, "compression");
+
+  return compression != NULL ? compression : "lz4";
+}
+
 gboolean
 atk_kafka_sink_is_fatal (AtkKafkaSink *self)
 {
