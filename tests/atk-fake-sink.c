@@ -26,6 +26,7 @@ struct _AtkKafkaSink
   guint last_flush_timeout;
   GHashTable *txn_scripts; /* kind → GQueue of AtkTxnStatus */
   GHashTable *txn_calls;   /* kind → count */
+  guint generation;        /* bumped by atk_kafka_sink_forget_in_flight() */
 };
 
 G_DEFINE_TYPE (AtkKafkaSink, atk_kafka_sink, G_TYPE_OBJECT)
@@ -34,6 +35,7 @@ enum
 {
   SIGNAL_DELIVERED,
   SIGNAL_UNDELIVERED,
+  SIGNAL_RELEASED,
   SIGNAL_FATAL,
   SIGNAL_READY,
   N_SIGNALS
@@ -84,6 +86,8 @@ atk_kafka_sink_class_init (AtkKafkaSinkClass *klass)
   signals[SIGNAL_UNDELIVERED]
       = g_signal_new ("undelivered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 3, G_TYPE_INT64, G_TYPE_BOOLEAN, G_TYPE_STRING);
+  signals[SIGNAL_RELEASED] = g_signal_new ("released", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                           0, NULL, NULL, NULL, G_TYPE_NONE, 0);
   signals[SIGNAL_FATAL] = g_signal_new ("fatal", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                         NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
   signals[SIGNAL_READY] = g_signal_new ("ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -163,10 +167,17 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   p->has_seq = message->has_seq;
   p->seq = message->seq;
   p->action_name = g_strdup (message->action_name);
+  p->generation = self->generation;
   g_ptr_array_add (self->produced, p);
   g_queue_push_tail (&self->in_flight, p);
   self->in_flight_bytes += strlen (p->value) + (p->key != NULL ? strlen (p->key) : 0);
   return TRUE;
+}
+
+void
+atk_kafka_sink_forget_in_flight (AtkKafkaSink *self)
+{
+  self->generation++;
 }
 
 guint
@@ -326,8 +337,11 @@ atk_fake_sink_deliver (AtkKafkaSink *self, guint n, gboolean ok, const char *err
   for (; done < n && !g_queue_is_empty (&self->in_flight); done++)
     {
       AtkFakeProduced *p = pop_in_flight (self);
-      g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, p->seq, p->has_seq, ok,
-                     ok ? NULL : (error_message ? error_message : "fake failure"), 0.001);
+      if (p->generation != self->generation)
+        g_signal_emit (self, signals[SIGNAL_RELEASED], 0);
+      else
+        g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, p->seq, p->has_seq, ok,
+                       ok ? NULL : (error_message ? error_message : "fake failure"), 0.001);
     }
   g_object_unref (self);
   return done;
@@ -342,7 +356,10 @@ atk_fake_sink_undeliver (AtkKafkaSink *self, guint n)
   for (; done < n && !g_queue_is_empty (&self->in_flight); done++)
     {
       AtkFakeProduced *p = pop_in_flight (self);
-      g_signal_emit (self, signals[SIGNAL_UNDELIVERED], 0, p->seq, p->has_seq, "fake: purged");
+      if (p->generation != self->generation)
+        g_signal_emit (self, signals[SIGNAL_RELEASED], 0);
+      else
+        g_signal_emit (self, signals[SIGNAL_UNDELIVERED], 0, p->seq, p->has_seq, "fake: purged");
     }
   g_object_unref (self);
   return done;

@@ -21,6 +21,7 @@ typedef struct
   gboolean has_seq;
   gint64 seq;
   char *action_name;
+  guint generation; /* produced after this many atk_kafka_sink_forget_in_flight() */
 } AtkFakeProduced;
 
 /* The last sink made by atk_kafka_sink_new(), or NULL. */
@@ -41,7 +42,8 @@ GPtrArray *atk_fake_sink_get_cursor_records (AtkKafkaSink *self);
 /* Settles the n oldest messages in flight: "delivered" with ok (error_message when
  * !ok). Returns how many there were. */
 guint atk_fake_sink_deliver (AtkKafkaSink *self, guint n, gboolean ok, const char *error_message);
-/* The n oldest messages in flight did not make it: "undelivered". */
+/* The n oldest messages in flight did not make it: "undelivered". Both report a message
+ * produced before atk_kafka_sink_forget_in_flight() as "released", as the real sink does. */
 guint atk_fake_sink_undeliver (AtkKafkaSink *self, guint n);
 
 /* The next produce() fails at once with this error (ATK_ERROR_TOO_LARGE, ATK_ERROR_KAFKA). */
