@@ -14,6 +14,7 @@
 #include "atk-daemon-private.h"
 
 #include "atk-error.h"
+#include "atk-log-text.h"
 #include "atk-tap-event.h"
 
 /* ---- source ------------------------------------------------------------------------ */
@@ -27,7 +28,9 @@ on_source_state_changed (GObject *source, AtkSourceState state, AtkDaemon *self)
 static void
 on_connection_error (GObject *source, const char *message, AtkDaemon *self)
 {
-  g_message ("%s connection: %s", self->tap != NULL ? "Tap" : "Relay", message);
+  g_autofree char *text = atk_log_text (message, -1);
+
+  g_message ("%s connection: %s", self->tap != NULL ? "Tap" : "Relay", text);
 }
 
 /* ---- the input: a relay or Tap ------------------------------------------------------ */
@@ -382,8 +385,9 @@ log_outdated_gap (AtkDaemon *self, const AtkFrame *frame)
 static void
 handle_control_frame (AtkDaemon *self, const AtkFrame *frame)
 {
-  g_autofree char *name = g_strndup (frame->name.ptr, frame->name.len);
-  g_autofree char *message = g_strndup (frame->message.ptr, frame->message.len);
+  /* both come from the relay: capped for the log */
+  g_autofree char *name = atk_log_text (frame->name.ptr, frame->name.len);
+  g_autofree char *message = atk_log_text (frame->message.ptr, frame->message.len);
 
   if (frame->kind == ATK_EVENT_INFO)
     {
@@ -426,17 +430,19 @@ static void
 count_op_errors (AtkDaemon *self, const AtkTransformResult *result)
 {
   g_autofree char *did = NULL;
+  g_autofree char *why = NULL;
   g_autofree char *seq_text = NULL;
 
   if (result->n_op_errors == 0)
     return;
   for (guint i = 0; i < result->n_op_errors; i++)
     atk_stats_count_decode_error (&self->stats, atk_error_kind_name (result->op_error));
-  did = g_strndup (result->frame->did.ptr, result->frame->did.len);
+  did = atk_log_text (result->frame->did.ptr, result->frame->did.len);
+  why = atk_log_text (result->op_error->message, -1);
   seq_text = g_strdup_printf ("%" G_GINT64_FORMAT, result->frame->seq);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "SEQ", seq_text, "DID", did, "MESSAGE",
                     "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s",
-                    result->frame->seq, did, result->n_op_errors, result->op_error->message);
+                    result->frame->seq, did, result->n_op_errors, why);
 }
 
 void
@@ -457,8 +463,10 @@ atk_daemon_on_frame (AtkFirehoseSource *source, GBytes *bytes, AtkDaemon *self)
   if (!atk_event_transformer_transform (self->transformer, data, len, g_get_real_time (),
                                         self->messages, &result, &error))
     {
+      g_autofree char *why = atk_log_text (error->message, -1);
+
       atk_stats_count_decode_error (&self->stats, atk_error_kind_name (error));
-      g_message ("Frame of %" G_GSIZE_FORMAT " bytes skipped: %s", len, error->message);
+      g_message ("Frame of %" G_GSIZE_FORMAT " bytes skipped: %s", len, why);
       atk_transform_result_clear (&result);
       return;
     }
@@ -520,8 +528,10 @@ tap_event_failed (AtkDaemon *self, const char *text, gsize len, const GError *er
     self->stats.unknown_events++;
   else
     atk_stats_count_decode_error (&self->stats, atk_error_kind_name (error));
+  g_autofree char *why = atk_log_text (error->message, -1);
+
   g_message ("Tap event %s%" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) skipped: %s",
-             has_id ? "" : "without id ", has_id ? id : 0, len, error->message);
+             has_id ? "" : "without id ", has_id ? id : 0, len, why);
   if (has_id)
     atk_tap_source_ack (self->tap, id);
 }

@@ -127,6 +127,9 @@ atk_firehose_source_set_cursor (AtkFirehoseSource *self, gboolean has_cursor, gi
 
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
+  /* A seq past the last one is progress: a reconnect after it need not wait. */
+  if (has_cursor && (!self->has_cursor || seq > self->cursor))
+    atk_ws_client_note_progress (self->client);
   self->has_cursor = has_cursor;
   self->cursor = has_cursor ? seq : 0;
   url = build_url (self);

@@ -48,6 +48,7 @@ struct _AtkWsClient
   gint64 activity_us;    /* attempt start, or the last message */
   gint64 connected_us;
   guint64 messages_on_conn;
+  gboolean progress_on_conn; /* the owner said this connection delivered something new */
 
   guint retry_id;
   guint watchdog_id;
@@ -163,7 +164,7 @@ static gboolean
 connection_was_healthy (AtkWsClient *self)
 {
   return self->conn != NULL
-         && (g_get_monotonic_time () - self->connected_us >= HEALTHY_US
+         && (self->progress_on_conn || g_get_monotonic_time () - self->connected_us >= HEALTHY_US
              || (self->healthy_messages > 0 && self->messages_on_conn >= self->healthy_messages));
 }
 
@@ -319,6 +320,7 @@ adopt_connection (AtkWsClient *self, SoupWebsocketConnection *conn)
   self->conn = conn;
   self->connected_us = self->activity_us = g_get_monotonic_time ();
   self->messages_on_conn = 0;
+  self->progress_on_conn = FALSE;
   g_clear_object (&self->cancellable);
   set_state (self, ATK_SOURCE_CONNECTED);
 }
@@ -394,6 +396,9 @@ atk_ws_client_stop (AtkWsClient *self)
   set_state (self, ATK_SOURCE_STOPPED);
 }
 
+/* At once after a connection that made progress; otherwise this is one more failure and
+ * waits like one: a peer answering every connection with an error frame would otherwise get
+ * thousands of connections a second. */
 void
 atk_ws_client_reconnect (AtkWsClient *self)
 {
@@ -401,8 +406,23 @@ atk_ws_client_reconnect (AtkWsClient *self)
 
   if (self->state == ATK_SOURCE_STOPPED)
     return;
-  self->failures = 0;
-  begin_attempt (self);
+  if (connection_was_healthy (self))
+    {
+      self->failures = 0;
+      begin_attempt (self);
+      return;
+    }
+  abandon (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  schedule_retry (self);
+}
+
+void
+atk_ws_client_note_progress (AtkWsClient *self)
+{
+  g_return_if_fail (ATK_IS_WS_CLIENT (self));
+
+  if (self->conn != NULL)
+    self->progress_on_conn = TRUE;
 }
 
 gboolean
