@@ -16,7 +16,8 @@ wait for ("CONNECT n", "SENT n", "CLOSED n"), flushed at once. Modes:
   fragmented  sends one binary message of --total bytes in --fragment-bytes continuation
               frames, then the frames of the file
   ping-flood  floods ping frames as fast as the socket takes them and never reads; with
-              --with-frames, the frames of the file go out in between (one per --every pings)
+              --with-frames, the frames of the file go out in between (one per --every pings);
+              --rcvbuf shrinks the relay's receive buffer so that unread pongs fill it fast
 
 Frames are DAG-CBOR as the relay sends them; the seq of a frame of the file is rewritten by
 replacing the integer after the body's "seq" key (CBOR is self-delimiting, so the length of
@@ -26,6 +27,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import socket
 import struct
 import sys
 import time
@@ -253,6 +255,7 @@ class Relay:
         await self.frames(reader, writer, cursor)
 
     async def mode_ping_flood(self, reader, writer, cursor):
+        writer.transport.pause_reading()  # never read: what the client sends piles up
         ping = ws_frame(9, b"x" * 125)
         index = self.file.index_after(cursor)
         n = 0
@@ -284,9 +287,16 @@ async def main():
     parser.add_argument("--fragment-bytes", type=int, default=64 << 10)
     parser.add_argument("--with-frames", action="store_true")
     parser.add_argument("--every", type=int, default=4096)
+    parser.add_argument("--rcvbuf", type=int, default=0,
+                        help="receive buffer of the relay's sockets (a small one fills fast)")
     args = parser.parse_args()
     relay = Relay(args)
-    server = await asyncio.start_server(relay.serve, "127.0.0.1", args.port, limit=1 << 16)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+    sock.bind(("127.0.0.1", args.port))
+    server = await asyncio.start_server(relay.serve, sock=sock, limit=1 << 16)
     say("ws://127.0.0.1:%d" % server.sockets[0].getsockname()[1])
     async with server:
         await server.serve_forever()

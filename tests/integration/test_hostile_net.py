@@ -115,6 +115,53 @@ class HostileNetTest(unittest.TestCase):
         self.assertTrue(daemon.alive())
         self.assertIn("ConsumerTooSlow", daemon.output())
 
+    # ---- item 6: --max-frame-bytes and fragmented messages -------------------------------
+
+    def test_fragmented_message_bounded(self):
+        """200 MiB in 64 KiB continuation frames against --max-frame-bytes 1 MiB: the
+        connection ends as for one big frame, long before the message is assembled. Before:
+        libsoup assembled all of it (VmHWM > 200 MB), then the daemon skipped it."""
+        relay = self.relay("fragmented", "--total", str(200 << 20))
+        daemon, _ = self.daemon(relay.url, "--max-frame-bytes", str(1 << 20))
+        wait_until(lambda: "exceeded max_frame_bytes" in daemon.output(), 60,
+                   "the connection to end over the size")
+        self.assertIn("(1048576); the connection was closed with 1009", daemon.output())
+        self.assertLess(status_kib(daemon.proc.pid, "VmHWM"), 64 * 1024)
+        self.assertFalse(relay.saw("FRAGMENTED"), "the whole message went through")
+        self.assertTrue(daemon.alive())
+
+    # ---- item 9: ping flood ---------------------------------------------------------------
+
+    def test_ping_flood(self):
+        """A relay flooding pings and never reading, with a good frame every 2,048 pings:
+        /metrics keeps answering within a second, memory stays flat, pings beyond 20 a second
+        are ignored (no pong work, no pong queue) and the good frames reach Kafka. Before:
+        /metrics stalled for seconds and RSS grew by tens of MB."""
+        relay = self.relay("ping-flood", "--with-frames", "--every", "2048")
+        daemon, topic = self.daemon(relay.url)
+        wait_until(lambda: daemon.metrics(), 30, "the metrics endpoint")
+        rss_before = status_kib(daemon.proc.pid, "VmRSS")
+        start = time.monotonic()
+        slowest = 0.0
+        while time.monotonic() - start < 15:
+            slowest = max(slowest, scrape_seconds(daemon))
+            time.sleep(0.2)
+        self.assertLess(slowest, 1.0, "a scrape during the flood took too long")
+        self.assertLess(status_kib(daemon.proc.pid, "VmRSS") - rss_before, 16 * 1024)
+        self.assertIn("control frames a second: ignoring the excess", daemon.output())
+        kafkautil.wait_for_count(topic, 20, timeout=60)
+        self.assertTrue(daemon.alive())
+
+    def test_peer_that_does_not_read_is_dropped(self):
+        """The same flood from a relay whose receive buffer is 4 KiB: the pongs we still owe
+        cannot leave, and the connection ends instead of queueing them. Before: the pong queue
+        grew without a bound."""
+        relay = self.relay("ping-flood", "--rcvbuf", "4096")
+        daemon, _ = self.daemon(relay.url)
+        wait_until(lambda: "the peer does not read" in daemon.output(), 90,
+                   "the connection to be dropped")
+        self.assertTrue(daemon.alive())
+
     # ---- items 4 and 5: abusive HTTP clients -----------------------------------------------
 
     def test_http_abuse(self):
