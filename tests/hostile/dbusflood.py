@@ -2,10 +2,13 @@
 """Floods a D-Bus service with method calls from one connection, with only the standard
 library (a minimal D-Bus client: EXTERNAL auth, Hello, pipelined calls without arguments).
 
-    dbusflood.py ADDRESS N [DEST PATH IFACE METHOD]
+    dbusflood.py ADDRESS N [--no-reply] [DEST PATH IFACE METHOD]
 
 ADDRESS is a "unix:path=..." bus address. Prints one line: calls sent, error replies whose name
-contains AccessDenied, other replies, seconds. Run it as another uid (setpriv) to be refused."""
+contains AccessDenied, other replies, seconds. Run it as another uid (setpriv) to be refused.
+Calls wait for their replies in batches of 100 (the bus allows 128 pending replies per
+connection); with --no-reply they are sent flagged NO_REPLY_EXPECTED, as fast as the bus takes
+them, and one last call waits for its reply (counted alone)."""
 import os
 import socket
 import struct
@@ -30,13 +33,13 @@ def field(code, sig, value):
     return pad(bytes([code, 1]) + sig.encode() + b"\0" + body)
 
 
-def call(serial, dest, path, iface, member):
+def call(serial, dest, path, iface, member, flags=0):
     fields = (field(1, "o", path) + field(2, "s", iface) + field(3, "s", member)
               + field(6, "s", dest))
     # the array length counts up to the end of the last field, not the padding after it
     last = field(6, "s", dest)
     unpadded = len(fields) - len(last) + len(last.rstrip(b"\0")) + 1
-    head = struct.pack("<cBBBII", b"l", 1, 0, 1, 0, serial) + struct.pack("<I", unpadded)
+    head = struct.pack("<cBBBII", b"l", 1, flags, 1, 0, serial) + struct.pack("<I", unpadded)
     return pad(head + fields[:unpadded])
 
 
@@ -55,8 +58,10 @@ def read_messages(sock, buf):
 
 
 def main():
-    address, n = sys.argv[1], int(sys.argv[2])
-    dest, path, iface, member = sys.argv[3:7] if len(sys.argv) >= 7 else DEFAULT
+    args = [a for a in sys.argv[1:] if a != "--no-reply"]
+    no_reply = len(args) < len(sys.argv) - 1
+    address, n = args[0], int(args[1])
+    dest, path, iface, member = args[2:6] if len(args) >= 6 else DEFAULT
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(address.split("path=", 1)[1].split(",")[0])
     sock.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\n")
@@ -72,6 +77,14 @@ def main():
         replies += sum(1 for t, _ in msgs if t in (2, 3))
     start = time.monotonic()
     serial, denied, other, sent = 2, 0, 0, 0
+    if no_reply:
+        while sent < n:
+            batch = min(1000, n - sent)
+            sock.sendall(b"".join(call(serial + i, dest, path, iface, member, flags=1)
+                                  for i in range(batch)))
+            serial += batch
+            sent += batch
+        n = sent + 1  # and one that waits
     while sent < n:
         batch = min(BATCH, n - sent)
         sock.sendall(b"".join(call(serial + i, dest, path, iface, member) for i in range(batch)))
