@@ -208,6 +208,16 @@ class HostileNetTest(unittest.TestCase):
         wait_produced(daemon, produced(daemon) + 200)
         self.assertTrue(daemon.alive())
 
+    def test_unit_sets_limit_nofile(self):
+        """The unit raises the descriptor limit well above the metrics endpoint's share (its
+        cap and its reserve of 256). Before: the default soft limit of 1,024."""
+        unit = os.path.join(os.environ["ATK_BUILD_DIR"], "data", "at-kafka.service")
+        with open(unit) as f:
+            values = [line.split("=", 1)[1].strip() for line in f
+                      if line.startswith("LimitNOFILE=")]
+        self.assertEqual(len(values), 1, "one LimitNOFILE= line")
+        self.assertGreaterEqual(int(values[0].split(":")[0]), 4096)
+
     # ---- item 13: log flooding ---------------------------------------------------------
 
     def check_capped(self, mode_args, what):
