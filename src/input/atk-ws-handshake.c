@@ -201,6 +201,7 @@ on_connected (GObject *object, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (GTask) task = user_data;
   Handshake *handshake = g_task_get_task_data (task);
+  GCancellable *cancellable = g_task_get_cancellable (task);
   GError *error = NULL;
   GSocketConnection *connection
       = g_socket_client_connect_to_uri_finish (G_SOCKET_CLIENT (object), result, &error);
@@ -210,8 +211,6 @@ on_connected (GObject *object, GAsyncResult *result, gpointer user_data)
       g_task_return_error (task, error);
       return;
     }
-  GCancellable *cancellable = g_task_get_cancellable (task);
-
   handshake->connection = G_IO_STREAM (connection);
   g_output_stream_write_all_async (g_io_stream_get_output_stream (handshake->connection),
                                    handshake->request, strlen (handshake->request),
