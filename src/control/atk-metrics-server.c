@@ -448,7 +448,7 @@ atk_metrics_server_new (const char *listen_address, AtkMetricsRenderFunc render,
   soup_server_add_handler (self->server, NULL, handle_request, self, NULL);
   self->listener = g_socket_listener_new ();
   /* a burst of connections waits in the kernel rather than in SYN retries */
-  g_socket_listener_set_backlog (self->listener, 1024);
+  g_socket_listener_set_backlog (self->listener, 128);
   self->cancellable = g_cancellable_new ();
   self->max_connections = connection_cap ();
 
