@@ -1,7 +1,7 @@
 /* One subscribeRepos message: a header map ({op, t}) and a body map, back to back.
  * Everything decoded is a view into the caller's buffer; nothing is allocated.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-frame.h"
 
