@@ -16,6 +16,7 @@
 #include "atk-pipeline.h"
 
 #include "atk-error.h"
+#include "atk-log-text.h"
 #include "atk-firehose-source.h"
 #include "atk-ledger.h"
 #include "atk-log.h"
@@ -359,6 +360,8 @@ payload_failed (AtkPipeline *self, gsize len, const AtkInputEvent *event, const 
                                   ? g_strdup_printf ("%" G_GINT64_FORMAT, event->position)
                                   : g_strdup ("without a readable id ");
 
+  g_autofree char *why = atk_log_text (error->message, -1);
+
   if (event->unknown)
     self->stats->unknown_events++;
   else
@@ -366,19 +369,25 @@ payload_failed (AtkPipeline *self, gsize len, const AtkInputEvent *event, const 
   atk_log_event (G_LOG_LEVEL_MESSAGE, &self->skipped_lines, event->has_position, event->position,
                  NULL, "%s event %s(%" G_GSIZE_FORMAT " bytes) skipped%s: %s",
                  atk_input_get_name (self->input), position, len,
-                 self->keeps_place && event->has_position ? " and acked" : "", error->message);
+                 self->keeps_place && event->has_position ? " and acked" : "", why);
 }
 
 static void
 count_op_errors (AtkPipeline *self, const AtkInputEvent *event)
 {
+  g_autofree char *did = NULL;
+  g_autofree char *why = NULL;
+
   if (event->n_op_errors == 0)
     return;
   for (guint i = 0; i < event->n_op_errors; i++)
     atk_stats_count_decode_error (self->stats, atk_error_kind_name (event->op_error));
-  atk_log_event (G_LOG_LEVEL_MESSAGE, &self->op_lines, event->has_position, event->position,
-                 event->did, "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s",
-                 event->position, event->did, event->n_op_errors, event->op_error->message);
+  /* both may come from the relay: capped for the log */
+  did = atk_log_text (event->did, -1);
+  why = atk_log_text (event->op_error->message, -1);
+  atk_log_event (G_LOG_LEVEL_MESSAGE, &self->op_lines, event->has_position, event->position, did,
+                 "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s", event->position, did,
+                 event->n_op_errors, why);
 }
 
 static void
@@ -434,7 +443,9 @@ on_state_changed (AtkInput *input, AtkSourceState state, AtkPipeline *self)
 static void
 on_connection_error (AtkInput *input, const char *message, AtkPipeline *self)
 {
-  g_message ("%s connection: %s", atk_input_get_name (input), message);
+  g_autofree char *text = atk_log_text (message, -1);
+
+  g_message ("%s connection: %s", atk_input_get_name (input), text);
 }
 
 /* ---- statistics -------------------------------------------------------------------- */

@@ -14,6 +14,9 @@
 #define DBUS_REQUEST_NAME_REPLY_ALREADY_OWNER 4
 #define BUS_CALL_TIMEOUT_MS 5000
 #define DEFAULT_ADMIN_GROUP "at-kafka"
+/* Calls waiting for one sender's credentials, and senders remembered, at most. */
+#define MAX_PENDING_PER_SENDER 256
+#define MAX_CACHED_SENDERS 1024
 
 struct _AtkDbusService
 {
@@ -29,6 +32,14 @@ struct _AtkDbusService
   gboolean system_policy;
   GArray *allowed_uids; /* guint32; when set, replaces the default policy */
   char *admin_group;
+
+  /* Callers' uids, asked of the bus once per unique name, asynchronously. A unique name is
+   * never reused, so an answer stays true until the name goes (NameOwnerChanged). */
+  GHashTable *senders; /* unique name → Verdict */
+  GHashTable *lookups; /* unique name → GPtrArray of Call, while the bus is asked */
+  guint name_owner_changed_id;
+  GCancellable *cancellable;
+  guint64 lookups_made;
 };
 
 G_DEFINE_TYPE (AtkDbusService, atk_dbus_service, G_TYPE_OBJECT)
@@ -53,41 +64,53 @@ G_DEFINE_TYPE (AtkGuardedSkeleton, atk_guarded_skeleton, ATK_BUS_TYPE_DAEMON1_SK
 static GDBusInterfaceVTable guarded_vtable;
 static const GDBusInterfaceVTable *generated_vtable;
 
-static gboolean check_caller (AtkDbusService *self, GDBusConnection *connection, const char *sender,
-                              GError **error);
 static void on_property_written (AtkDbusService *self, const char *property_name);
+static void check_caller_async (AtkDbusService *self, GDBusMethodInvocation *invocation,
+                                gpointer skeleton);
 
+/* Every method call, and every Set (the vtable has no set_property, so GDBus sends Set here
+ * as a call on org.freedesktop.DBus.Properties), waits for the caller's uid; nothing blocks. */
 static void
 guarded_method_call (GDBusConnection *connection, const char *sender, const char *object_path,
                      const char *interface_name, const char *method_name, GVariant *parameters,
                      GDBusMethodInvocation *invocation, gpointer user_data)
 {
   AtkGuardedSkeleton *skeleton = user_data;
-  g_autoptr (GError) error = NULL;
 
-  if (!check_caller (skeleton->service, connection, sender, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  generated_vtable->method_call (connection, sender, object_path, interface_name, method_name,
-                                 parameters, invocation, user_data);
+  check_caller_async (skeleton->service, invocation, skeleton);
 }
 
-static gboolean
-guarded_set_property (GDBusConnection *connection, const char *sender, const char *object_path,
-                      const char *interface_name, const char *property_name, GVariant *value,
-                      GError **error, gpointer user_data)
+/* The caller is allowed: what the generated code would have done. */
+static void
+dispatch_allowed (AtkGuardedSkeleton *skeleton, GDBusMethodInvocation *invocation)
 {
-  AtkGuardedSkeleton *skeleton = user_data;
+  GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
+  const char *sender = g_dbus_method_invocation_get_sender (invocation);
+  const char *object_path = g_dbus_method_invocation_get_object_path (invocation);
+  const char *interface_name = g_dbus_method_invocation_get_interface_name (invocation);
+  const char *method_name = g_dbus_method_invocation_get_method_name (invocation);
+  GVariant *parameters = g_dbus_method_invocation_get_parameters (invocation);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) value = NULL;
+  const char *iface = NULL;
+  const char *property_name = NULL;
 
-  if (!check_caller (skeleton->service, connection, sender, error))
-    return FALSE;
-  if (!generated_vtable->set_property (connection, sender, object_path, interface_name,
-                                       property_name, value, error, user_data))
-    return FALSE;
+  if (g_strcmp0 (interface_name, "org.freedesktop.DBus.Properties") != 0)
+    {
+      generated_vtable->method_call (connection, sender, object_path, interface_name, method_name,
+                                     parameters, g_object_ref (invocation), skeleton);
+      return;
+    }
+  /* GDBus checked the property exists, is writable and has the right type */
+  g_variant_get (parameters, "(&s&sv)", &iface, &property_name, &value);
+  if (!generated_vtable->set_property (connection, sender, object_path, iface, property_name, value,
+                                       &error, skeleton))
+    {
+      g_dbus_method_invocation_return_gerror (g_object_ref (invocation), error);
+      return;
+    }
   on_property_written (skeleton->service, property_name);
-  return TRUE;
+  g_dbus_method_invocation_return_value (g_object_ref (invocation), NULL);
 }
 
 static GDBusInterfaceVTable *
@@ -107,7 +130,7 @@ atk_guarded_skeleton_class_init (AtkGuardedSkeletonClass *klass)
   generated_vtable = parent_class->get_vtable (NULL);
   guarded_vtable = *generated_vtable;
   guarded_vtable.method_call = guarded_method_call;
-  guarded_vtable.set_property = guarded_set_property;
+  guarded_vtable.set_property = NULL;
   skeleton_class->get_vtable = atk_guarded_skeleton_get_vtable;
 }
 
@@ -159,33 +182,162 @@ uid_is_allowed (AtkDbusService *self, guint32 uid)
   return self->system_policy && user_in_group (uid, self->admin_group);
 }
 
-/* Asks the bus who sent the call: the policy file may be missing or wrong, so the
- * daemon decides by itself. The bus answers quickly; a blocking call keeps this simple. */
-static gboolean
-check_caller (AtkDbusService *self, GDBusConnection *connection, const char *sender, GError **error)
+/* Asks the bus who sent the call: the policy file may be missing or wrong, so the daemon
+ * decides by itself. Asynchronously, once per unique name: the answer is remembered, and calls
+ * that arrive while it is asked wait for it. */
+typedef struct
 {
-  g_autoptr (GVariant) reply = NULL;
+  GDBusMethodInvocation *invocation;
+  gpointer skeleton;
+} Call;
+
+/* What was decided for a sender (the group lookup is not free either: done once). */
+typedef struct
+{
   guint32 uid;
+  gboolean allowed;
+} Verdict;
+
+static void
+call_free (Call *call)
+{
+  g_object_unref (call->invocation);
+  g_free (call);
+}
+
+static void
+decide (AtkDbusService *self, Call *call, const Verdict *verdict)
+{
+  const char *sender = g_dbus_method_invocation_get_sender (call->invocation);
+
+  if (verdict == NULL)
+    {
+      g_dbus_method_invocation_return_error (g_object_ref (call->invocation), G_DBUS_ERROR,
+                                             G_DBUS_ERROR_ACCESS_DENIED,
+                                             "Cannot tell who the caller is");
+      return;
+    }
+  if (verdict->allowed)
+    {
+      dispatch_allowed (call->skeleton, call->invocation);
+      return;
+    }
+  g_debug ("Denied %s (uid %u)", sender, verdict->uid);
+  g_dbus_method_invocation_return_error (g_object_ref (call->invocation), G_DBUS_ERROR,
+                                         G_DBUS_ERROR_ACCESS_DENIED,
+                                         "uid %u is not allowed to control at-kafka", verdict->uid);
+}
+
+typedef struct
+{
+  AtkDbusService *self;
+  char *sender;
+} Lookup;
+
+static void
+on_unix_user (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  Lookup *lookup = user_data;
+  AtkDbusService *self = lookup->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply
+      = g_dbus_connection_call_finish (G_DBUS_CONNECTION (object), result, &error);
+  g_autoptr (GPtrArray) calls = NULL;
+  Verdict *verdict = NULL;
+  guint32 uid = 0;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    goto out; /* disposed */
+  g_hash_table_steal_extended (self->lookups, lookup->sender, NULL, (gpointer *)&calls);
+  if (reply != NULL)
+    {
+      g_variant_get (reply, "(u)", &uid);
+      verdict = g_new0 (Verdict, 1);
+      verdict->uid = uid;
+      verdict->allowed = uid_is_allowed (self, uid);
+      if (g_hash_table_size (self->senders) >= MAX_CACHED_SENDERS)
+        g_hash_table_remove_all (self->senders);
+      g_hash_table_insert (self->senders, g_strdup (lookup->sender), verdict);
+    }
+  else
+    g_debug ("Cannot tell who %s is: %s", lookup->sender, error->message);
+  for (guint i = 0; calls != NULL && i < calls->len; i++)
+    decide (self, calls->pdata[i], verdict);
+out:
+  g_object_unref (self);
+  g_free (lookup->sender);
+  g_free (lookup);
+}
+
+static void
+check_caller_async (AtkDbusService *self, GDBusMethodInvocation *invocation, gpointer skeleton)
+{
+  const char *sender = g_dbus_method_invocation_get_sender (invocation);
+  Call *call;
+  GPtrArray *waiting;
+  const Verdict *cached;
+  Lookup *lookup;
 
   if (sender == NULL)
     {
-      g_set_error_literal (error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
-                           "Callers without a bus name are not allowed");
-      return FALSE;
+      g_dbus_method_invocation_return_error_literal (invocation, G_DBUS_ERROR,
+                                                     G_DBUS_ERROR_ACCESS_DENIED,
+                                                     "Callers without a bus name are not allowed");
+      return;
     }
-  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "GetConnectionUnixUser",
-                                       g_variant_new ("(s)", sender), G_VARIANT_TYPE ("(u)"),
-                                       G_DBUS_CALL_FLAGS_NONE, BUS_CALL_TIMEOUT_MS, NULL, error);
-  if (reply == NULL)
-    return FALSE;
-  g_variant_get (reply, "(u)", &uid);
-  if (uid_is_allowed (self, uid))
-    return TRUE;
-  g_debug ("Denied %s (uid %u)", sender, uid);
-  g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
-               "uid %u is not allowed to control at-kafka", uid);
-  return FALSE;
+  call = g_new0 (Call, 1);
+  call->invocation = invocation; /* ours: GDBus handed us its reference */
+  call->skeleton = skeleton;
+  cached = g_hash_table_lookup (self->senders, sender);
+  if (cached != NULL)
+    {
+      decide (self, call, cached);
+      call_free (call);
+      return;
+    }
+  waiting = g_hash_table_lookup (self->lookups, sender);
+  if (waiting != NULL)
+    {
+      if (waiting->len >= MAX_PENDING_PER_SENDER)
+        {
+          g_dbus_method_invocation_return_error_literal (g_object_ref (invocation), G_DBUS_ERROR,
+                                                         G_DBUS_ERROR_LIMITS_EXCEEDED,
+                                                         "Too many calls at once");
+          call_free (call);
+          return;
+        }
+      g_ptr_array_add (waiting, call);
+      return;
+    }
+  waiting = g_ptr_array_new_with_free_func ((GDestroyNotify)call_free);
+  g_ptr_array_add (waiting, call);
+  g_hash_table_insert (self->lookups, g_strdup (sender), waiting);
+  lookup = g_new0 (Lookup, 1);
+  lookup->self = g_object_ref (self);
+  lookup->sender = g_strdup (sender);
+  self->lookups_made++;
+  g_dbus_connection_call (
+      self->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+      "GetConnectionUnixUser", g_variant_new ("(s)", sender), G_VARIANT_TYPE ("(u)"),
+      G_DBUS_CALL_FLAGS_NONE, BUS_CALL_TIMEOUT_MS, self->cancellable, on_unix_user, lookup);
+}
+
+/* A unique name that goes is never seen again: forget it. */
+static void
+on_name_owner_changed (GDBusConnection *connection, const char *sender_name,
+                       const char *object_path, const char *interface_name, const char *signal_name,
+                       GVariant *parameters, gpointer user_data)
+{
+  AtkDbusService *self = user_data;
+  const char *name = NULL;
+  const char *old_owner = NULL;
+  const char *new_owner = NULL;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sss)")))
+    return;
+  g_variant_get (parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
+  if (name[0] == ':' && new_owner[0] == '\0')
+    g_hash_table_remove (self->senders, name);
 }
 
 /* Properties and methods */
@@ -290,6 +442,13 @@ atk_dbus_service_dispose (GObject *object)
 
   if (self->daemon != NULL)
     g_clear_signal_handler (&self->stats_changed_id, self->daemon);
+  if (self->cancellable != NULL)
+    g_cancellable_cancel (self->cancellable);
+  if (self->name_owner_changed_id != 0)
+    {
+      g_dbus_connection_signal_unsubscribe (self->connection, self->name_owner_changed_id);
+      self->name_owner_changed_id = 0;
+    }
   if (self->skeleton != NULL)
     g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->skeleton));
   if (self->owns_name)
@@ -314,6 +473,9 @@ atk_dbus_service_finalize (GObject *object)
 
   g_clear_pointer (&self->allowed_uids, g_array_unref);
   g_free (self->admin_group);
+  g_hash_table_unref (self->senders);
+  g_hash_table_unref (self->lookups);
+  g_clear_object (&self->cancellable);
   G_OBJECT_CLASS (atk_dbus_service_parent_class)->finalize (object);
 }
 
@@ -330,6 +492,10 @@ static void
 atk_dbus_service_init (AtkDbusService *self)
 {
   self->admin_group = g_strdup (DEFAULT_ADMIN_GROUP);
+  self->senders = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->lookups
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
+  self->cancellable = g_cancellable_new ();
 }
 
 static void
@@ -363,6 +529,9 @@ atk_dbus_service_new_for_connection (GDBusConnection *connection, gpointer daemo
   self->daemon = g_object_ref (daemon);
   self->control = control;
   self->system_policy = system_policy;
+  self->name_owner_changed_id = g_dbus_connection_signal_subscribe (
+      connection, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+      "/org/freedesktop/DBus", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self, NULL);
   connect_skeleton (self);
   atk_dbus_service_refresh (self);
 
@@ -383,6 +552,7 @@ atk_dbus_service_set_allowed_uids (AtkDbusService *self, const guint32 *uids, gs
   g_clear_pointer (&self->allowed_uids, g_array_unref);
   self->allowed_uids = g_array_sized_new (FALSE, FALSE, sizeof (guint32), n_uids);
   g_array_append_vals (self->allowed_uids, uids, n_uids);
+  g_hash_table_remove_all (self->senders); /* decided under the old policy */
 }
 
 void
@@ -392,6 +562,7 @@ atk_dbus_service_set_admin_group (AtkDbusService *self, const char *group)
 
   g_free (self->admin_group);
   self->admin_group = g_strdup (group);
+  g_hash_table_remove_all (self->senders);
 }
 
 /* AtkDaemon as an AtkDaemonControl. */

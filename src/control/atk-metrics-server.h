@@ -22,4 +22,9 @@ AtkMetricsServer *atk_metrics_server_new (const char *listen_address, AtkMetrics
 /* The port actually bound (useful with port 0 in tests). */
 guint atk_metrics_server_get_port (AtkMetricsServer *self);
 
+/* Connections open now, the most allowed at once, and accept() failures so far. */
+guint atk_metrics_server_get_n_connections (AtkMetricsServer *self);
+guint atk_metrics_server_get_max_connections (AtkMetricsServer *self);
+guint64 atk_metrics_server_get_accept_errors (AtkMetricsServer *self);
+
 G_END_DECLS

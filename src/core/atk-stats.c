@@ -34,6 +34,7 @@ atk_stats_init (AtkStats *stats)
   stats->source_state = "stopped";
   stats->handled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   stats->decode_errors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  stats->collections = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 void
@@ -41,6 +42,7 @@ atk_stats_clear (AtkStats *stats)
 {
   g_clear_pointer (&stats->handled, g_hash_table_unref);
   g_clear_pointer (&stats->decode_errors, g_hash_table_unref);
+  g_clear_pointer (&stats->collections, g_hash_table_unref);
 }
 
 static void
@@ -56,6 +58,61 @@ count_key (GHashTable *table, const char *key)
   (*value)++;
 }
 
+/* An NSID as the AT Protocol Lexicon spec has it: a reversed domain of at least two segments
+ * (letters, digits, inner hyphens; the first not starting with a digit) and a name (letters and
+ * digits, not starting with a digit); ASCII; segments 1 to 63 characters; 317 in all. */
+gboolean
+atk_stats_nsid_is_valid (const char *nsid)
+{
+  guint segments = 0;
+  const char *p = nsid;
+
+  if (nsid == NULL || strlen (nsid) > 317)
+    return FALSE;
+  while (TRUE)
+    {
+      const char *start = p;
+      const char *end = strchr (p, '.');
+      gsize len = end != NULL ? (gsize)(end - p) : strlen (p);
+      gboolean last = end == NULL;
+
+      if (len == 0 || len > 63)
+        return FALSE;
+      for (gsize i = 0; i < len; i++)
+        {
+          char c = start[i];
+          if (g_ascii_isalnum (c))
+            continue;
+          if (c != '-' || last || i == 0 || i == len - 1)
+            return FALSE;
+        }
+      if ((segments == 0 || last) && g_ascii_isdigit (start[0]))
+        return FALSE;
+      segments++;
+      if (last)
+        break;
+      p = end + 1;
+    }
+  return segments >= 3;
+}
+
+/* The collection label: the empty string for events without one; a valid NSID among the first
+ * ATK_STATS_MAX_COLLECTIONS seen; then "other"; "invalid" for anything that is not an NSID. */
+static const char *
+collection_label (AtkStats *stats, const char *collection)
+{
+  if (collection == NULL || collection[0] == '\0')
+    return "";
+  if (!atk_stats_nsid_is_valid (collection))
+    return "invalid";
+  if (g_hash_table_contains (stats->collections, collection))
+    return collection;
+  if (g_hash_table_size (stats->collections) >= ATK_STATS_MAX_COLLECTIONS)
+    return "other";
+  g_hash_table_add (stats->collections, g_strdup (collection));
+  return collection;
+}
+
 void
 atk_stats_count_handled (AtkStats *stats, const char *action_name, const char *collection)
 {
@@ -63,7 +120,7 @@ atk_stats_count_handled (AtkStats *stats, const char *action_name, const char *c
 
   g_return_if_fail (action_name != NULL);
   /* action names are a fixed set without newlines, so the first '\n' splits the key */
-  key = g_strconcat (action_name, "\n", collection != NULL ? collection : "", NULL);
+  key = g_strconcat (action_name, "\n", collection_label (stats, collection), NULL);
   count_key (stats->handled, key);
 }
 

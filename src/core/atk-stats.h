@@ -8,6 +8,9 @@
 G_BEGIN_DECLS
 
 #define ATK_STATS_LATENCY_BUCKETS 12
+/* Distinct collections with a label of their own in atkafka_handled_events; later ones are
+ * counted as "other", strings that are not NSIDs as "invalid". */
+#define ATK_STATS_MAX_COLLECTIONS 256
 
 typedef struct
 {
@@ -23,7 +26,8 @@ typedef struct
   gint64 last_event_time_ms; /* time of the last event received, for lag */
 
   /* transformer */
-  GHashTable *handled;       /* "action_name\ncollection" → guint64* */
+  GHashTable *handled;       /* "action_name\ncollection label" → guint64* */
+  GHashTable *collections;   /* the collections with a label of their own */
   GHashTable *decode_errors; /* error kind → guint64* */
   guint64 filtered_ops;
   guint64 unknown_events;
@@ -52,6 +56,7 @@ void atk_stats_count_handled (AtkStats *stats, const char *action_name, const ch
 void atk_stats_count_decode_error (AtkStats *stats, const char *kind);
 void atk_stats_observe_latency (AtkStats *stats, gdouble seconds);
 guint64 atk_stats_get_handled_total (const AtkStats *stats);
+gboolean atk_stats_nsid_is_valid (const char *nsid);
 
 /* Upper bound in seconds of latency bucket i (< ATK_STATS_LATENCY_BUCKETS), ascending. */
 gdouble atk_stats_latency_bound (guint i);

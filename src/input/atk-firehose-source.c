@@ -7,6 +7,8 @@
 
 #include "atk-firehose-source.h"
 
+#include "atk-log-text.h"
+
 #include "atk-error.h"
 #include "atk-log.h"
 
@@ -126,6 +128,9 @@ atk_firehose_source_set_cursor (AtkFirehoseSource *self, gboolean has_cursor, gi
 
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
+  /* A seq past the last one is progress: a reconnect after it need not wait. */
+  if (has_cursor && (!self->has_cursor || seq > self->cursor))
+    atk_ws_client_note_progress (self->client);
   self->has_cursor = has_cursor;
   self->cursor = has_cursor ? seq : 0;
   url = build_url (self);
@@ -245,8 +250,9 @@ atk_firehose_source_init (AtkFirehoseSource *self)
 static AtkInputNotice
 control_notice (AtkFirehoseSource *self, const AtkFrame *frame)
 {
-  g_autofree char *name = g_strndup (frame->name.ptr, frame->name.len);
-  g_autofree char *message = g_strndup (frame->message.ptr, frame->message.len);
+  /* both come from the relay: capped for the log */
+  g_autofree char *name = atk_log_text (frame->name.ptr, frame->name.len);
+  g_autofree char *message = atk_log_text (frame->message.ptr, frame->message.len);
 
   if (frame->kind == ATK_EVENT_INFO)
     {

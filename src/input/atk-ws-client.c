@@ -13,6 +13,9 @@
 
 #include <libsoup/soup.h>
 
+#include "atk-ws-guard.h"
+#include "atk-ws-handshake.h"
+
 #define USER_AGENT "at-kafka/" ATK_VERSION
 
 #define BACKOFF_BASE_MS 250
@@ -37,7 +40,7 @@ struct _AtkWsClient
   char *noun;
   char *limit_name;
 
-  SoupSession *session;
+  GSocketClient *socket_client;
   AtkSourceState state;
   guint generation;
 
@@ -48,6 +51,7 @@ struct _AtkWsClient
   gint64 activity_us;    /* attempt start, or the last message */
   gint64 connected_us;
   guint64 messages_on_conn;
+  gboolean progress_on_conn; /* the owner said this connection delivered something new */
 
   guint retry_id;
   guint watchdog_id;
@@ -163,7 +167,7 @@ static gboolean
 connection_was_healthy (AtkWsClient *self)
 {
   return self->conn != NULL
-         && (g_get_monotonic_time () - self->connected_us >= HEALTHY_US
+         && (self->progress_on_conn || g_get_monotonic_time () - self->connected_us >= HEALTHY_US
              || (self->healthy_messages > 0 && self->messages_on_conn >= self->healthy_messages));
 }
 
@@ -279,7 +283,6 @@ on_conn_closed (SoupWebsocketConnection *conn, gpointer user_data)
 typedef struct
 {
   AtkWsClient *self;
-  SoupMessage *msg;
   guint generation;
 } Attempt;
 
@@ -287,24 +290,10 @@ static void
 attempt_free (Attempt *attempt)
 {
   g_object_unref (attempt->self);
-  g_object_unref (attempt->msg);
   g_free (attempt);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Attempt, attempt_free)
-
-static char *
-describe_failed_handshake (SoupMessage *msg, const GError *error)
-{
-  guint status = soup_message_get_status (msg);
-
-  if (status != SOUP_STATUS_NONE && status != SOUP_STATUS_SWITCHING_PROTOCOLS)
-    return g_strdup_printf (
-        "connect failed: HTTP %u %s: %s", status,
-        soup_message_get_reason_phrase (msg) ? soup_message_get_reason_phrase (msg) : "",
-        error->message);
-  return g_strdup_printf ("connect failed: %s", error->message);
-}
 
 static void
 adopt_connection (AtkWsClient *self, SoupWebsocketConnection *conn)
@@ -319,35 +308,49 @@ adopt_connection (AtkWsClient *self, SoupWebsocketConnection *conn)
   self->conn = conn;
   self->connected_us = self->activity_us = g_get_monotonic_time ();
   self->messages_on_conn = 0;
+  self->progress_on_conn = FALSE;
   g_clear_object (&self->cancellable);
   set_state (self, ATK_SOURCE_CONNECTED);
 }
 
+/* The handshake is ours (AtkWsHandshake), so that AtkWsGuard can sit under libsoup's
+ * WebSocket connection and bound what libsoup 3.2 does not. */
 static void
 on_connected (GObject *object, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (Attempt) attempt = user_data;
   AtkWsClient *self = attempt->self;
   g_autoptr (GError) error = NULL;
-  g_autoptr (SoupWebsocketConnection) conn = NULL;
+  g_autoptr (GIOStream) stream = NULL;
+  g_autoptr (GBytes) leftover = NULL;
+  g_autoptr (AtkWsGuard) guard = NULL;
+  g_autoptr (GUri) uri = NULL;
   g_autofree char *message = NULL;
+  guint status = 0;
 
-  conn = soup_session_websocket_connect_finish (SOUP_SESSION (object), result, &error);
+  stream = atk_ws_handshake_finish (result, &leftover, &status, &error);
   if (attempt->generation != self->generation)
-    return; /* abandoned: stopped, restarted or timed out meanwhile */
-  if (conn == NULL)
     {
-      message = describe_failed_handshake (attempt->msg, error);
+      if (stream != NULL)
+        g_io_stream_close (stream, NULL, NULL);
+      return; /* abandoned: stopped, restarted or timed out meanwhile */
+    }
+  if (stream == NULL)
+    {
+      message = g_strdup_printf ("connect failed: %s", error->message);
       fail (self, message);
       return;
     }
-  adopt_connection (self, g_steal_pointer (&conn));
+  guard = atk_ws_guard_new (stream, leftover, self->max_payload_bytes);
+  uri = g_uri_parse (self->url, G_URI_FLAGS_ENCODED, NULL);
+  adopt_connection (self, soup_websocket_connection_new (G_IO_STREAM (guard), uri,
+                                                         SOUP_WEBSOCKET_CONNECTION_CLIENT, NULL,
+                                                         NULL, NULL));
 }
 
 static void
 begin_attempt (AtkWsClient *self)
 {
-  SoupMessage *msg = soup_message_new (SOUP_METHOD_GET, self->url);
   Attempt *attempt;
 
   abandon (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
@@ -355,21 +358,14 @@ begin_attempt (AtkWsClient *self)
     self->reconnects++;
   self->attempted = TRUE;
   self->activity_us = g_get_monotonic_time ();
-  if (msg == NULL)
-    {
-      /* Only reachable with a URL the config should have refused; still no exit. */
-      fail (self, "cannot build a request for the WebSocket URL");
-      return;
-    }
 
   self->cancellable = g_cancellable_new ();
   attempt = g_new0 (Attempt, 1);
   attempt->self = g_object_ref (self);
-  attempt->msg = msg;
   attempt->generation = self->generation;
   g_debug ("connecting to %s", self->url);
-  soup_session_websocket_connect_async (self->session, msg, NULL, NULL, G_PRIORITY_DEFAULT,
-                                        self->cancellable, on_connected, attempt);
+  atk_ws_handshake_async (self->socket_client, self->url, USER_AGENT, self->cancellable,
+                          on_connected, attempt);
   start_watchdog (self);
   set_state (self, ATK_SOURCE_CONNECTING);
 }
@@ -394,6 +390,9 @@ atk_ws_client_stop (AtkWsClient *self)
   set_state (self, ATK_SOURCE_STOPPED);
 }
 
+/* At once after a connection that made progress; otherwise this is one more failure and
+ * waits like one: a peer answering every connection with an error frame would otherwise get
+ * thousands of connections a second. */
 void
 atk_ws_client_reconnect (AtkWsClient *self)
 {
@@ -401,8 +400,23 @@ atk_ws_client_reconnect (AtkWsClient *self)
 
   if (self->state == ATK_SOURCE_STOPPED)
     return;
-  self->failures = 0;
-  begin_attempt (self);
+  if (connection_was_healthy (self))
+    {
+      self->failures = 0;
+      begin_attempt (self);
+      return;
+    }
+  abandon (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  schedule_retry (self);
+}
+
+void
+atk_ws_client_note_progress (AtkWsClient *self)
+{
+  g_return_if_fail (ATK_IS_WS_CLIENT (self));
+
+  if (self->conn != NULL)
+    self->progress_on_conn = TRUE;
 }
 
 gboolean
@@ -512,7 +526,7 @@ atk_ws_client_dispose (GObject *object)
 
   abandon (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
   self->state = ATK_SOURCE_STOPPED;
-  g_clear_object (&self->session);
+  g_clear_object (&self->socket_client);
 
   G_OBJECT_CLASS (atk_ws_client_parent_class)->dispose (object);
 }
@@ -557,5 +571,6 @@ atk_ws_client_init (AtkWsClient *self)
   self->peer = g_strdup ("the server");
   self->noun = g_strdup ("message");
   self->limit_name = g_strdup ("the message size limit");
-  self->session = soup_session_new_with_options ("user-agent", USER_AGENT, NULL);
+  self->socket_client = g_socket_client_new ();
+  atk_ws_handshake_client_init (self->socket_client);
 }

@@ -49,8 +49,11 @@ void atk_ws_client_set_labels (AtkWsClient *self, const char *peer, const char *
 void atk_ws_client_start (AtkWsClient *self);
 /* Closes the connection; nothing fires after this until start(). */
 void atk_ws_client_stop (AtkWsClient *self);
-/* Drops the current connection and connects again at once, from the shortest delay. */
+/* Drops the current connection and connects again: at once, from the shortest delay, when the
+ * connection was healthy or made progress; otherwise after the next backoff delay. */
 void atk_ws_client_reconnect (AtkWsClient *self);
+/* The current connection delivered something new (for the relay: a frame with a new seq). */
+void atk_ws_client_note_progress (AtkWsClient *self);
 
 /* Sends a text message on the open connection; FALSE (and nothing sent) when none is open. */
 gboolean atk_ws_client_send_text (AtkWsClient *self, const char *text);
