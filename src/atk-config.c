@@ -24,6 +24,7 @@ typedef struct
   char *bootstrap_servers;
   char *output_topic;
   char *osprey_compatible;
+  char *skip_unrenderable_records;
   char *metrics_listen_address;
   char *watched_collections;
   char *ignored_collections;
@@ -61,6 +62,7 @@ raw_options_clear (RawOptions *raw)
     &raw->bootstrap_servers,
     &raw->output_topic,
     &raw->osprey_compatible,
+    &raw->skip_unrenderable_records,
     &raw->metrics_listen_address,
     &raw->watched_collections,
     &raw->ignored_collections,
@@ -103,6 +105,8 @@ parse_optional_bool (const char *option_name, const char *value, gpointer data, 
     field = &raw->event_metadata;
   else if (g_strcmp0 (option_name, "--disable-acks") == 0)
     field = &raw->disable_acks;
+  else if (g_strcmp0 (option_name, "--skip-unrenderable-records") == 0)
+    field = &raw->skip_unrenderable_records;
   else
     field = &raw->osprey_compatible;
   g_free (*field);
@@ -127,6 +131,12 @@ build_entries (RawOptions *raw)
     { "osprey-compatible", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK,
       parse_optional_bool,
       N_ ("Wrap events in the Osprey envelope [ATKAFKA_OSPREY_COMPATIBLE, default false]"),
+      N_ ("BOOL") },
+    { "skip-unrenderable-records", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK,
+      parse_optional_bool,
+      N_ ("Skip operations whose record cannot be rendered, as the reference does, instead of "
+          "producing them with \"record\":null and \"recordError\" "
+          "[ATKAFKA_SKIP_UNRENDERABLE_RECORDS, default false]"),
       N_ ("BOOL") },
     { "metrics-listen-address", 0, 0, G_OPTION_ARG_STRING, &raw->metrics_listen_address,
       N_ ("Prometheus endpoint address, empty to disable [ATKAFKA_METRICS_LISTEN_ADDRESS, "
@@ -719,6 +729,11 @@ config_from_raw (const RawOptions *raw, char **envp, AtkConfig *config, GError *
     return FALSE;
   text = pick (raw->osprey_compatible, envp, "ATKAFKA_OSPREY_COMPATIBLE");
   if (text != NULL && !parse_bool ("--osprey-compatible", text, &config->osprey_compatible, error))
+    return FALSE;
+  text = pick (raw->skip_unrenderable_records, envp, "ATKAFKA_SKIP_UNRENDERABLE_RECORDS");
+  if (text != NULL
+      && !parse_bool ("--skip-unrenderable-records", text, &config->skip_unrenderable_records,
+                      error))
     return FALSE;
   text = pick (raw->metrics_listen_address, envp, "ATKAFKA_METRICS_LISTEN_ADDRESS");
   config->metrics_listen_address = g_strdup (text ? text : DEFAULT_METRICS_ADDRESS);
