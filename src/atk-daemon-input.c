@@ -422,21 +422,38 @@ handle_control_frame (AtkDaemon *self, const AtkFrame *frame)
     g_warning ("Relay error frame %s: %s", name, message);
 }
 
+/* At most one line per interval about records that could not be rendered. */
+#define RECORD_ERROR_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+
 static void
 count_op_errors (AtkDaemon *self, const AtkTransformResult *result)
 {
   g_autofree char *did = NULL;
   g_autofree char *seq_text = NULL;
+  gint64 now;
 
   if (result->n_op_errors == 0)
     return;
-  for (guint i = 0; i < result->n_op_errors; i++)
-    atk_stats_count_decode_error (&self->stats, atk_error_kind_name (result->op_error));
+  for (guint i = 0; i < result->n_op_error_kinds; i++)
+    for (guint j = 0; j < result->op_error_kinds[i].count; j++)
+      atk_stats_count_decode_error (&self->stats, result->op_error_kinds[i].kind);
+  now = g_get_monotonic_time ();
+  if (self->record_errors_logged_us != 0
+      && now - self->record_errors_logged_us < RECORD_ERROR_LOG_INTERVAL_US)
+    {
+      self->record_errors_unlogged += result->n_op_errors;
+      return;
+    }
+  self->record_errors_logged_us = now;
   did = g_strndup (result->frame->did.ptr, result->frame->did.len);
   seq_text = g_strdup_printf ("%" G_GINT64_FORMAT, result->frame->seq);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "SEQ", seq_text, "DID", did, "MESSAGE",
-                    "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s",
-                    result->frame->seq, did, result->n_op_errors, result->op_error->message);
+                    "seq %" G_GINT64_FORMAT " (%s): %u record(s) not rendered (%s): %s "
+                    "(%u more since the last such line)",
+                    result->frame->seq, did, result->n_op_errors,
+                    result->ops_skipped ? "operations skipped" : "produced with recordError",
+                    result->op_error->message, self->record_errors_unlogged);
+  self->record_errors_unlogged = 0;
 }
 
 void

@@ -46,6 +46,8 @@ struct _AtkDaemon
   gint64 outdated_after;
   gboolean has_first_seq; /* the first seq taken when there was no cursor (a live start) */
   gint64 first_seq;
+  gint64 record_errors_logged_us; /* rate limit of the unrenderable-record log lines */
+  guint record_errors_unlogged;
 
   AtkCursorKeeper *keeper;
   AtkTransactionDriver *txn; /* NULL: at-least-once */
