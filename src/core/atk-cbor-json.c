@@ -279,7 +279,12 @@ check_key (AtkStr key, const AtkCborReader *reader, guint *facts, GError **error
         {
           AtkCborReader peek = *reader;
           AtkStr type;
-          if (major != ATK_CBOR_TEXT || !atk_cbor_read_text (&peek, &type, NULL) || type.len == 0)
+          if (major != ATK_CBOR_TEXT)
+            return fail (error, ATK_ERROR_BAD_DATA_MODEL, "\"$type\" must be a non-empty string");
+          /* A cut-short or invalid string is that, not a data-model error. */
+          if (!atk_cbor_read_text (&peek, &type, error))
+            return FALSE;
+          if (type.len == 0)
             return fail (error, ATK_ERROR_BAD_DATA_MODEL, "\"$type\" must be a non-empty string");
           set_fact (facts, FACT_IS_BLOB, atk_str_equal (type, "blob"));
         }
