@@ -6,8 +6,9 @@
 # KIND is one of:
 #   frame   every WebSocket message of the captured .bin frame files
 #   car     the CAR of every captured #commit/#sync, plus the small repository CARs
-#   record  every DAG-CBOR block of those CARs, the single-record .cbor files and the
-#           data-model fixtures' CBOR
+#   record  every DAG-CBOR block of those CARs, the single-record .cbor files, the
+#           data-model fixtures' CBOR and the records/cases.jsonl records (deep nesting,
+#           CIDv0 links)
 # Files are named by their SHA-256, so reruns are idempotent. STAMP, if given, is touched
 # at the end (for build systems that want a file output).
 # SPDX-License-Identifier: MIT
@@ -20,7 +21,7 @@ import os
 import struct
 import sys
 
-CAPTURES = ["relay-capture", "pds-capture"]
+CAPTURES = ["relay-capture", "pds-capture", "records"]
 MAX_SEED = 64 * 1024
 
 
@@ -91,6 +92,10 @@ def records(vectors):
     with open(os.path.join(vectors, "interop", "data-model", "data-model-fixtures.json")) as f:
         for case in json.load(f):
             yield b64(case["cbor_base64"])
+    with open(os.path.join(vectors, "records", "cases.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                yield bytes.fromhex(json.loads(line)["cbor"])
 
 
 def main():
