@@ -1,7 +1,7 @@
 /* CIDs: binary parsing (v1; v0 for record links), the base32 multibase form of v1, the
  * base58btc form of v0, SHA-256 verification.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-cid.h"
 
