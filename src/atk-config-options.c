@@ -48,6 +48,13 @@ static const AtkOption options[] = {
     .help = N_ ("Skip operations whose record cannot be rendered, as the reference does, "
                 "instead of producing them with \"record\":null and \"recordError\""),
     .arg = N_ ("BOOL") },
+  { .name = "payload-format",
+    .type = ATK_OPTION_ENUM,
+    .fallback = "standard",
+    .offset = FIELD (payload_format),
+    .parse = atk_option_parse_payload_format,
+    .help = N_ ("The event in each message: standard or jetstream (Jetstream v1's shape)"),
+    .arg = N_ ("FORMAT") },
   { .name = "metrics-listen-address",
     .type = ATK_OPTION_STRING,
     .fallback = ":2112",
@@ -116,13 +123,15 @@ static const AtkOption options[] = {
     .help = N_ ("Tap mode: send no acks (Tap must run without acks)"),
     .arg = N_ ("BOOL") },
   /* Kafka */
+  /* Unset: lz4, or gzip with --osprey-compatible (atk-config.c), since Osprey's stock
+   * worker (kafka-python 1.4.7, no codec libraries) reads only gzip and uncompressed. */
   { .name = "compression",
     .type = ATK_OPTION_STRING,
-    .fallback = "lz4",
     .offset = FIELD (compression),
     .parse = atk_option_parse_compression,
     .help = N_ ("Kafka compression codec: none, gzip, snappy, lz4 or zstd"),
-    .arg = N_ ("CODEC") },
+    .arg = N_ ("CODEC"),
+    .note = N_ ("default lz4, gzip with --osprey-compatible") },
   { .name = "topic-partitions",
     .type = ATK_OPTION_INT,
     .fallback = "200",

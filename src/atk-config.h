@@ -5,6 +5,8 @@
 
 #include <glib.h>
 
+#include "atk-jetstream.h" /* AtkPayloadFormat */
+
 G_BEGIN_DECLS
 
 typedef enum
@@ -46,6 +48,7 @@ typedef struct
   /* output */
   gboolean osprey_compatible;
   gboolean skip_unrenderable_records; /* the reference's skip instead of "recordError" */
+  AtkPayloadFormat payload_format;
   char **watched_collections;
   char **ignored_collections;
 
