@@ -273,6 +273,7 @@ atk_kafka_sink_rebuild_handle (AtkKafkaSink *self, gint64 batch_size, GError **e
 {
   g_autoptr (AtkKafkaSink) keep = g_object_ref (self); /* signals run in close_handle() */
 
+  (void)keep; /* clang: -Wunused-variable */
   close_handle (self);
   self->in_flight = 0;
   self->in_flight_bytes = 0;
