@@ -477,6 +477,8 @@ atk_daemon_new (AtkConfig *config, GError **error)
     return NULL;
   self->keeper = atk_cursor_keeper_new (config);
   atk_event_transformer_set_osprey_compatible (self->transformer, config->osprey_compatible);
+  atk_event_transformer_set_skip_unrenderable_records (self->transformer,
+                                                       config->skip_unrenderable_records);
   atk_event_transformer_set_payload_format (self->transformer, config->payload_format);
   if (!atk_event_transformer_set_collection_filter (
           self->transformer, (const char *const *)config->watched_collections,

@@ -372,14 +372,16 @@ count_op_errors (AtkPipeline *self, const AtkInputEvent *event)
 
   if (event->n_op_errors == 0)
     return;
-  for (guint i = 0; i < event->n_op_errors; i++)
-    atk_stats_count_decode_error (self->stats, atk_error_kind_name (event->op_error));
+  for (guint i = 0; i < event->n_op_error_kinds; i++)
+    for (guint j = 0; j < event->op_error_kinds[i].count; j++)
+      atk_stats_count_decode_error (self->stats, event->op_error_kinds[i].kind);
   /* both may come from the relay: capped for the log */
   did = atk_log_text (event->did, -1);
   why = atk_log_text (event->op_error->message, -1);
   atk_log_event (G_LOG_LEVEL_MESSAGE, &self->op_lines, event->has_position, event->position, did,
-                 "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s", event->position, did,
-                 event->n_op_errors, why);
+                 "seq %" G_GINT64_FORMAT " (%s): %u record(s) not rendered (%s): %s",
+                 event->position, did, event->n_op_errors,
+                 event->ops_skipped ? "operations skipped" : "produced with recordError", why);
 }
 
 static void
