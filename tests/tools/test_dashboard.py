@@ -71,6 +71,9 @@ class Dashboard(unittest.TestCase):
         os.mkdir(state)
         daemon = Daemon(replay.url, kafkautil.unique_topic("dashboard"), state_dir=state)
         try:
+            # The daemons of the integration tests run with criticals fatal (tests/meson.build).
+            with open(f"/proc/{daemon.proc.pid}/environ", "rb") as f:
+                cls.daemon_env = f.read().split(b"\0")
             def scrape():
                 samples = daemon.metrics()
                 names = {name for name, _ in samples}
@@ -151,6 +154,9 @@ class Dashboard(unittest.TestCase):
         on_dashboard = {re.sub(r"_(bucket|sum|count)$", "", name) if name.startswith(
             "atkafka_delivery_latency_seconds") else name for name in named}
         self.assertEqual(sorted(families - on_dashboard), [])
+
+    def test_daemon_criticals_are_fatal(self):
+        self.assertIn(b"G_DEBUG=fatal-criticals", self.daemon_env)
 
     def test_decode_errors_have_a_kind(self):
         kinds = self.labels_of("atkafka_decode_errors_total").get("kind", set())
