@@ -71,9 +71,6 @@ class Dashboard(unittest.TestCase):
         os.mkdir(state)
         daemon = Daemon(replay.url, kafkautil.unique_topic("dashboard"), state_dir=state)
         try:
-            # The daemons of the integration tests run with criticals fatal (tests/meson.build).
-            with open(f"/proc/{daemon.proc.pid}/environ", "rb") as f:
-                cls.daemon_env = f.read().split(b"\0")
             def scrape():
                 samples = daemon.metrics()
                 names = {name for name, _ in samples}
@@ -83,6 +80,9 @@ class Dashboard(unittest.TestCase):
                 return None
 
             cls.samples = wait_until(scrape, 120, "the cursor at the capture's end and a decode error")
+            # The daemons of the integration tests run with criticals fatal (tests/meson.build).
+            with open(f"/proc/{daemon.proc.pid}/environ", "rb") as f:
+                cls.daemon_env = f.read().split(b"\0")
         finally:
             status = daemon.stop()
             replay.stop()
