@@ -40,6 +40,7 @@ typedef struct
   char **kafka_properties;
   char *max_frame_bytes;
   char *idle_timeout;
+  char *max_seq_jump;
   char *cursor;
   char *state_directory;
   char *cursor_save_interval;
@@ -76,6 +77,7 @@ raw_options_clear (RawOptions *raw)
     &raw->topic_replication,
     &raw->max_frame_bytes,
     &raw->idle_timeout,
+    &raw->max_seq_jump,
     &raw->cursor,
     &raw->state_directory,
     &raw->cursor_save_interval,
@@ -186,6 +188,10 @@ build_entries (RawOptions *raw)
       N_ ("Reconnect when the relay sends nothing for this many seconds [ATKAFKA_IDLE_TIMEOUT, "
           "default 60]"),
       N_ ("SECONDS") },
+    { "max-seq-jump", 0, 0, G_OPTION_ARG_STRING, &raw->max_seq_jump,
+      N_ ("Largest step between consecutive seqs, and between the two stored cursors, taken "
+          "as sane; 0: no bound [ATKAFKA_MAX_SEQ_JUMP, default 10000000]"),
+      N_ ("N") },
     { "cursor", 0, 0, G_OPTION_ARG_STRING, &raw->cursor,
       N_ ("Start after this seq, or \"live\" for the live tip; default: the stored cursor "
           "[ATKAFKA_CURSOR]"),
@@ -623,6 +629,8 @@ parse_numbers (const RawOptions *raw, char **envp, AtkConfig *config, GError **e
       256 * 1024 * 1024, 1024 * 1024, G_GUINT64_CONSTANT (1) << 40 },
     { "--max-in-flight-messages", raw->max_in_flight_messages, "ATKAFKA_MAX_IN_FLIGHT_MESSAGES",
       200000, 100, 10000000 },
+    { "--max-seq-jump", raw->max_seq_jump, "ATKAFKA_MAX_SEQ_JUMP", 10000000, 0,
+      G_GUINT64_CONSTANT (1) << 53 },
   };
   guint64 values[G_N_ELEMENTS (numbers)];
 
@@ -641,6 +649,7 @@ parse_numbers (const RawOptions *raw, char **envp, AtkConfig *config, GError **e
   config->cursor_save_interval_ms = (guint)values[4];
   config->max_in_flight_bytes = values[5];
   config->max_in_flight_messages = (guint)values[6];
+  config->max_seq_jump = (gint64)values[7];
   return TRUE;
 }
 

@@ -16,6 +16,9 @@
 #include "atk-error.h"
 #include "atk-tap-event.h"
 
+/* Skipped frames and events: at most one log line per kind in this interval. */
+#define SKIP_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+
 /* ---- source ------------------------------------------------------------------------ */
 
 static void
@@ -434,6 +437,43 @@ count_op_errors (AtkDaemon *self, const AtkTransformResult *result)
                     result->frame->seq, did, result->n_op_errors, result->op_error->message);
 }
 
+/* A seq taken already (a reconnect replayed it; its messages are in flight), or one too far
+ * past the last (a hostile or broken relay: taking it would move the cursor past everything
+ * in between): dropped, counted and logged at most once per interval. */
+static gboolean
+frame_seq_wanted (AtkDaemon *self, gint64 seq)
+{
+  gint64 last = 0;
+  gboolean has_last = atk_cursor_tracker_get_last_added (self->tracker, &last);
+  guint64 held = 0;
+
+  switch (atk_seq_check (has_last, last, seq, self->config->max_seq_jump, self->outdated_pending))
+    {
+    case ATK_SEQ_SEEN:
+      self->stats.seen_frames++;
+      if (atk_log_limit_allow (&self->seen_log, g_get_monotonic_time (), SKIP_LOG_INTERVAL_US,
+                               &held))
+        g_message ("Frame of seq %" G_GINT64_FORMAT " dropped: seq %" G_GINT64_FORMAT
+                   " was taken already (%" G_GUINT64_FORMAT " more such frames since the last "
+                   "line)",
+                   seq, last, held);
+      return FALSE;
+    case ATK_SEQ_TOO_FAR:
+      atk_stats_count_decode_error (&self->stats, "bad_frame");
+      if (atk_log_limit_allow (&self->jump_log, g_get_monotonic_time (), SKIP_LOG_INTERVAL_US,
+                               &held))
+        g_warning ("Frame of seq %" G_GINT64_FORMAT " skipped as bad: %" G_GINT64_FORMAT
+                   " past the last seq %" G_GINT64_FORMAT
+                   ", more than --max-seq-jump %" G_GINT64_FORMAT " (%" G_GUINT64_FORMAT
+                   " more such frames since the last line)",
+                   seq, seq - last, last, self->config->max_seq_jump, held);
+      return FALSE;
+    case ATK_SEQ_NEW:
+    default:
+      return TRUE;
+    }
+}
+
 void
 atk_daemon_on_frame (AtkFirehoseSource *source, GBytes *bytes, AtkDaemon *self)
 {
@@ -458,19 +498,17 @@ atk_daemon_on_frame (AtkFirehoseSource *source, GBytes *bytes, AtkDaemon *self)
       return;
     }
   frame = result.frame;
+  if (frame->has_seq && !frame_seq_wanted (self, frame->seq))
+    {
+      g_ptr_array_set_size (self->messages, 0);
+      atk_transform_result_clear (&result);
+      return;
+    }
   log_outdated_gap (self, frame);
   if (frame->has_seq)
     {
       self->stats.has_last_seq = TRUE;
       self->stats.last_seq = frame->seq;
-    }
-  /* A seq we already handed over: a reconnect replayed it. Its messages are in flight. */
-  if (frame->has_seq && atk_cursor_tracker_get_last_added (self->tracker, &last_added)
-      && frame->seq <= last_added)
-    {
-      g_ptr_array_set_size (self->messages, 0);
-      atk_transform_result_clear (&result);
-      return;
     }
   if (frame->kind == ATK_EVENT_UNKNOWN)
     self->stats.unknown_events++;
@@ -508,15 +546,19 @@ tap_collection_wanted (const char *collection, gpointer user_data)
 static void
 tap_event_failed (AtkDaemon *self, const char *text, gsize len, const GError *error)
 {
-  guint64 id;
+  guint64 id = 0;
   gboolean has_id = atk_tap_event_peek_id (text, len, &id);
+  guint64 held = 0;
 
   if (g_error_matches (error, ATK_ERROR, ATK_ERROR_UNSUPPORTED))
     self->stats.unknown_events++;
   else
     atk_stats_count_decode_error (&self->stats, atk_error_kind_name (error));
-  g_message ("Tap event %s%" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) skipped: %s",
-             has_id ? "" : "without id ", has_id ? id : 0, len, error->message);
+  if (atk_log_limit_allow (&self->tap_log, g_get_monotonic_time (), SKIP_LOG_INTERVAL_US, &held))
+    g_message ("Tap event %s%" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
+               " bytes) skipped%s: %s (%" G_GUINT64_FORMAT " more skipped since the last line)",
+               has_id ? "" : "without a readable id ", has_id ? id : 0, len,
+               has_id ? " and acked" : "", error->message, held);
   if (has_id)
     atk_tap_source_ack (self->tap, id);
 }

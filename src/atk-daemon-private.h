@@ -13,6 +13,7 @@
 #include "atk-kafka-sink.h"
 #include "atk-metadata-stage.h"
 #include "atk-metrics-server.h"
+#include "atk-seq-check.h"
 #include "atk-tap-source.h"
 #include "atk-transaction-driver.h"
 
@@ -46,6 +47,9 @@ struct _AtkDaemon
   gint64 outdated_after;
   gboolean has_first_seq; /* the first seq taken when there was no cursor (a live start) */
   gint64 first_seq;
+  AtkLogLimit seen_log; /* frames dropped as already seen */
+  AtkLogLimit jump_log; /* frames dropped for a seq jump */
+  AtkLogLimit tap_log;  /* Tap events skipped */
 
   AtkCursorKeeper *keeper;
   AtkTransactionDriver *txn; /* NULL: at-least-once */

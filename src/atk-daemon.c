@@ -168,19 +168,23 @@ static gboolean
 txn_resume (gpointer user_data, gboolean *has_cursor, gint64 *cursor)
 {
   AtkDaemon *self = user_data;
-  gboolean found = FALSE;
-  gint64 kafka_cursor = 0;
 
   *has_cursor = atk_cursor_tracker_get_cursor (self->tracker, cursor);
   if (self->config->cursor_mode == ATK_CURSOR_STORED)
     {
-      if (!atk_cursor_keeper_load_kafka (self->keeper, ATK_CURSOR_KEEPER_LOAD_MS, &found,
-                                         &kafka_cursor))
-        return FALSE;
-      if (found && (!*has_cursor || kafka_cursor > *cursor))
+      g_autoptr (GError) error = NULL;
+
+      switch (atk_cursor_keeper_merge_kafka (self->keeper, has_cursor, cursor, &error))
         {
-          *has_cursor = TRUE;
-          *cursor = kafka_cursor;
+        case ATK_CURSOR_MERGE_UNREACHABLE:
+          return FALSE;
+        case ATK_CURSOR_MERGE_REFUSED:
+          g_warning ("%s", error->message);
+          on_sink_fatal (self->sink, error->message, self);
+          return FALSE;
+        case ATK_CURSOR_MERGE_OK:
+        default:
+          break;
         }
       g_message (*has_cursor ? "Resuming after committed seq %" G_GINT64_FORMAT
                              : "No committed cursor: starting at the live tip",
