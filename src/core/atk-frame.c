@@ -1,7 +1,7 @@
 /* One subscribeRepos message: a header map ({op, t}) and a body map, back to back.
  * Everything decoded is a view into the caller's buffer; nothing is allocated.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-frame.h"
 
@@ -488,7 +488,8 @@ void
 atk_frame_file_reader_init (AtkFrameFileReader *reader, const guint8 *data, gsize len)
 {
   reader->pos = data;
-  reader->end = data + len;
+  /* An empty mapped file has no data at all: NULL + 0 is undefined behaviour. */
+  reader->end = data != NULL ? data + len : data;
 }
 
 gboolean

@@ -7,7 +7,7 @@
  * (its README spells the flag "isActive"; the code writes "is_active": both are read).
  * Records are atproto JSON already ($link, $bytes, blobs), so they are copied through.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka-tap"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-tap-event.h"
 

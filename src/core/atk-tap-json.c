@@ -2,7 +2,7 @@
  * strings it is asked for, copies the rest compactly. No recursion deeper than
  * ATK_TAP_JSON_MAX_DEPTH, no allocation beyond the GStrings the caller passes.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka-tap"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-tap-json.h"
 

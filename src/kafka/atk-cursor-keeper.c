@@ -1,6 +1,6 @@
 /* at-kafka: the durable cursor's two stores (state file and "<topic>.cursor").
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-cursor"
 
 #include "atk-cursor-keeper.h"
 
