@@ -553,8 +553,10 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
   /* the last cursor record (a few bytes; in transactions it went with the commit) */
   if (!self->fatal && self->txn == NULL)
     atk_kafka_sink_flush (self->sink, CURSOR_FLUSH_MS);
-  g_message ("Stopped at cursor %" G_GINT64_FORMAT,
-             self->stats.has_cursor ? self->stats.cursor : -1);
+  if (self->stats.has_cursor)
+    g_message ("Stopped at cursor %" G_GINT64_FORMAT, self->stats.cursor);
+  else
+    g_message ("Stopped (no cursor yet)");
   return flushed;
 }
 

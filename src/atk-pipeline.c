@@ -434,14 +434,6 @@ on_state_changed (AtkInput *input, AtkSourceState state, AtkPipeline *self)
   self->stats->source_state = atk_source_state_name (state);
 }
 
-static void
-on_connection_error (AtkInput *input, const char *message, AtkPipeline *self)
-{
-  g_autofree char *text = atk_log_text (message, -1);
-
-  g_message ("%s connection: %s", atk_input_get_name (input), text);
-}
-
 /* ---- statistics -------------------------------------------------------------------- */
 
 void
@@ -549,7 +541,8 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
   self->ledger = atk_ledger_new (self->input, stats, config->max_seq_jump);
   g_signal_connect (self->input, "payload", G_CALLBACK (on_payload), self);
   g_signal_connect (self->input, "state-changed", G_CALLBACK (on_state_changed), self);
-  g_signal_connect (self->input, "connection-error", G_CALLBACK (on_connection_error), self);
+  /* "connection-error" needs no handler here: the source logs each failure itself, with its
+   * structured fields (RELAY, CURSOR). */
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
   g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
   return g_steal_pointer (&self);
