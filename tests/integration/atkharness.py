@@ -9,9 +9,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -73,9 +75,25 @@ def read_text(path):
         return ""
 
 
-def listening_ports(pid):
-    """The TCP ports process pid listens on, from /proc (for peers that bind port 0 and do
-    not say which port they got)."""
+def _listening():
+    """{socket inode: port} of every listening TCP socket on this machine, from /proc."""
+    out = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "0A":  # LISTEN
+                    out[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    return out
+
+
+def listening_ports(pid=None):
+    """The TCP ports process pid (every process: None) listens on, from /proc: for peers
+    that bind port 0 and do not say which port they got."""
+    table = _listening()
+    if pid is None:
+        return sorted(set(table.values()))
     inodes = set()
     fd_dir = f"/proc/{pid}/fd"
     for fd in os.listdir(fd_dir):
@@ -85,15 +103,7 @@ def listening_ports(pid):
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return sorted(ports)
+    return sorted({port for inode, port in table.items() if inode in inodes})
 
 
 def stop_process(proc, timeout=10):
@@ -105,6 +115,72 @@ def stop_process(proc, timeout=10):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class Gate:
+    """A TCP port (bound to port 0 on 127.0.0.1) that refuses service until opened: while
+    closed it accepts and at once closes each connection, as a relay that is down would;
+    open(url) forwards every later connection to url's port. For tests that start at-kafka
+    before its relay exists, without guessing a free port for the relay."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"ws://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.target = None
+        self.refused = 0
+        self.closing = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def open(self, url):
+        self.target = int(url.rsplit(":", 1)[1])
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.target is None:
+                self.refused += 1
+                conn.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=10)
+            except OSError:
+                conn.close()
+                continue
+            upstream.settimeout(None)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(10)
 
 
 class Replay:
