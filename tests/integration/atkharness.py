@@ -273,6 +273,16 @@ class Daemon:
             raise AssertionError(f"at-kafka exports no {name}{labels or ''}")
         return total
 
+    def sample(self, name, **labels):
+        """Like metric(), but None while the daemon exports no such sample: for waiting on
+        a series that appears with its first event (handled_events, cursor_seq, …)."""
+        try:
+            return self.metric(name, **labels)
+        except AssertionError as e:
+            if str(e).startswith("at-kafka exports no "):
+                return None
+            raise
+
     def alive(self):
         return self.proc.poll() is None
 

@@ -341,7 +341,8 @@ class NoLoss(unittest.TestCase):
         listening there afterwards must be the broker kafka-local started. Returns (env,
         bootstrap servers)."""
         rng = random.Random()
-        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
         for attempt in range(5):
             taken = set(listening_ports())
             port = rng.randrange(max(1024, low - 12000), low - 2)
