@@ -30,15 +30,33 @@ def vector(relative):
 
 
 def wait_until(condition, timeout, what, interval=0.05):
-    """Polls condition() until it returns a true value or the deadline passes."""
+    """Polls condition() until it returns a true value or the deadline passes; on a timeout
+    the error carries the output of the children still running (children_report())."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + children_report())
         time.sleep(interval)
+
+
+_CHILDREN = []  # Daemon and Replay objects, newest last
+
+
+def children_report(tail=2500):
+    """The end of the output of every at-kafka and replay started by this process that is
+    still running or ended by itself (not stopped by the test): what a failure needs."""
+    parts = []
+    for child in _CHILDREN[-8:]:
+        status = child.proc.poll()
+        if status is None or not child.stopped_by_test:
+            state = "running" if status is None else f"exited with status {status}"
+            parts.append(f"\n--- {child.name} (pid {child.proc.pid}, {state}), last output:\n"
+                         f"{child.text()[-tail:]}")
+    return "".join(parts)
 
 
 # ---- temporary directories: gone after the run, whatever happened ----------------------
@@ -189,9 +207,11 @@ class Replay:
     def __init__(self, path, *extra):
         self.dir = temp_dir("atk-replay-")
         self.log_path = os.path.join(self.dir, "replay.log")
+        self.name, self.stopped_by_test = "at-kafka-replay", False
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([REPLAY, "--port", "0", *extra, path],
                                          stdout=subprocess.PIPE, stderr=log, text=True)
+        _CHILDREN.append(self)
         line = self.proc.stdout.readline()
         m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
         if not m:
@@ -204,7 +224,10 @@ class Replay:
         """What the replay logged (also after it stopped)."""
         return read_text(self.log_path)
 
+    text = stderr
+
     def stop(self):
+        self.stopped_by_test = True
         stop_process(self.proc)
         self.proc.stdout.close()
 
@@ -227,13 +250,17 @@ class Daemon:
                      "--state-directory", self.state_dir, "--bus", bus,
                      "--topic-partitions", "8", *extra]
         self._metrics_port = None
+        self.name, self.stopped_by_test = "at-kafka", False
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([*prefix, *self.args], stdout=log,
                                          stderr=subprocess.STDOUT, env=full_env)
+        _CHILDREN.append(self)
 
     def output(self):
         """Everything the daemon logged so far (also after it exited)."""
         return read_text(self.log_path)
+
+    text = output
 
     @property
     def metrics_port(self):
@@ -288,6 +315,7 @@ class Daemon:
 
     def stop(self, timeout=30):
         """SIGTERM and wait; returns the exit status."""
+        self.stopped_by_test = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -298,6 +326,7 @@ class Daemon:
         return self.proc.returncode
 
     def kill(self):
+        self.stopped_by_test = True
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
