@@ -332,7 +332,7 @@ class NoLoss(unittest.TestCase):
     # ---- a Kafka outage --------------------------------------------------------------------
 
     def kafka_local(self, env, *args):
-        subprocess.run([KAFKA_LOCAL, *args], env=env, check=True, timeout=180,
+        subprocess.run([KAFKA_LOCAL, *args], env=env, check=True, timeout=420,
                        stdout=subprocess.DEVNULL)
 
     def private_broker(self):
@@ -352,7 +352,9 @@ class NoLoss(unittest.TestCase):
                 continue
             env = dict(os.environ, ATK_KAFKA_PORT=str(port),
                        ATK_KAFKA_CONTROLLER_PORT=str(port + 1),
-                       ATK_KAFKA_DIR=temp_dir("atk-noloss-kafka-"), ATK_KAFKA_HEAP="256m")
+                       ATK_KAFKA_DIR=temp_dir("atk-noloss-kafka-"), ATK_KAFKA_HEAP="256m",
+                       # a loaded machine may take minutes to bring a JVM broker up
+                       ATK_KAFKA_START_TIMEOUT="360")
             try:
                 self.kafka_local(env, "start", "--fresh")
             except subprocess.CalledProcessError:
