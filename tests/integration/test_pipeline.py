@@ -85,7 +85,8 @@ class StartWithoutPeers(unittest.TestCase):
         daemon.metrics()  # waits for the metrics server, raises if it does not answer
         # Several seconds of failing to reach the broker: still up, nothing read from the
         # relay (there is no topic to produce to), and a clean stop.
-        wait_until(lambda: "127.0.0.1:1 failed" in daemon.output(), 20, "a failed connect to the broker")
+        wait_until(lambda: "127.0.0.1:1 failed" in daemon.output(), 20,
+                   "a failed connect to the broker")
         self.assertTrue(daemon.alive())
         self.assertEqual(daemon.metric("atkafka_frames_received_total"), 0)
         self.assertEqual(daemon.stop(), 0, daemon.output())
