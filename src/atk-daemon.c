@@ -1,4 +1,7 @@
-/* at-kafka: the daemon. Wires relay → transformer → Kafka → cursor on one main loop.
+/* at-kafka: the daemon. Wires input → transformer → Kafka → cursor on one main loop: the
+ * input side is the pipeline (atk-pipeline.c: the AtkInput, the metadata stage, settling,
+ * backpressure, rewinds); here are Kafka, the cursor's stores, transactions, statistics.
+ * The daemon calls the pipeline; the pipeline answers through signals ("need-rewind").
  *
  * Loss rules, in one place:
  *  - A frame's seq enters the cursor tracker with the number of messages it produced; the
@@ -30,21 +33,54 @@
  *    clears the stage. Above its backlog bound the input stops, as for the in-flight bound.
  *    Not combined with --transactional-id (refused at start): a commit would have to wait
  *    for the stage to drain to record a cursor that covers exactly what it holds.
- *  - Tap mode (--tap-host): no relay cursor; Tap redelivers every event it has not seen
+ *  - Tap mode (--tap-host; an input that keeps its place, ATK_INPUT_KEEPS_PLACE): no relay
+ *    cursor; Tap redelivers every event it has not seen
  *    acked, so an event id is acked only once all its messages are in Kafka (never after
  *    a delivery error), and at once when it produced none. Nothing rewinds.
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka"
 
-#include "atk-daemon-private.h"
+#include "atk-daemon.h"
 
 #include <glib/gi18n.h>
 
+#include "atk-cursor-keeper.h"
 #include "atk-error.h"
+#include "atk-event-transformer.h"
+#include "atk-kafka-sink.h"
+#include "atk-log.h"
+#include "atk-metrics-server.h"
+#include "atk-pipeline.h"
+#include "atk-transaction-driver.h"
 
 #define STATS_INTERVAL_MS 1000
+/* The periodic stats line in the log. */
+#define STATS_LOG_INTERVAL_S 60
 /* A flush at shutdown for the last cursor record. */
 #define CURSOR_FLUSH_MS 2000
+
+struct _AtkDaemon
+{
+  GObject parent_instance;
+
+  AtkConfig *config;
+  AtkEventTransformer *transformer;
+  AtkKafkaSink *sink;
+  AtkPipeline *pipeline; /* the input, the metadata stage, what is on its way */
+  AtkMetricsServer *metrics;
+  AtkCursorKeeper *keeper;
+  AtkTransactionDriver *txn; /* NULL: at-least-once */
+
+  AtkStats stats;
+  gboolean started;
+  gboolean ready_emitted;
+  gboolean fatal;
+  guint save_timer_id;
+  guint stats_timer_id;
+  guint stats_log_id;
+  AtkLogLimit refused_lines;
+  guint64 logged_frames; /* payloads at the last stats line */
+};
 
 G_DEFINE_TYPE (AtkDaemon, atk_daemon, G_TYPE_OBJECT)
 
@@ -61,11 +97,11 @@ static guint signals[N_SIGNALS];
 
 /* The cursor that may be persisted: the acknowledged watermark, or with transactions the
  * last committed one (acknowledged messages of an open transaction may still be aborted). */
-gboolean
-atk_daemon_durable_cursor (AtkDaemon *self, gint64 *cursor)
+static gboolean
+durable_cursor (AtkDaemon *self, gint64 *cursor)
 {
   if (self->txn == NULL)
-    return atk_cursor_tracker_get_cursor (self->tracker, cursor);
+    return atk_pipeline_get_acked_cursor (self->pipeline, cursor);
   return atk_transaction_driver_get_committed (self->txn, cursor);
 }
 
@@ -76,7 +112,7 @@ save_cursor (AtkDaemon *self)
   /* At-least-once only: in transactions the record is part of each commit. */
   gboolean to_kafka = self->txn == NULL && !self->fatal;
 
-  if (!atk_daemon_durable_cursor (self, &cursor))
+  if (!durable_cursor (self, &cursor))
     return;
   self->stats.has_cursor = TRUE;
   self->stats.cursor = cursor;
@@ -101,39 +137,44 @@ on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
   else
     {
       self->stats.produced_error++;
-      g_autofree char *seq_text = g_strdup_printf ("%" G_GINT64_FORMAT, seq);
-
-      /* Journal fields are plain strings: only MESSAGE is a format. */
-      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "SEQ", seq_text, "MESSAGE",
-                        "Kafka refused a message of seq %" G_GINT64_FORMAT " for good: %s", seq,
-                        error_message);
+      atk_log_event (G_LOG_LEVEL_WARNING, &self->refused_lines, has_seq, seq, NULL,
+                     "Kafka refused a message of seq %" G_GINT64_FORMAT " for good: %s", seq,
+                     error_message);
     }
   atk_stats_observe_latency (&self->stats, latency);
-  atk_daemon_settle (self, has_seq, seq, ok);
+  /* The pipeline settles the message (its own handler). */
   if (ok && !self->ready_emitted)
     {
       self->ready_emitted = TRUE;
       g_message ("First message delivered to Kafka");
       g_signal_emit (self, signals[SIGNAL_READY], 0);
     }
-  if (self->paused_by_backpressure)
-    atk_daemon_check_backpressure (self);
+}
+
+/* Runs the input when everything here allows it: started, topic ready, not fatal, a
+ * transaction open (if any); the pipeline adds the operator's pause and backpressure. */
+static void
+update_input_allowed (AtkDaemon *self)
+{
+  atk_pipeline_set_allowed (
+      self->pipeline, self->started && atk_kafka_sink_is_ready (self->sink) && !self->fatal
+                          && (self->txn == NULL || atk_transaction_driver_is_open (self->txn)));
 }
 
 static void
-on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *error_message,
-                AtkDaemon *self)
+rewind_to_durable (AtkDaemon *self, const char *why)
 {
-  g_debug ("message of seq %" G_GINT64_FORMAT " not delivered: %s", seq, error_message);
-  /* Tap delivers the event again since it is not acked. */
-  if (self->tap != NULL)
-    {
-      atk_daemon_settle (self, has_seq, seq, FALSE);
-      return;
-    }
-  /* With transactions the commit reports it and aborts; a fatal error ends it all. */
-  if (self->txn == NULL && !self->fatal)
-    atk_daemon_schedule_rewind (self);
+  gint64 cursor = 0;
+  gboolean has_cursor = durable_cursor (self, &cursor);
+
+  atk_pipeline_rewind (self->pipeline, has_cursor, cursor, why);
+}
+
+static void
+on_need_rewind (AtkPipeline *pipeline, const char *why, AtkDaemon *self)
+{
+  if (!self->fatal)
+    rewind_to_durable (self, why);
 }
 
 static void
@@ -147,7 +188,8 @@ on_sink_fatal (AtkKafkaSink *sink, const char *reason, AtkDaemon *self)
   g_warning ("Kafka producer failed for good (%s): stopping. Nothing is lost: the stored "
              "cursor covers only what Kafka acknowledged%s",
              reason, self->txn != NULL ? " and committed" : "");
-  atk_daemon_update_source_running (self);
+  atk_pipeline_halt (self->pipeline);
+  update_input_allowed (self);
   g_signal_emit (self, signals[SIGNAL_FATAL], 0, reason);
 }
 
@@ -158,7 +200,7 @@ on_sink_ready (AtkKafkaSink *sink, AtkDaemon *self)
   if (self->txn != NULL)
     atk_transaction_driver_setup (self->txn);
   else
-    atk_daemon_update_source_running (self);
+    update_input_allowed (self);
 }
 
 /* ---- transactions ------------------------------------------------------------------ */
@@ -168,26 +210,29 @@ static gboolean
 txn_resume (gpointer user_data, gboolean *has_cursor, gint64 *cursor)
 {
   AtkDaemon *self = user_data;
-  gboolean found = FALSE;
-  gint64 kafka_cursor = 0;
 
-  *has_cursor = atk_cursor_tracker_get_cursor (self->tracker, cursor);
+  *has_cursor = atk_pipeline_get_acked_cursor (self->pipeline, cursor);
   if (self->config->cursor_mode == ATK_CURSOR_STORED)
     {
-      if (!atk_cursor_keeper_load_kafka (self->keeper, ATK_CURSOR_KEEPER_LOAD_MS, &found,
-                                         &kafka_cursor))
-        return FALSE;
-      if (found && (!*has_cursor || kafka_cursor > *cursor))
+      g_autoptr (GError) error = NULL;
+
+      switch (atk_cursor_keeper_merge_kafka (self->keeper, has_cursor, cursor, &error))
         {
-          *has_cursor = TRUE;
-          *cursor = kafka_cursor;
+        case ATK_CURSOR_MERGE_UNREACHABLE:
+          return FALSE;
+        case ATK_CURSOR_MERGE_REFUSED:
+          g_warning ("%s", error->message);
+          on_sink_fatal (self->sink, error->message, self);
+          return FALSE;
+        case ATK_CURSOR_MERGE_OK:
+        default:
+          break;
         }
       g_message (*has_cursor ? "Resuming after committed seq %" G_GINT64_FORMAT
                              : "No committed cursor: starting at the live tip",
                  *cursor);
     }
-  atk_cursor_tracker_reset (self->tracker, *has_cursor, *cursor);
-  atk_firehose_source_set_cursor (self->source, *has_cursor, *cursor);
+  atk_pipeline_reset_cursor (self->pipeline, *has_cursor, *cursor);
   return TRUE;
 }
 
@@ -195,13 +240,13 @@ static gboolean
 txn_last_handed (gpointer user_data, gint64 *seq)
 {
   AtkDaemon *self = user_data;
-  return atk_cursor_tracker_get_last_added (self->tracker, seq);
+  return atk_pipeline_get_last_handed (self->pipeline, seq);
 }
 
 static void
 txn_changed (gpointer user_data)
 {
-  atk_daemon_update_source_running (user_data);
+  update_input_allowed (user_data);
 }
 
 static void
@@ -213,7 +258,7 @@ txn_committed (gpointer user_data)
 static void
 txn_aborted (gpointer user_data)
 {
-  atk_daemon_rewind (user_data, "Kafka transaction aborted");
+  rewind_to_durable (user_data, "Kafka transaction aborted");
 }
 
 static void
@@ -237,20 +282,10 @@ static const AtkTransactionHooks txn_hooks = {
 static void
 refresh_stats (AtkDaemon *self)
 {
-  self->stats.source_state = atk_source_state_name (atk_daemon_input_state (self));
-  self->stats.reconnects = self->tap != NULL ? atk_tap_source_get_reconnects (self->tap)
-                                             : atk_firehose_source_get_reconnects (self->source);
+  atk_pipeline_refresh_stats (self->pipeline);
   self->stats.in_flight = atk_kafka_sink_get_in_flight (self->sink);
   self->stats.in_flight_bytes = atk_kafka_sink_get_in_flight_bytes (self->sink);
   self->stats.osprey_compatible = atk_event_transformer_get_osprey_compatible (self->transformer);
-  {
-    gint64 cursor;
-    if (atk_cursor_tracker_get_cursor (self->tracker, &cursor))
-      {
-        self->stats.has_cursor = TRUE;
-        self->stats.cursor = cursor;
-      }
-  }
 }
 
 static gboolean
@@ -263,28 +298,35 @@ on_stats_timer (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Tap mode: acks handed to the connection ("ok") and given up ("dropped": Tap redelivers
- * those events); events waiting for their messages' delivery. */
-static void
-render_ack_metrics (AtkDaemon *self, GString *out)
+/* The periodic stats line: totals, and the per-event log lines the rate limits hold back
+ * (each kind's next line says how many). */
+static gboolean
+on_stats_log (gpointer user_data)
 {
-  guint64 sent = 0, dropped = 0;
-  guint queued = 0;
+  AtkDaemon *self = user_data;
+  const AtkStats *now = &self->stats;
+  guint64 decode_errors = 0, held;
+  GHashTableIter iter;
+  gpointer value;
 
-  atk_tap_source_get_ack_counts (self->tap, &sent, &dropped, &queued);
-  g_string_append_printf (
-      out,
-      "# HELP atkafka_acks_sent Tap acks by status.\n"
-      "# TYPE atkafka_acks_sent counter\n"
-      "atkafka_acks_sent{status=\"ok\"} %" G_GUINT64_FORMAT "\n"
-      "atkafka_acks_sent{status=\"dropped\"} %" G_GUINT64_FORMAT "\n"
-      "# HELP atkafka_acks_queued Tap acks waiting for a connection.\n"
-      "# TYPE atkafka_acks_queued gauge\n"
-      "atkafka_acks_queued %u\n"
-      "# HELP atkafka_tap_events_pending Tap events whose messages are not all delivered yet.\n"
-      "# TYPE atkafka_tap_events_pending gauge\n"
-      "atkafka_tap_events_pending %u\n",
-      sent, dropped, queued, atk_ack_table_get_pending (self->acks));
+  if (now->decode_errors != NULL)
+    {
+      g_hash_table_iter_init (&iter, now->decode_errors);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        decode_errors += *(guint64 *)value;
+    }
+  held = atk_pipeline_get_held_lines (self->pipeline) + self->refused_lines.held;
+  if (now->frames_received == self->logged_frames && held == 0)
+    return G_SOURCE_CONTINUE;
+  g_message ("Stats: %" G_GUINT64_FORMAT " payloads, %" G_GUINT64_FORMAT
+             " produced, %" G_GUINT64_FORMAT " refused, %" G_GUINT64_FORMAT
+             " undecodable, %" G_GUINT64_FORMAT " unknown, %" G_GUINT64_FORMAT
+             " replayed, %" G_GUINT64_FORMAT " filtered; %" G_GUINT64_FORMAT
+             " event log line(s) held back",
+             now->frames_received, now->produced_ok, now->produced_error, decode_errors,
+             now->unknown_events, now->seen_frames, now->filtered_ops, held);
+  self->logged_frames = now->frames_received;
+  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -294,10 +336,7 @@ render_metrics (GString *out, gpointer user_data)
 
   refresh_stats (self);
   atk_stats_render_prometheus (&self->stats, g_get_real_time () / 1000, out);
-  if (self->stage != NULL)
-    atk_metadata_stage_render_prometheus (self->stage, out);
-  if (self->tap != NULL)
-    render_ack_metrics (self, out);
+  atk_pipeline_render_prometheus (self->pipeline, out);
 }
 
 static gboolean
@@ -316,25 +355,16 @@ atk_daemon_finalize (GObject *object)
 
   g_clear_handle_id (&self->save_timer_id, g_source_remove);
   g_clear_handle_id (&self->stats_timer_id, g_source_remove);
-  g_clear_handle_id (&self->rewind_id, g_source_remove);
+  g_clear_handle_id (&self->stats_log_id, g_source_remove);
   g_clear_pointer (&self->txn, atk_transaction_driver_free);
-  if (self->source != NULL)
-    g_signal_handlers_disconnect_by_data (self->source, self);
-  if (self->tap != NULL)
-    g_signal_handlers_disconnect_by_data (self->tap, self);
-  if (self->stage != NULL)
-    g_signal_handlers_disconnect_by_data (self->stage, self);
+  if (self->pipeline != NULL)
+    g_signal_handlers_disconnect_by_data (self->pipeline, self);
   if (self->sink != NULL)
     g_signal_handlers_disconnect_by_data (self->sink, self);
-  g_clear_object (&self->source);
-  g_clear_object (&self->tap);
-  g_clear_pointer (&self->acks, atk_ack_table_free);
-  g_clear_object (&self->stage);
+  g_clear_object (&self->pipeline);
   g_clear_object (&self->metrics);
   g_clear_object (&self->sink);
-  g_clear_object (&self->tracker);
   g_clear_object (&self->transformer);
-  g_clear_pointer (&self->messages, g_ptr_array_unref);
   atk_stats_clear (&self->stats);
   g_clear_pointer (&self->keeper, atk_cursor_keeper_free);
   g_clear_pointer (&self->config, atk_config_free);
@@ -360,8 +390,6 @@ static void
 atk_daemon_init (AtkDaemon *self)
 {
   atk_stats_init (&self->stats);
-  self->messages = g_ptr_array_new_with_free_func ((GDestroyNotify)atk_message_free);
-  self->tracker = atk_cursor_tracker_new ();
   self->transformer = atk_event_transformer_new ();
 }
 
@@ -385,12 +413,34 @@ build_sink (AtkDaemon *self, GError **error)
   if (self->sink == NULL)
     return FALSE;
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
-  g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
   g_signal_connect (self->sink, "fatal", G_CALLBACK (on_sink_fatal), self);
   g_signal_connect (self->sink, "ready", G_CALLBACK (on_sink_ready), self);
   if (self->config->transactional_id != NULL)
     self->txn = atk_transaction_driver_new (self->sink, self->config->transactional_id,
                                             self->config->output_topic, &txn_hooks, self);
+  return TRUE;
+}
+
+/* The input side; an input that resumes from a cursor starts from the stored one (or
+ * --cursor). */
+static gboolean
+build_pipeline (AtkDaemon *self, GError **error)
+{
+  gboolean has_cursor;
+  gint64 cursor = 0;
+
+  self->pipeline
+      = atk_pipeline_new (self->config, self->sink, self->transformer, &self->stats, error);
+  if (self->pipeline == NULL)
+    return FALSE;
+  atk_pipeline_set_transaction_driver (self->pipeline, self->txn);
+  g_signal_connect (self->pipeline, "need-rewind", G_CALLBACK (on_need_rewind), self);
+  if (!atk_pipeline_uses_cursor (self->pipeline))
+    return TRUE;
+  if (!atk_cursor_keeper_load_start (self->keeper, self->config->transactional_id != NULL,
+                                     &has_cursor, &cursor, error))
+    return FALSE;
+  atk_pipeline_reset_cursor (self->pipeline, has_cursor, cursor);
   return TRUE;
 }
 
@@ -431,8 +481,7 @@ atk_daemon_new (AtkConfig *config, GError **error)
           self->transformer, (const char *const *)config->watched_collections,
           (const char *const *)config->ignored_collections, error))
     return NULL;
-  if (!atk_daemon_build_stage (self, error) || !build_sink (self, error)
-      || !atk_daemon_build_input (self, error))
+  if (!build_sink (self, error) || !build_pipeline (self, error))
     return NULL;
   if (config->metrics_listen_address != NULL && *config->metrics_listen_address != '\0')
     {
@@ -451,15 +500,17 @@ atk_daemon_start (AtkDaemon *self)
   g_return_if_fail (ATK_IS_DAEMON (self));
 
   self->started = TRUE;
-  g_message ("%s %s, Kafka %s, topic %s, %s format", self->tap != NULL ? "Tap" : "Relay",
+  g_message ("%s %s, Kafka %s, topic %s, %s format",
+             atk_input_get_name (atk_pipeline_get_input (self->pipeline)),
              atk_daemon_get_relay_host (self), self->config->bootstrap_servers,
              self->config->output_topic, self->config->osprey_compatible ? "Osprey" : "standard");
   self->save_timer_id = g_timeout_add (self->config->cursor_save_interval_ms, on_save_timer, self);
   self->stats_timer_id = g_timeout_add (STATS_INTERVAL_MS, on_stats_timer, self);
+  self->stats_log_id = g_timeout_add_seconds (STATS_LOG_INTERVAL_S, on_stats_log, self);
   if (self->txn != NULL)
     atk_transaction_driver_start (self->txn);
   atk_kafka_sink_ensure_topic (self->sink);
-  atk_daemon_update_source_running (self);
+  update_input_allowed (self);
 }
 
 gboolean
@@ -470,7 +521,7 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
   g_return_val_if_fail (ATK_IS_DAEMON (self), FALSE);
 
   self->started = FALSE;
-  atk_daemon_input_stop (self);
+  update_input_allowed (self);
   if (self->txn != NULL && !self->fatal)
     atk_transaction_driver_finish (self->txn);
   flushed = !self->fatal && atk_kafka_sink_flush (self->sink, timeout_ms);
@@ -499,7 +550,7 @@ const char *
 atk_daemon_get_relay_host (AtkDaemon *self)
 {
   g_return_val_if_fail (ATK_IS_DAEMON (self), NULL);
-  return self->tap != NULL ? self->config->tap_host : self->config->relay_host;
+  return atk_input_get_url (atk_pipeline_get_input (self->pipeline));
 }
 
 void
@@ -523,8 +574,7 @@ atk_daemon_pause (AtkDaemon *self)
 {
   g_return_if_fail (ATK_IS_DAEMON (self));
   g_message ("Paused by the operator");
-  self->paused_by_operator = TRUE;
-  atk_daemon_update_source_running (self);
+  atk_pipeline_set_paused (self->pipeline, TRUE);
 }
 
 void
@@ -532,14 +582,12 @@ atk_daemon_resume (AtkDaemon *self)
 {
   g_return_if_fail (ATK_IS_DAEMON (self));
   g_message ("Resumed by the operator");
-  self->paused_by_operator = FALSE;
-  atk_daemon_update_source_running (self);
+  atk_pipeline_set_paused (self->pipeline, FALSE);
 }
 
 void
 atk_daemon_reconnect (AtkDaemon *self)
 {
   g_return_if_fail (ATK_IS_DAEMON (self));
-  if (atk_daemon_input_state (self) != ATK_SOURCE_STOPPED)
-    atk_daemon_input_reconnect (self);
+  atk_pipeline_reconnect (self->pipeline);
 }

@@ -1,5 +1,5 @@
-/* at-kafka: the daemon object. Owns the source, transformer, sink, cursor tracker and
- * metrics server, wires their signals on one GMainLoop, decides backpressure, and keeps
+/* at-kafka: the daemon object. Owns the pipeline (input side), transformer, sink, cursor
+ * stores, transactions and metrics server, wires their signals on one GMainLoop, and keeps
  * the one statistics snapshot that /metrics and D-Bus read.
  * SPDX-License-Identifier: MIT */
 #pragma once

@@ -62,7 +62,7 @@ load_ok (const char *dir)
 static void
 test_round_trip (Fixture *f, gconstpointer data)
 {
-  static const gint64 values[] = { 0, 1, 4200000123, G_MAXINT64 };
+  static const gint64 values[] = { 0, 1, 4200000123, ATK_CURSOR_STORE_MAX_SEQ };
   g_autoptr (GError) error = NULL;
 
   for (guint i = 0; i < G_N_ELEMENTS (values); i++)
@@ -137,6 +137,8 @@ test_garbage (Fixture *f, gconstpointer data)
     { "123\n456\n", -1 },
     { "123\n\n", -1 },
     { "9223372036854775808\n", -1 }, /* G_MAXINT64 + 1 */
+    { "9223372036854775807\n", -1 }, /* G_MAXINT64: beyond 2^53 */
+    { "9007199254740993\n", -1 },    /* 2^53 + 1 */
     { "99999999999999999999\n", -1 },
     { "12\00034\n", 6 },
   };

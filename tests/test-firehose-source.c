@@ -363,7 +363,7 @@ watch_new (const char *url, guint max_frame_bytes, guint idle_timeout_s)
   w->state_times = g_array_new (FALSE, FALSE, sizeof (gint64));
   w->backoffs = g_array_new (FALSE, FALSE, sizeof (guint));
   w->errors = g_ptr_array_new_with_free_func (g_free);
-  g_signal_connect (w->source, "frame", G_CALLBACK (on_frame), w);
+  g_signal_connect (w->source, "payload", G_CALLBACK (on_frame), w);
   g_signal_connect (w->source, "state-changed", G_CALLBACK (on_state), w);
   g_signal_connect (w->source, "connection-error", G_CALLBACK (on_error), w);
   return w;

@@ -38,7 +38,7 @@ test_format (void)
 static void
 test_parse_round_trip (void)
 {
-  const gint64 seqs[] = { 0, 1, G_GINT64_CONSTANT (31527015471), G_MAXINT64 - 1 };
+  const gint64 seqs[] = { 0, 1, G_GINT64_CONSTANT (31527015471), ATK_KAFKA_CURSOR_MAX_SEQ };
 
   for (gsize i = 0; i < G_N_ELEMENTS (seqs); i++)
     {
@@ -76,6 +76,8 @@ test_parse_rejects (void)
     "{\"sequence\":1}",
     "{\"seq\":}",
     "{\"seq\":99999999999999999999}",
+    "{\"seq\":9007199254740993}",
+    "{\"seq\":9223372036854775806}",
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)

@@ -205,7 +205,7 @@ client_new (const char *url, Store *store, gboolean disable_acks)
   client->texts = g_ptr_array_new_with_free_func (g_free);
   client->in_flight = g_ptr_array_new_with_free_func (delivery_free);
   client->delay_ms = 5;
-  g_signal_connect (client->source, "event", G_CALLBACK (on_event), client);
+  g_signal_connect (client->source, "payload", G_CALLBACK (on_event), client);
   g_signal_connect (client->source, "state-changed", G_CALLBACK (on_state_changed), client);
   g_signal_connect (client->source, "connection-error", G_CALLBACK (on_connection_error), client);
   atk_tap_source_start (client->source);

@@ -1,6 +1,6 @@
 /* CAR v1: a varint-framed DAG-CBOR header, then varint-framed (CID, data) blocks.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-car.h"
 

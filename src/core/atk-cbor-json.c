@@ -3,7 +3,7 @@
  * This runs for every record of every commit, so the output buffer is grown once per item
  * and written in place rather than through many small g_string_append() calls.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-cbor-json.h"
 

@@ -1,7 +1,7 @@
 /* A strict DAG-CBOR reader. Every length is checked against the remaining input before
  * anything is read, so no caller can be led past the end of its buffer.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-cbor.h"
 

@@ -1,6 +1,6 @@
 /* CIDv1: binary parsing, the base32 multibase form, SHA-256 verification.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-cid.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka-cursor"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-cursor-tracker.h"
 

@@ -3,7 +3,7 @@
  * The hot path of the daemon: every value is written straight into the message's GString,
  * no JSON trees, no per-event allocation beyond the message itself.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka-transformer"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-event-transformer.h"
 

@@ -1,7 +1,7 @@
 /* One subscribeRepos message: a header map ({op, t}) and a body map, back to back.
  * Everything decoded is a view into the caller's buffer; nothing is allocated.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-frame.h"
 
@@ -250,7 +250,12 @@ body_field (AtkCborReader *r, AtkStr key, gpointer data, guint *seen, GError **e
         return atk_cbor_skip (r, error);
       *seen |= SEEN_SEQ;
       frame->has_seq = TRUE;
-      return field_int (r, "seq", &frame->seq, error);
+      if (!field_int (r, "seq", &frame->seq, error))
+        return FALSE;
+      /* A cursor is a JSON-safe non-negative integer: anything else would poison it. */
+      if (frame->seq < 0 || frame->seq > ATK_FRAME_MAX_SEQ)
+        return bad_frame (error, "seq %" G_GINT64_FORMAT " is outside 0..2^53", frame->seq);
+      return TRUE;
     }
   if ((commit && atk_str_equal (key, "repo")) || (has_did && atk_str_equal (key, "did")))
     {

@@ -13,6 +13,9 @@
 G_BEGIN_DECLS
 
 #define ATK_FRAME_MAX_OPS 200 /* the lexicon's limit on ops per commit */
+/* The largest seq a frame may carry (2^53, JSON's safe integers); a seq outside
+ * 0..ATK_FRAME_MAX_SEQ is ATK_ERROR_BAD_FRAME, for every kind of event. */
+#define ATK_FRAME_MAX_SEQ G_GINT64_CONSTANT (9007199254740992)
 
 typedef enum
 {
@@ -76,8 +79,9 @@ typedef struct
 } AtkFrame;
 
 /* Decodes header and body. Unknown body fields are skipped (validated); required fields
- * missing or of the wrong type are ATK_ERROR_BAD_FRAME. An unknown `t` is not an error:
- * kind is ATK_EVENT_UNKNOWN and only `type` (and seq if present) are set. */
+ * missing or of the wrong type are ATK_ERROR_BAD_FRAME, and so is an integer seq outside
+ * 0..ATK_FRAME_MAX_SEQ. An unknown `t` is not an error: kind is ATK_EVENT_UNKNOWN and only
+ * `type` (and seq if present) are set. */
 gboolean atk_frame_decode (const guint8 *data, gsize len, AtkFrame *frame, GError **error);
 
 const char *atk_event_kind_name (AtkEventKind kind); /* "commit", "sync", … */

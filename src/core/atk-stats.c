@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka-stats"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-stats.h"
 
@@ -335,6 +335,9 @@ render_transformer (const AtkStats *stats, GString *out)
   append_single (out, "atkafka_outdated_cursor_total", "counter",
                  "OutdatedCursor info frames: the resume cursor was older than the relay keeps.",
                  stats->outdated_cursor_infos);
+  append_single (out, "atkafka_seen_frames_total", "counter",
+                 "Frames dropped because their seq was taken already (replayed by the relay).",
+                 stats->seen_frames);
 }
 
 static void

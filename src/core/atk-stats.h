@@ -29,6 +29,7 @@ typedef struct
   guint64 unknown_events;
   guint64 error_frames;
   guint64 outdated_cursor_infos;
+  guint64 seen_frames; /* dropped: their seq was taken already (a replay) */
 
   /* sink */
   guint64 produced_ok;

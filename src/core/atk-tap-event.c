@@ -7,7 +7,7 @@
  * (its README spells the flag "isActive"; the code writes "is_active": both are read).
  * Records are atproto JSON already ($link, $bytes, blobs), so they are copied through.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka-tap"
+#define G_LOG_DOMAIN "at-kafka-core"
 
 #include "atk-tap-event.h"
 
@@ -16,321 +16,28 @@
 #include "atk-cbor-json.h"
 #include "atk-error.h"
 #include "atk-frame.h"
+#include "atk-tap-json.h"
 #include "atk-time.h"
 
-#define MAX_DEPTH 128 /* nesting of the record; Tap's own records are far shallower */
 #define UNKNOWN_KEY "<unknown>"
 
 #define APPEND_LITERAL(out, lit) g_string_append_len ((out), (lit), sizeof (lit) - 1)
 
-/* ---- a small JSON reader: validates, decodes the strings we need, copies the rest ---- */
-
-typedef struct
-{
-  const char *p;
-  const char *end;
-  GError **error;
-} Reader;
-
 static gboolean
-fail (Reader *r, const char *what)
-{
-  g_set_error (r->error, ATK_ERROR, ATK_ERROR_BAD_FRAME, "Tap event: %s", what);
-  return FALSE;
-}
-
-static void
-skip_ws (Reader *r)
-{
-  while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
-    r->p++;
-}
-
-static gboolean
-expect (Reader *r, char c)
-{
-  skip_ws (r);
-  if (r->p >= r->end || *r->p != c)
-    return FALSE;
-  r->p++;
-  return TRUE;
-}
-
-static gint
-hex4 (const char *p)
-{
-  gint v = 0;
-
-  for (int i = 0; i < 4; i++)
-    {
-      gint d = g_ascii_xdigit_value (p[i]);
-      if (d < 0)
-        return -1;
-      v = v << 4 | d;
-    }
-  return v;
-}
-
-/* Reads \uXXXX (and its low surrogate, if it starts a pair) at r->p, just after the 'u'. */
-static gboolean
-read_unicode_escape (Reader *r, gunichar *out)
-{
-  gint hi, lo;
-
-  if (r->end - r->p < 4 || (hi = hex4 (r->p)) < 0)
-    return fail (r, "bad \\u escape");
-  r->p += 4;
-  if (hi < 0xd800 || hi > 0xdfff)
-    {
-      *out = (gunichar)hi;
-      return TRUE;
-    }
-  if (hi > 0xdbff || r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u'
-      || (lo = hex4 (r->p + 2)) < 0xdc00 || lo > 0xdfff)
-    return fail (r, "unpaired surrogate in a string");
-  r->p += 6;
-  *out = 0x10000 + (((gunichar)hi - 0xd800) << 10) + ((gunichar)lo - 0xdc00);
-  return TRUE;
-}
-
-/* Reads a string token. `decoded` (may be NULL) gets its UTF-8 value; `raw` (may be NULL)
- * gets the token itself, quotes included, which is already valid JSON. */
-static gboolean
-read_string (Reader *r, GString *decoded, GString *raw)
-{
-  static const char escapes[] = "\"\\/bfnrt";
-  static const char escaped[] = "\"\\/\b\f\n\r\t";
-  const char *start, *esc;
-
-  skip_ws (r);
-  start = r->p;
-  if (r->p >= r->end || *r->p != '"')
-    return fail (r, "expected a string");
-  r->p++;
-  for (;;)
-    {
-      const char *run = r->p;
-      gunichar c;
-
-      while (r->p < r->end && *r->p != '"' && *r->p != '\\' && (guchar)*r->p >= 0x20)
-        r->p++;
-      if (decoded != NULL)
-        g_string_append_len (decoded, run, r->p - run);
-      if (r->p >= r->end)
-        return fail (r, "unterminated string");
-      if (*r->p == '"')
-        break;
-      if (*r->p != '\\')
-        return fail (r, "control character in a string");
-      if (++r->p >= r->end)
-        return fail (r, "unterminated string");
-      if (*r->p == 'u')
-        {
-          r->p++;
-          if (!read_unicode_escape (r, &c))
-            return FALSE;
-        }
-      else if (*r->p != '\0' && (esc = strchr (escapes, *r->p)) != NULL)
-        {
-          c = (gunichar)escaped[esc - escapes];
-          r->p++;
-        }
-      else
-        return fail (r, "bad escape in a string");
-      /* Decoded strings are event fields (did, rkey, …) used as C strings: no NUL. */
-      if (decoded != NULL && c == 0)
-        return fail (r, "NUL character in a field");
-      if (decoded != NULL)
-        g_string_append_unichar (decoded, c);
-    }
-  r->p++;
-  if (!g_utf8_validate (start, r->p - start, NULL))
-    return fail (r, "string is not UTF-8");
-  if (raw != NULL)
-    g_string_append_len (raw, start, r->p - start);
-  return TRUE;
-}
-
-static gboolean
-read_digits (Reader *r)
-{
-  const char *start = r->p;
-
-  while (r->p < r->end && g_ascii_isdigit (*r->p))
-    r->p++;
-  return r->p > start;
-}
-
-/* Validates a number token (JSON grammar) and copies it as sent. */
-static gboolean
-read_number (Reader *r, GString *raw)
-{
-  const char *start = r->p;
-
-  if (r->p < r->end && *r->p == '-')
-    r->p++;
-  if (r->p < r->end && *r->p == '0')
-    r->p++;
-  else if (!read_digits (r))
-    return fail (r, "bad number");
-  if (r->p < r->end && *r->p == '.')
-    {
-      r->p++;
-      if (!read_digits (r))
-        return fail (r, "bad number");
-    }
-  if (r->p < r->end && (*r->p == 'e' || *r->p == 'E'))
-    {
-      r->p++;
-      if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
-        r->p++;
-      if (!read_digits (r))
-        return fail (r, "bad number");
-    }
-  if (raw != NULL)
-    g_string_append_len (raw, start, r->p - start);
-  return TRUE;
-}
-
-static gboolean
-read_word (Reader *r, const char *word, GString *raw)
-{
-  gsize len = strlen (word);
-
-  if ((gsize)(r->end - r->p) < len || memcmp (r->p, word, len) != 0)
-    return fail (r, "unexpected token");
-  r->p += len;
-  if (raw != NULL)
-    g_string_append_len (raw, word, len);
-  return TRUE;
-}
-
-static gboolean copy_value (Reader *r, GString *out, guint depth);
-
-static gboolean
-copy_member_key (Reader *r, GString *out)
-{
-  if (!read_string (r, NULL, out))
-    return FALSE;
-  if (!expect (r, ':'))
-    return fail (r, "expected ':'");
-  if (out != NULL)
-    g_string_append_c (out, ':');
-  return TRUE;
-}
-
-/* Copies an array or object (r->p at its opening bracket) without whitespace. */
-static gboolean
-copy_container (Reader *r, GString *out, guint depth)
-{
-  char close = *r->p == '{' ? '}' : ']';
-  gboolean object = close == '}';
-
-  if (depth >= MAX_DEPTH)
-    return fail (r, "nested too deeply");
-  if (out != NULL)
-    g_string_append_c (out, *r->p);
-  r->p++;
-  if (!expect (r, close))
-    {
-      do
-        {
-          if (out != NULL && out->str[out->len - 1] != (object ? '{' : '['))
-            g_string_append_c (out, ',');
-          if (object && !copy_member_key (r, out))
-            return FALSE;
-          if (!copy_value (r, out, depth + 1))
-            return FALSE;
-        }
-      while (expect (r, ','));
-      if (!expect (r, close))
-        return fail (r, object ? "expected ',' or '}'" : "expected ',' or ']'");
-    }
-  if (out != NULL)
-    g_string_append_c (out, close);
-  return TRUE;
-}
-
-/* Validates any value; appends it compactly to `out` unless NULL (a skip). */
-static gboolean
-copy_value (Reader *r, GString *out, guint depth)
-{
-  skip_ws (r);
-  if (r->p >= r->end)
-    return fail (r, "truncated");
-  switch (*r->p)
-    {
-    case '{':
-    case '[':
-      return copy_container (r, out, depth);
-    case '"':
-      return read_string (r, NULL, out);
-    case 't':
-      return read_word (r, "true", out);
-    case 'f':
-      return read_word (r, "false", out);
-    case 'n':
-      return read_word (r, "null", out);
-    default:
-      return read_number (r, out);
-    }
-}
-
-/* Iterates the members of an object: calls `member` with each key (r->p just after the
- * ':'); the callback must consume the value. */
-typedef gboolean (*MemberFunc) (Reader *r, const char *key, gpointer data);
-
-static gboolean
-read_object (Reader *r, MemberFunc member, gpointer data)
-{
-  g_autoptr (GString) key = g_string_sized_new (16);
-
-  if (!expect (r, '{'))
-    return fail (r, "expected an object");
-  if (expect (r, '}'))
-    return TRUE;
-  do
-    {
-      g_string_truncate (key, 0);
-      if (!read_string (r, key, NULL))
-        return FALSE;
-      if (!expect (r, ':'))
-        return fail (r, "expected ':'");
-      if (!member (r, key->str, data))
-        return FALSE;
-    }
-  while (expect (r, ','));
-  if (!expect (r, '}'))
-    return fail (r, "expected ',' or '}'");
-  return TRUE;
-}
-
-static gboolean
-read_bool (Reader *r, gboolean *out)
-{
-  skip_ws (r);
-  if (r->p < r->end && *r->p == 't')
-    return (*out = TRUE, read_word (r, "true", NULL));
-  if (r->p < r->end && *r->p == 'f')
-    return (*out = FALSE, read_word (r, "false", NULL));
-  return fail (r, "expected true or false");
-}
-
-static gboolean
-read_id (Reader *r, guint64 *out)
+read_id (AtkTapJsonReader *r, guint64 *out)
 {
   const char *start;
   guint64 value;
   g_autofree char *text = NULL;
 
-  skip_ws (r);
+  atk_tap_json_skip_ws (r);
   start = r->p;
-  if (!read_number (r, NULL))
+  if (!atk_tap_json_read_number (r, NULL))
     return FALSE;
   text = g_strndup (start, r->p - start);
   /* The id goes into AtkMessage.seq (gint64): refuse what does not fit. */
   if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXINT64, &value, NULL))
-    return fail (r, "\"id\" is not an unsigned integer");
+    return atk_tap_json_fail (r, "\"id\" is not an unsigned integer");
   *out = value;
   return TRUE;
 }
@@ -382,7 +89,7 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TapEvent, tap_event_clear)
 
 /* Members of the inner "record" or "identity" object; unknown ones are skipped. */
 static gboolean
-body_member (Reader *r, const char *key, gpointer data)
+body_member (AtkTapJsonReader *r, const char *key, gpointer data)
 {
   TapEvent *evt = data;
   struct
@@ -398,27 +105,27 @@ body_member (Reader *r, const char *key, gpointer data)
     if (strcmp (key, strings[i].name) == 0)
       {
         g_string_truncate (strings[i].into, 0);
-        return read_string (r, strings[i].into, NULL);
+        return atk_tap_json_read_string (r, strings[i].into, NULL);
       }
   if (strcmp (key, "live") == 0)
-    return read_bool (r, &evt->live);
+    return atk_tap_json_read_bool (r, &evt->live);
   if (strcmp (key, "is_active") == 0 || strcmp (key, "isActive") == 0)
-    return evt->has_active = TRUE, read_bool (r, &evt->active);
+    return evt->has_active = TRUE, atk_tap_json_read_bool (r, &evt->active);
   if (strcmp (key, "record") == 0)
     {
       g_string_truncate (evt->record, 0);
-      skip_ws (r);
+      atk_tap_json_skip_ws (r);
       if (r->p < r->end && *r->p == 'n')
-        return read_word (r, "null", NULL);
+        return atk_tap_json_read_word (r, "null", NULL);
       if (r->p >= r->end || *r->p != '{')
-        return fail (r, "\"record\" is not an object");
-      return copy_value (r, evt->record, 0);
+        return atk_tap_json_fail (r, "\"record\" is not an object");
+      return atk_tap_json_copy_value (r, evt->record, 0);
     }
-  return copy_value (r, NULL, 0);
+  return atk_tap_json_copy_value (r, NULL, 0);
 }
 
 static gboolean
-top_member (Reader *r, const char *key, gpointer data)
+top_member (AtkTapJsonReader *r, const char *key, gpointer data)
 {
   TapEvent *evt = data;
 
@@ -427,44 +134,40 @@ top_member (Reader *r, const char *key, gpointer data)
   if (strcmp (key, "type") == 0)
     {
       g_string_truncate (evt->type, 0);
-      return read_string (r, evt->type, NULL);
+      return atk_tap_json_read_string (r, evt->type, NULL);
     }
   if (strcmp (key, "record") == 0 || strcmp (key, "identity") == 0 || strcmp (key, "user") == 0)
     {
-      skip_ws (r);
+      atk_tap_json_skip_ws (r);
       if (r->p < r->end && *r->p == 'n')
-        return read_word (r, "null", NULL);
+        return atk_tap_json_read_word (r, "null", NULL);
       evt->has_body = TRUE;
-      return read_object (r, body_member, evt);
+      return atk_tap_json_read_object (r, body_member, evt);
     }
-  return copy_value (r, NULL, 0);
+  return atk_tap_json_copy_value (r, NULL, 0);
 }
 
 static gboolean
 parse_event (const char *text, gsize len, TapEvent *evt, GError **error)
 {
-  Reader r = { text, text + len, error };
+  AtkTapJsonReader r = { text, text + len, error };
 
-  if (!read_object (&r, top_member, evt))
+  if (!atk_tap_json_read_object (&r, top_member, evt))
     return FALSE;
-  skip_ws (&r);
+  atk_tap_json_skip_ws (&r);
   if (r.p != r.end)
-    return fail (&r, "trailing data after the event");
+    return atk_tap_json_fail (&r, "trailing data after the event");
   if (!evt->has_id)
-    return fail (&r, "no \"id\"");
+    return atk_tap_json_fail (&r, "no \"id\"");
   return TRUE;
 }
 
 gboolean
 atk_tap_event_peek_id (const char *text, gsize len, guint64 *out_id)
 {
-  g_auto (TapEvent) evt;
-
-  tap_event_init (&evt);
-  if (text == NULL || !parse_event (text, len, &evt, NULL))
-    return FALSE;
-  *out_id = evt.id;
-  return TRUE;
+  /* Not parse_event(): whatever else is wrong with the event must not hide its id, or Tap
+   * would deliver it again for ever. */
+  return atk_tap_json_peek_uint_member (text, len, "id", out_id);
 }
 
 char *
@@ -514,23 +217,23 @@ append_time_ms (GString *out, gint64 ms)
 static gboolean
 record_string (const GString *record, const char *name, GString *out)
 {
-  Reader r = { record->str, record->str + record->len, NULL };
+  AtkTapJsonReader r = { record->str, record->str + record->len, NULL };
   g_autoptr (GString) key = g_string_new (NULL);
 
-  if (record->len == 0 || !expect (&r, '{') || expect (&r, '}'))
+  if (record->len == 0 || !atk_tap_json_expect (&r, '{') || atk_tap_json_expect (&r, '}'))
     return FALSE;
   do
     {
       g_string_truncate (key, 0);
-      if (!read_string (&r, key, NULL) || !expect (&r, ':'))
+      if (!atk_tap_json_read_string (&r, key, NULL) || !atk_tap_json_expect (&r, ':'))
         return FALSE;
-      skip_ws (&r);
+      atk_tap_json_skip_ws (&r);
       if (strcmp (key->str, name) == 0)
-        return r.p < r.end && *r.p == '"' && read_string (&r, out, NULL);
-      if (!copy_value (&r, NULL, 0))
+        return r.p < r.end && *r.p == '"' && atk_tap_json_read_string (&r, out, NULL);
+      if (!atk_tap_json_copy_value (&r, NULL, 0))
         return FALSE;
     }
-  while (expect (&r, ','));
+  while (atk_tap_json_expect (&r, ','));
   return FALSE;
 }
 

@@ -40,8 +40,12 @@ typedef struct
   gpointer filter_data;
 } AtkTapEventOptions;
 
-/* Reads a Tap event's id only (for acking events that fail to transform). FALSE when the
- * text is not a JSON object with an unsigned integer "id". */
+/* Reads a Tap event's id only, for acking events that fail to transform: the top-level
+ * object's "id" member, digits only, 0..2^64-1 (Tap's ids are unsigned 64-bit; an id above
+ * 2^63-1 is readable and acked, although such an event cannot be transformed). Whatever
+ * else is wrong with the text (nesting, NULs or bad escapes in strings, a bad member,
+ * trailing garbage, a truncated end after the id) does not hide the id. FALSE when the
+ * text does not start with an object or has no such id. */
 gboolean atk_tap_event_peek_id (const char *text, gsize len, guint64 *out_id);
 
 /* Turns one Tap event into messages appended to `messages` (AtkMessage*):

@@ -3,9 +3,12 @@
  * subscribeRepos path, the cursor query on every (re)connect, binary frames only, the
  * idle timeout, and the relay's fields in the logs.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-input"
 
 #include "atk-firehose-source.h"
+
+#include "atk-error.h"
+#include "atk-log.h"
 
 #define SUBSCRIBE_PATH "/xrpc/com.atproto.sync.subscribeRepos"
 /* A connection that delivered this many frames was healthy, however short it was. */
@@ -22,7 +25,11 @@ struct _AtkFirehoseSource
   AtkWsClient *client;
 };
 
-G_DEFINE_FINAL_TYPE (AtkFirehoseSource, atk_firehose_source, G_TYPE_OBJECT)
+static void atk_firehose_source_input_init (AtkInputInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (AtkFirehoseSource, atk_firehose_source, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (ATK_TYPE_INPUT,
+                                                      atk_firehose_source_input_init))
 
 enum
 {
@@ -31,16 +38,7 @@ enum
   N_PROPS
 };
 
-enum
-{
-  SIGNAL_FRAME,
-  SIGNAL_STATE_CHANGED,
-  SIGNAL_CONNECTION_ERROR,
-  N_SIGNALS
-};
-
 static GParamSpec *properties[N_PROPS];
-static guint signals[N_SIGNALS];
 
 static void
 log_event (AtkFirehoseSource *self, GLogLevelFlags level, const char *message)
@@ -48,7 +46,8 @@ log_event (AtkFirehoseSource *self, GLogLevelFlags level, const char *message)
   g_autofree char *cursor
       = self->has_cursor ? g_strdup_printf ("%" G_GINT64_FORMAT, self->cursor) : g_strdup ("live");
 
-  g_log_structured (G_LOG_DOMAIN, level, "RELAY", self->relay_url, "CURSOR", cursor, "SOURCE_STATE",
+  g_log_structured (G_LOG_DOMAIN, level, ATK_LOG_INPUT_URL, self->relay_url, ATK_LOG_CURSOR, cursor,
+                    ATK_LOG_SOURCE_STATE,
                     atk_source_state_name (atk_firehose_source_get_state (self)), "MESSAGE",
                     "%s: %s", self->relay_url, message);
 }
@@ -70,7 +69,7 @@ build_url (AtkFirehoseSource *self)
 static void
 on_client_message (AtkWsClient *client, GBytes *message, gboolean binary, gpointer user_data)
 {
-  g_signal_emit (user_data, signals[SIGNAL_FRAME], 0, message);
+  atk_input_emit_payload (user_data, message);
 }
 
 static void
@@ -81,7 +80,7 @@ on_client_state_changed (AtkWsClient *client, AtkSourceState state, gpointer use
   if (state == ATK_SOURCE_CONNECTED)
     log_event (self, G_LOG_LEVEL_MESSAGE, "connected");
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
-  g_signal_emit (self, signals[SIGNAL_STATE_CHANGED], 0, state);
+  atk_input_emit_state_changed (ATK_INPUT (self), state);
 }
 
 static void
@@ -90,7 +89,7 @@ on_client_connection_error (AtkWsClient *client, const char *message, gpointer u
   AtkFirehoseSource *self = user_data;
 
   log_event (self, G_LOG_LEVEL_MESSAGE, message);
-  g_signal_emit (self, signals[SIGNAL_CONNECTION_ERROR], 0, message);
+  atk_input_emit_connection_error (ATK_INPUT (self), message);
 }
 
 void
@@ -232,21 +231,106 @@ atk_firehose_source_class_init (AtkFirehoseSourceClass *klass)
       = g_param_spec_enum ("state", NULL, NULL, ATK_TYPE_SOURCE_STATE, ATK_SOURCE_STOPPED,
                            G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
-
-  signals[SIGNAL_FRAME] = g_signal_new ("frame", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                                        NULL, NULL, g_cclosure_marshal_VOID__BOXED, G_TYPE_NONE, 1,
-                                        G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
-  g_signal_set_va_marshaller (signals[SIGNAL_FRAME], G_TYPE_FROM_CLASS (klass),
-                              g_cclosure_marshal_VOID__BOXEDv);
-  signals[SIGNAL_STATE_CHANGED]
-      = g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                      NULL, G_TYPE_NONE, 1, ATK_TYPE_SOURCE_STATE);
-  signals[SIGNAL_CONNECTION_ERROR]
-      = g_signal_new ("connection-error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
-                      NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void
 atk_firehose_source_init (AtkFirehoseSource *self)
 {
+}
+
+/* ---- AtkInput ---------------------------------------------------------------------- */
+
+/* #info and #error frames: what they mean for the pipeline (ConsumerTooSlow: reconnect
+ * here; resuming from the last handed-over seq loses nothing). */
+static AtkInputNotice
+control_notice (AtkFirehoseSource *self, const AtkFrame *frame)
+{
+  g_autofree char *name = g_strndup (frame->name.ptr, frame->name.len);
+  g_autofree char *message = g_strndup (frame->message.ptr, frame->message.len);
+
+  if (frame->kind == ATK_EVENT_INFO)
+    {
+      if (g_strcmp0 (name, "OutdatedCursor") == 0)
+        {
+          g_warning ("The relay no longer has events after our cursor (OutdatedCursor: %s): "
+                     "events between the cursor and the relay's oldest are lost to us",
+                     message);
+          return ATK_INPUT_NOTICE_OUTDATED_CURSOR;
+        }
+      g_message ("Relay info %s: %s", name, message);
+      return ATK_INPUT_NOTICE_NONE;
+    }
+  if (g_strcmp0 (name, "FutureCursor") == 0)
+    {
+      g_warning (
+          "The relay says our cursor is in its future (FutureCursor: %s): falling back to the live "
+          "tip; check that --relay-host is the relay the cursor came from",
+          message);
+      return ATK_INPUT_NOTICE_FUTURE_CURSOR;
+    }
+  if (g_strcmp0 (name, "ConsumerTooSlow") == 0)
+    {
+      g_warning ("The relay says we are too slow (ConsumerTooSlow: %s): reconnecting", message);
+      atk_firehose_source_reconnect (self);
+    }
+  else
+    g_warning ("Relay error frame %s: %s", name, message);
+  return ATK_INPUT_NOTICE_ERROR;
+}
+
+static gboolean
+firehose_decode (AtkInput *input, GBytes *payload, AtkEventTransformer *transformer,
+                 GPtrArray *messages, AtkInputEvent *event, GError **error)
+{
+  AtkFirehoseSource *self = ATK_FIREHOSE_SOURCE (input);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  AtkTransformResult result = { 0 };
+  const AtkFrame *frame;
+
+  if (!atk_event_transformer_transform (transformer, data, len, g_get_real_time (), messages,
+                                        &result, error))
+    {
+      atk_transform_result_clear (&result);
+      return FALSE;
+    }
+  frame = result.frame;
+  event->has_position = frame->has_seq;
+  event->position = frame->seq;
+  event->unknown = frame->kind == ATK_EVENT_UNKNOWN;
+  if (frame->kind == ATK_EVENT_INFO || frame->kind == ATK_EVENT_ERROR)
+    event->notice = control_notice (self, frame);
+  event->n_filtered = result.n_filtered;
+  event->n_op_errors = result.n_op_errors;
+  event->op_error = g_steal_pointer (&result.op_error);
+  if (frame->did.len > 0)
+    event->did = g_strndup (frame->did.ptr, frame->did.len);
+  atk_transform_result_clear (&result);
+  return TRUE;
+}
+
+static const char *
+firehose_get_name (AtkInput *input)
+{
+  return "Relay";
+}
+
+static const char *
+firehose_get_url (AtkInput *input)
+{
+  return ATK_FIREHOSE_SOURCE (input)->relay_url;
+}
+
+static void
+atk_firehose_source_input_init (AtkInputInterface *iface)
+{
+  iface->get_name = firehose_get_name;
+  iface->get_url = firehose_get_url;
+  iface->start = (void (*) (AtkInput *))atk_firehose_source_start;
+  iface->stop = (void (*) (AtkInput *))atk_firehose_source_stop;
+  iface->reconnect = (void (*) (AtkInput *))atk_firehose_source_reconnect;
+  iface->get_state = (AtkSourceState (*) (AtkInput *))atk_firehose_source_get_state;
+  iface->get_reconnects = (guint64 (*) (AtkInput *))atk_firehose_source_get_reconnects;
+  iface->decode = firehose_decode;
+  iface->set_cursor = (void (*) (AtkInput *, gboolean, gint64))atk_firehose_source_set_cursor;
 }

@@ -1,12 +1,12 @@
-/* at-kafka: the relay connection (libsoup-3 WebSocket). Connects, reconnects with
- * exponential backoff and jitter, and emits each binary message as a "frame".
- * Knows nothing about CBOR or Kafka.
+/* at-kafka: the relay input (libsoup-3 WebSocket), an AtkInput. Connects, reconnects with
+ * exponential backoff and jitter, and emits each binary message as a "payload"; decode()
+ * reads a frame with the core's transformer. Knows nothing about Kafka.
  * SPDX-License-Identifier: MIT */
 #pragma once
 
 #include <gio/gio.h>
 
-#include "atk-ws-client.h" /* AtkSourceState */
+#include "atk-input.h"
 
 G_BEGIN_DECLS
 
@@ -36,9 +36,8 @@ guint64 atk_firehose_source_get_reconnects (AtkFirehoseSource *self);
 void atk_firehose_source_get_backoff (AtkFirehoseSource *self, guint *delay_ms, guint *bound_ms);
 
 /* Signals:
- *  "frame" (GBytes *frame)            one binary WebSocket message
- *  "state-changed" (AtkSourceState)   also notify::state
- *  "connection-error" (const char *)  a failed attempt or a dropped connection, for logs
+ *  AtkInput's "payload" (one binary WebSocket message), "state-changed" (also
+ *  notify::state) and "connection-error"
  */
 
 G_END_DECLS

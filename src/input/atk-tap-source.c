@@ -6,9 +6,13 @@
  * acks not yet sent. There is no idle timeout either: a quiet Tap is normal (nothing to
  * sync), and the WebSocket keepalive pings keep idle connections open through proxies.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-input"
 
 #include "atk-tap-source.h"
+
+#include "atk-error.h"
+#include "atk-log.h"
+#include "atk-tap-event.h"
 
 #define CHANNEL_PATH "/channel"
 /* Acks waiting for a connection. Tap's own outbox holds about 100k events by default;
@@ -30,22 +34,15 @@ struct _AtkTapSource
   guint64 acks_dropped;
 };
 
-G_DEFINE_FINAL_TYPE (AtkTapSource, atk_tap_source, G_TYPE_OBJECT)
+static void atk_tap_source_input_init (AtkInputInterface *iface);
 
-enum
-{
-  SIGNAL_EVENT,
-  SIGNAL_STATE_CHANGED,
-  SIGNAL_CONNECTION_ERROR,
-  N_SIGNALS
-};
-
-static guint signals[N_SIGNALS];
+G_DEFINE_FINAL_TYPE_WITH_CODE (AtkTapSource, atk_tap_source, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (ATK_TYPE_INPUT, atk_tap_source_input_init))
 
 static void
 log_event (AtkTapSource *self, GLogLevelFlags level, const char *message)
 {
-  g_log_structured (G_LOG_DOMAIN, level, "TAP", self->tap_url, "SOURCE_STATE",
+  g_log_structured (G_LOG_DOMAIN, level, ATK_LOG_INPUT_URL, self->tap_url, ATK_LOG_SOURCE_STATE,
                     atk_source_state_name (atk_tap_source_get_state (self)), "MESSAGE", "%s: %s",
                     self->channel_url, message);
 }
@@ -86,7 +83,7 @@ flush_acks (AtkTapSource *self)
 static void
 on_client_message (AtkWsClient *client, GBytes *message, gboolean binary, gpointer user_data)
 {
-  g_signal_emit (user_data, signals[SIGNAL_EVENT], 0, message);
+  atk_input_emit_payload (user_data, message);
 }
 
 static void
@@ -100,7 +97,7 @@ on_client_state_changed (AtkWsClient *client, AtkSourceState state, gpointer use
       /* Acks of events stored while we were away: Tap then needs not resend them. */
       flush_acks (self);
     }
-  g_signal_emit (self, signals[SIGNAL_STATE_CHANGED], 0, state);
+  atk_input_emit_state_changed (ATK_INPUT (self), state);
 }
 
 static void
@@ -109,7 +106,7 @@ on_client_connection_error (AtkWsClient *client, const char *message, gpointer u
   AtkTapSource *self = user_data;
 
   log_event (self, G_LOG_LEVEL_MESSAGE, message);
-  g_signal_emit (self, signals[SIGNAL_CONNECTION_ERROR], 0, message);
+  atk_input_emit_connection_error (ATK_INPUT (self), message);
 }
 
 void
@@ -250,20 +247,112 @@ atk_tap_source_class_init (AtkTapSourceClass *klass)
 
   object_class->dispose = atk_tap_source_dispose;
   object_class->finalize = atk_tap_source_finalize;
-
-  signals[SIGNAL_EVENT] = g_signal_new ("event", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                                        NULL, NULL, g_cclosure_marshal_VOID__BOXED, G_TYPE_NONE, 1,
-                                        G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
-  signals[SIGNAL_STATE_CHANGED]
-      = g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                      NULL, G_TYPE_NONE, 1, ATK_TYPE_SOURCE_STATE);
-  signals[SIGNAL_CONNECTION_ERROR]
-      = g_signal_new ("connection-error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
-                      NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void
 atk_tap_source_init (AtkTapSource *self)
 {
   self->queued_acks = g_array_new (FALSE, FALSE, sizeof (guint64));
+}
+
+/* ---- AtkInput ---------------------------------------------------------------------- */
+
+static gboolean
+tap_collection_wanted (const char *collection, gpointer user_data)
+{
+  return atk_event_transformer_collection_wanted (user_data, collection);
+}
+
+static gboolean
+tap_decode (AtkInput *input, GBytes *payload, AtkEventTransformer *transformer, GPtrArray *messages,
+            AtkInputEvent *event, GError **error)
+{
+  AtkTapSource *self = ATK_TAP_SOURCE (input);
+  gsize len;
+  const char *data = g_bytes_get_data (payload, &len);
+  AtkTapEventOptions options = {
+    .osprey = atk_event_transformer_get_osprey_compatible (transformer),
+    .filter = tap_collection_wanted,
+    .filter_data = transformer,
+  };
+  AtkTapEventResult result = { 0 };
+  guint64 id;
+  g_autoptr (GError) local_error = NULL;
+
+  if (!atk_tap_event_transform (data, len, &options, g_get_real_time (), messages, &result,
+                                &local_error))
+    {
+      /* An event we cannot use would come back forever: ack it when its id is readable. */
+      event->unknown = g_error_matches (local_error, ATK_ERROR, ATK_ERROR_UNSUPPORTED);
+      event->has_position = atk_tap_event_peek_id (data, len, &id);
+      event->position = (gint64)id;
+      if (event->has_position)
+        atk_tap_source_ack (self, id);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  event->has_position = TRUE;
+  event->position = (gint64)result.id;
+  event->n_filtered = result.filtered;
+  return TRUE;
+}
+
+static const char *
+tap_get_name (AtkInput *input)
+{
+  return "Tap";
+}
+
+static const char *
+tap_get_url (AtkInput *input)
+{
+  return ATK_TAP_SOURCE (input)->tap_url;
+}
+
+static AtkInputFlags
+tap_get_flags (AtkInput *input)
+{
+  return ATK_INPUT_KEEPS_PLACE;
+}
+
+static void
+tap_ack (AtkInput *input, guint64 id)
+{
+  atk_tap_source_ack (ATK_TAP_SOURCE (input), id);
+}
+
+/* Acks handed to the connection ("ok") and given up ("dropped": Tap redelivers those
+ * events); acks waiting for a connection. */
+static void
+tap_render_prometheus (AtkInput *input, GString *out)
+{
+  guint64 sent = 0, dropped = 0;
+  guint queued = 0;
+
+  atk_tap_source_get_ack_counts (ATK_TAP_SOURCE (input), &sent, &dropped, &queued);
+  g_string_append_printf (out,
+                          "# HELP atkafka_acks_sent Tap acks by status.\n"
+                          "# TYPE atkafka_acks_sent counter\n"
+                          "atkafka_acks_sent{status=\"ok\"} %" G_GUINT64_FORMAT "\n"
+                          "atkafka_acks_sent{status=\"dropped\"} %" G_GUINT64_FORMAT "\n"
+                          "# HELP atkafka_acks_queued Tap acks waiting for a connection.\n"
+                          "# TYPE atkafka_acks_queued gauge\n"
+                          "atkafka_acks_queued %u\n",
+                          sent, dropped, queued);
+}
+
+static void
+atk_tap_source_input_init (AtkInputInterface *iface)
+{
+  iface->get_name = tap_get_name;
+  iface->get_url = tap_get_url;
+  iface->get_flags = tap_get_flags;
+  iface->start = (void (*) (AtkInput *))atk_tap_source_start;
+  iface->stop = (void (*) (AtkInput *))atk_tap_source_stop;
+  iface->reconnect = (void (*) (AtkInput *))atk_tap_source_reconnect;
+  iface->get_state = (AtkSourceState (*) (AtkInput *))atk_tap_source_get_state;
+  iface->get_reconnects = (guint64 (*) (AtkInput *))atk_tap_source_get_reconnects;
+  iface->decode = tap_decode;
+  iface->ack = tap_ack;
+  iface->render_prometheus = tap_render_prometheus;
 }

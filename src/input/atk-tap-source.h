@@ -1,12 +1,13 @@
-/* at-kafka: the Tap connection (libsoup-3 WebSocket to {tap}/channel). Connects,
- * reconnects with exponential backoff and jitter, emits each text message as an "event",
- * and sends Tap's acks. Knows nothing about Kafka or the event's contents.
+/* at-kafka: the Tap input (libsoup-3 WebSocket to {tap}/channel), an AtkInput that keeps
+ * its own place (ATK_INPUT_KEEPS_PLACE). Connects, reconnects with exponential backoff and
+ * jitter, emits each text message as a "payload", decode()s it with the core's Tap event
+ * reader, and sends Tap's acks. Knows nothing about Kafka.
  * SPDX-License-Identifier: MIT */
 #pragma once
 
 #include <gio/gio.h>
 
-#include "atk-firehose-source.h" /* AtkSourceState */
+#include "atk-input.h"
 
 G_BEGIN_DECLS
 
@@ -44,9 +45,8 @@ void atk_tap_source_get_ack_counts (AtkTapSource *self, guint64 *sent, guint64 *
                                     guint *queued);
 
 /* Signals:
- *  "event" (GBytes *text)             one text WebSocket message (a Tap event, JSON)
- *  "state-changed" (AtkSourceState)
- *  "connection-error" (const char *)  a failed attempt or a dropped connection, for logs
+ *  AtkInput's "payload" (one text WebSocket message: a Tap event, JSON), "state-changed"
+ *  and "connection-error"
  */
 
 G_END_DECLS

@@ -7,7 +7,7 @@
  * callbacks that find their generation stale do nothing. That is also how "no signal after
  * stop()" holds.
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-input"
 
 #include "atk-ws-client.h"
 

@@ -45,7 +45,7 @@ parse_cursor (const char *contents, gsize len, gint64 *cursor)
         return FALSE;
       value = value * 10 + (guint64)(contents[i] - '0');
     }
-  if (value > G_MAXINT64)
+  if (value > (guint64)ATK_CURSOR_STORE_MAX_SEQ)
     return FALSE;
   *cursor = (gint64)value;
   return TRUE;
@@ -74,7 +74,8 @@ atk_cursor_store_load (const char *state_directory, gint64 *cursor, GError **err
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_FAILED,
                    "Cursor file “%s” does not hold a sequence number (expected decimal digits "
-                   "and a newline); fix or delete it",
+                   "up to 2^53 and a newline); fix or delete it, or start once with --cursor "
+                   "SEQ or --cursor live",
                    path);
       return FALSE;
     }
@@ -147,7 +148,13 @@ atk_cursor_store_save (const char *state_directory, gint64 cursor, GError **erro
   g_autofree char *text = NULL;
 
   g_return_val_if_fail (state_directory != NULL, FALSE);
-  g_return_val_if_fail (cursor >= 0, FALSE);
+
+  if (cursor < 0 || cursor > ATK_CURSOR_STORE_MAX_SEQ)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_FAILED,
+                   "Refusing to store %" G_GINT64_FORMAT " as the cursor: not in 0..2^53", cursor);
+      return FALSE;
+    }
 
   if (g_mkdir_with_parents (state_directory, 0700) < 0)
     return set_errno_error (error, errno, "create state directory", state_directory);

@@ -5,7 +5,9 @@
  * transaction is never seen), assigns itself the last few hundred offsets and keeps the
  * newest record with our key. Compaction keeps that record however old it is; the tail is
  * read first because the topic normally holds one key, and the whole partition only when
- * the tail has none of ours.
+ * the tail has none of ours. The newest record decides: a tombstone means nothing is
+ * stored, and anything that is not a cursor makes the store corrupt (not "empty": an
+ * older record must not silently win).
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka-cursor"
 
@@ -37,10 +39,22 @@ atk_kafka_cursor_format (gint64 seq, gint64 now_us)
 gboolean
 atk_kafka_cursor_parse (const char *value, gsize len, gint64 *seq, GError **error)
 {
-  g_autofree char *text = g_strndup (value, len);
-  const char *p = strstr (text, "\"seq\"");
+  g_autofree char *text = NULL;
+  const char *p;
   char *end = NULL;
   gint64 parsed;
+
+  if (value == NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           "Not a cursor record: a tombstone (null value)");
+      return FALSE;
+    }
+  /* The value is bytes from anyone who can write the topic: no NUL may cut it short. */
+  if (memchr (value, '\0', len) != NULL)
+    goto bad_bytes;
+  text = g_strndup (value, len);
+  p = strstr (text, "\"seq\"");
 
   if (p != NULL)
     {
@@ -55,13 +69,21 @@ atk_kafka_cursor_parse (const char *value, gsize len, gint64 *seq, GError **erro
   if (p == NULL || !g_ascii_isdigit (*p))
     goto bad;
   parsed = g_ascii_strtoll (p, &end, 10);
-  if (parsed < 0 || parsed == G_MAXINT64 || (*end != ',' && *end != '}' && !g_ascii_isspace (*end)))
+  if (parsed < 0 || parsed > ATK_KAFKA_CURSOR_MAX_SEQ
+      || (*end != ',' && *end != '}' && !g_ascii_isspace (*end)))
     goto bad;
   *seq = parsed;
   return TRUE;
 
 bad:
-  g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Not a cursor record: “%.80s”", text);
+  if (g_utf8_validate (text, -1, NULL))
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Not a cursor record: “%.80s”", text);
+      return FALSE;
+    }
+bad_bytes:
+  g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+               "Not a cursor record: %" G_GSIZE_FORMAT " bytes that are not UTF-8 text", len);
   return FALSE;
 }
 
@@ -118,10 +140,39 @@ remaining_ms (gint64 deadline_us)
   return left > 0 ? (int)(left / 1000) : 0;
 }
 
-/* Consumes [start, end of partition) and keeps the newest parsable record with key. */
+/* What the newest record with our key said. */
+typedef struct
+{
+  gboolean seen;  /* a record with our key was read */
+  gboolean found; /* the newest one is a cursor: seq */
+  gint64 seq;
+  GError *corrupt; /* the newest one is neither a cursor nor a tombstone */
+} Newest;
+
+static void
+newest_take (Newest *newest, const rd_kafka_message_t *m)
+{
+  g_autoptr (GError) error = NULL;
+
+  newest->seen = TRUE;
+  newest->found = FALSE;
+  g_clear_error (&newest->corrupt);
+  /* A tombstone (null value) deletes the key: nothing is stored there. */
+  if (m->payload == NULL)
+    return;
+  if (atk_kafka_cursor_parse (m->payload, m->len, &newest->seq, &error))
+    newest->found = TRUE;
+  else
+    {
+      newest->corrupt = g_steal_pointer (&error);
+      g_prefix_error (&newest->corrupt, "offset %" G_GINT64_FORMAT ": ", (gint64)m->offset);
+    }
+}
+
+/* Consumes [start, end of partition), keeping what the newest record with key says. */
 static gboolean
 scan (rd_kafka_t *rk, const char *topic, const char *key, gint64 start, gint64 deadline_us,
-      gboolean *found, gint64 *seq, GError **error)
+      Newest *newest, GError **error)
 {
   rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new (1);
   gsize key_len = strlen (key);
@@ -144,7 +195,7 @@ scan (rd_kafka_t *rk, const char *topic, const char *key, gint64 start, gint64 d
       err = m->err;
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key_len == key_len
           && memcmp (m->key, key, key_len) == 0)
-        *found = atk_kafka_cursor_parse (m->payload, m->len, seq, NULL) || *found;
+        newest_take (newest, m);
       rd_kafka_message_destroy (m);
       if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return TRUE;
@@ -158,8 +209,8 @@ scan (rd_kafka_t *rk, const char *topic, const char *key, gint64 start, gint64 d
 }
 
 static gboolean
-load_with (rd_kafka_t *rk, const char *topic, const char *key, gint64 deadline_us, gboolean *found,
-           gint64 *seq, GError **error)
+load_with (rd_kafka_t *rk, const char *topic, const char *key, gint64 deadline_us, Newest *newest,
+           GError **error)
 {
   int64_t low = 0, high = 0;
   rd_kafka_resp_err_t err;
@@ -177,11 +228,11 @@ load_with (rd_kafka_t *rk, const char *topic, const char *key, gint64 deadline_u
     }
   if (high <= low)
     return TRUE;
-  if (!scan (rk, topic, key, MAX (low, high - TAIL_RECORDS), deadline_us, found, seq, error))
+  if (!scan (rk, topic, key, MAX (low, high - TAIL_RECORDS), deadline_us, newest, error))
     return FALSE;
-  if (*found || high - low <= TAIL_RECORDS)
+  if (newest->seen || high - low <= TAIL_RECORDS)
     return TRUE;
-  return scan (rk, topic, key, low, deadline_us, found, seq, error);
+  return scan (rk, topic, key, low, deadline_us, newest, error);
 }
 
 gboolean
@@ -190,6 +241,7 @@ atk_kafka_cursor_load (const char *bootstrap_servers, const char *const *propert
                        gint64 *seq, GError **error)
 {
   gint64 deadline_us = g_get_monotonic_time () + (gint64)timeout_ms * 1000;
+  Newest newest = { FALSE, FALSE, 0, NULL };
   rd_kafka_t *rk;
   gboolean ok;
 
@@ -197,8 +249,17 @@ atk_kafka_cursor_load (const char *bootstrap_servers, const char *const *propert
   rk = new_reader (bootstrap_servers, properties, error);
   if (rk == NULL)
     return FALSE;
-  ok = load_with (rk, topic, key, deadline_us, found, seq, error);
+  ok = load_with (rk, topic, key, deadline_us, &newest, error);
   rd_kafka_consumer_close (rk);
   rd_kafka_destroy (rk);
+  if (ok && newest.corrupt != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&newest.corrupt));
+      return FALSE;
+    }
+  g_clear_error (&newest.corrupt);
+  *found = ok && newest.found;
+  if (*found)
+    *seq = newest.seq;
   return ok;
 }

@@ -9,6 +9,7 @@
 #define G_LOG_DOMAIN "at-kafka-sink"
 
 #include "atk-kafka-sink.h"
+#include "atk-kafka-sink-private.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -17,44 +18,11 @@
 #include <unistd.h>
 
 #include "atk-error.h"
+#include "atk-kafka-conf.h"
 #include "atk-kafka-cursor.h"
 
 #define DEFAULT_PARTITIONS 200
-/* Topic creation: how long one CreateTopics may take, and the retry backoff while the
- * broker cannot be reached. */
-#define ADMIN_TIMEOUT_MS 5000
-#define RETRY_MIN_MS 500
-#define RETRY_MAX_MS 30000
-
-struct _AtkKafkaSink
-{
-  GObject parent_instance;
-
-  rd_kafka_t *rk;
-  rd_kafka_topic_t *rkt;
-  rd_kafka_topic_t *cursor_rkt;  /* NULL without a cursor topic */
-  rd_kafka_queue_t *main_queue;  /* delivery reports, errors, throttle, logs */
-  rd_kafka_queue_t *admin_queue; /* CreateTopics results */
-  int wake_fds[2];               /* both queues write here when they become non-empty */
-  guint wake_id;
-
-  char *topic;
-  char *cursor_topic;
-  int partitions;
-  int replication;
-
-  gboolean ready;
-  gboolean creating; /* a CreateTopics request is outstanding */
-  guint retry_id;
-  guint retry_ms;
-  guint ensure_attempts;
-  gboolean disposing; /* delivery reports during teardown free their opaque, emit nothing */
-  gboolean transactional;
-  gboolean fatal;
-
-  guint in_flight;
-  guint64 in_flight_bytes;
-};
+#define RETRY_MIN_MS 500 /* topic creation's first retry backoff */
 
 /* Travels with each message through librdkafka and comes back in its delivery report. */
 typedef struct
@@ -62,7 +30,8 @@ typedef struct
   gint64 seq;
   gboolean has_seq;
   gint64 enqueued_us;
-  gsize bytes;
+  gsize bytes;        /* key and value */
+  gsize record_bytes; /* key, value and headers */
   gboolean is_cursor; /* a cursor record: not in flight, no signal */
 } DeliveryTicket;
 
@@ -79,94 +48,16 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_TYPE (AtkKafkaSink, atk_kafka_sink, G_TYPE_OBJECT)
 
-static void ensure_topic_now (AtkKafkaSink *self);
-
-/* ---- configuration ---------------------------------------------------------------- */
-
-static gboolean
-conf_set (rd_kafka_conf_t *conf, const char *key, const char *value, GError **error)
+void
+atk_kafka_sink_emit_ready (AtkKafkaSink *self)
 {
-  char errstr[512];
-
-  if (rd_kafka_conf_set (conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-    {
-      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Kafka property %s=%s: %s", key, value,
-                   errstr);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static gboolean
-apply_user_properties (rd_kafka_conf_t *conf, const char *const *properties, GError **error)
-{
-  for (gsize i = 0; properties != NULL && properties[i] != NULL; i++)
-    {
-      const char *eq = strchr (properties[i], '=');
-      g_autofree char *key = NULL;
-
-      if (eq == NULL || eq == properties[i])
-        {
-          g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
-                       "Kafka property “%s”: expected key=value", properties[i]);
-          return FALSE;
-        }
-      key = g_strndup (properties[i], eq - properties[i]);
-      if (!conf_set (conf, g_strstrip (key), eq + 1, error))
-        return FALSE;
-    }
-  return TRUE;
-}
-
-static rd_kafka_conf_t *
-build_conf (const AtkKafkaSinkOptions *options, GError **error)
-{
-  rd_kafka_conf_t *conf = rd_kafka_conf_new ();
-  /* Our defaults, before the user's properties so that those win. */
-  const char *const defaults[][2] = {
-    { "bootstrap.servers", options->bootstrap_servers },
-    /* Java-compatible key hashing: the same partition as the reference (franz-go) and
-     * any Java producer for the same DID. */
-    { "partitioner", "murmur2_random" },
-    /* Per-partition order and no duplicates when librdkafka retries. */
-    { "enable.idempotence", "true" },
-    { "acks", "all" },
-    /* lz4 by default: Osprey's worker (kafka-python 1.4.7) reads gzip, snappy and lz4
-     * batches but not zstd, and lz4 is the cheapest of those on CPU. */
-    { "compression.codec", options->compression != NULL ? options->compression : "lz4" },
-    { "linger.ms", "10" },
-    /* Never give a message up while the broker is away: the daemon bounds what is in
-     * flight (and so memory) by pausing the relay instead. */
-    { "message.timeout.ms", "0" },
-    { "queue.buffering.max.messages", "1000000" },
-    { "queue.buffering.max.kbytes", "2097152" },
-    /* Logs go to the main queue and so reach GLib on the main thread. */
-    { "log.queue", "true" },
-    { "client.id", "at-kafka" },
-  };
-
-  for (gsize i = 0; i < G_N_ELEMENTS (defaults); i++)
-    if (!conf_set (conf, defaults[i][0], defaults[i][1], error))
-      goto fail;
-  /* librdkafka wants every message settled within a transaction's lifetime. */
-  if (options->transactional_id != NULL
-      && (!conf_set (conf, "transactional.id", options->transactional_id, error)
-          || !conf_set (conf, "transaction.timeout.ms", "60000", error)
-          || !conf_set (conf, "message.timeout.ms", "60000", error)))
-    goto fail;
-  if (!apply_user_properties (conf, options->properties, error))
-    goto fail;
-  return conf;
-
-fail:
-  rd_kafka_conf_destroy (conf);
-  return NULL;
+  g_signal_emit (self, signals[SIGNAL_READY], 0);
 }
 
 /* ---- librdkafka callbacks (all run inside rd_kafka_poll() on the main context) ----- */
 
-static void
-mark_fatal (AtkKafkaSink *self, const char *reason)
+void
+atk_kafka_sink_mark_fatal (AtkKafkaSink *self, const char *reason)
 {
   if (self->fatal || self->disposing)
     return;
@@ -210,6 +101,19 @@ on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
     g_debug ("message of seq %" G_GINT64_FORMAT " failed: %s", ticket->seq, rd_kafka_err2str (err));
   if (self->disposing)
     return;
+  /* The broker checks whole batches against the topic's limit. Only a message larger than
+   * batch.size travels alone (batch.size applies from the second message of a batch on):
+   * its refusal is its own, and producing it again would fail again. Any other refusal is
+   * its batch's: make batches fit, and produce the message again. */
+  if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+      && (gint64)ticket->record_bytes <= self->batch_size)
+    {
+      self->refused_batches = TRUE;
+      atk_kafka_sink_describe_topic (self);
+      g_signal_emit (self, signals[SIGNAL_UNDELIVERED], 0, ticket->seq, ticket->has_seq,
+                     "its batch was larger than the topic takes");
+      return;
+    }
   if (!ok && is_unsettled_error (err))
     g_signal_emit (self, signals[SIGNAL_UNDELIVERED], 0, ticket->seq, ticket->has_seq,
                    rd_kafka_err2str (err));
@@ -231,7 +135,7 @@ on_error (rd_kafka_t *rk, int err, const char *reason, void *opaque)
                     "ATK_KAFKA_FATAL", fatal ? "1" : "0", "MESSAGE", "Kafka %serror: %s",
                     fatal ? "fatal " : "", fatal ? fatal_reason : reason);
   if (fatal)
-    mark_fatal (opaque, fatal_reason);
+    atk_kafka_sink_mark_fatal (opaque, fatal_reason);
 }
 
 static void
@@ -255,154 +159,10 @@ on_log (const rd_kafka_t *rk, int level, const char *facility, const char *buf)
                     "librdkafka %s: %s", facility, buf);
 }
 
-/* ---- topic creation --------------------------------------------------------------- */
-
-static void
-set_ready (AtkKafkaSink *self)
-{
-  self->creating = FALSE;
-  self->retry_ms = RETRY_MIN_MS;
-  if (self->ready)
-    return;
-  self->ready = TRUE;
-  g_debug ("topic %s is ready", self->topic);
-  g_signal_emit (self, signals[SIGNAL_READY], 0);
-}
-
-static gboolean
-on_retry_timeout (gpointer user_data)
-{
-  AtkKafkaSink *self = user_data;
-
-  self->retry_id = 0;
-  ensure_topic_now (self);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-schedule_retry (AtkKafkaSink *self, const char *why)
-{
-  self->creating = FALSE;
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "ATK_KAFKA_TOPIC", self->topic, "MESSAGE",
-                    "Cannot create Kafka topic %s (%s); retrying in %u ms", self->topic, why,
-                    self->retry_ms);
-  g_clear_handle_id (&self->retry_id, g_source_remove);
-  self->retry_id = g_timeout_add (self->retry_ms, on_retry_timeout, self);
-  self->retry_ms = MIN (self->retry_ms * 2, RETRY_MAX_MS);
-}
-
-static void
-handle_create_topics_result (AtkKafkaSink *self, rd_kafka_event_t *event)
-{
-  const rd_kafka_CreateTopics_result_t *result = rd_kafka_event_CreateTopics_result (event);
-  const rd_kafka_topic_result_t **topics;
-  size_t n = 0;
-  rd_kafka_resp_err_t err;
-
-  if (rd_kafka_event_error (event) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    {
-      schedule_retry (self, rd_kafka_event_error_string (event));
-      return;
-    }
-  topics = rd_kafka_CreateTopics_result_topics (result, &n);
-  if (n != (self->cursor_topic != NULL ? 2 : 1))
-    {
-      schedule_retry (self, "no result for the topic");
-      return;
-    }
-  for (size_t i = n; i-- > 0;)
-    {
-      const char *name = rd_kafka_topic_result_name (topics[i]);
-      const char *why = rd_kafka_topic_result_error_string (topics[i]);
-
-      err = rd_kafka_topic_result_error (topics[i]);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-        continue;
-      why = why != NULL ? why : rd_kafka_err2str (err);
-      if (g_strcmp0 (name, self->topic) == 0)
-        {
-          schedule_retry (self, why);
-          return;
-        }
-      /* Without its cursor topic at-kafka still runs; the state file keeps the cursor. */
-      g_message ("Cannot create the cursor topic %s (%s): the cursor is kept in the state "
-                 "directory only",
-                 name, why);
-    }
-  set_ready (self);
-}
-
-/* The cursor topic: one partition (one key, read back from its end) and compacted, so
- * the newest record per key is kept for ever and the rest goes. */
-static rd_kafka_NewTopic_t *
-new_cursor_topic (AtkKafkaSink *self, char *errstr, size_t errstr_size)
-{
-  rd_kafka_NewTopic_t *new_topic
-      = rd_kafka_NewTopic_new (self->cursor_topic, 1, self->replication, errstr, errstr_size);
-
-  if (new_topic != NULL)
-    rd_kafka_NewTopic_set_config (new_topic, "cleanup.policy", "compact");
-  return new_topic;
-}
-
-static void
-ensure_topic_now (AtkKafkaSink *self)
-{
-  char errstr[512];
-  rd_kafka_NewTopic_t *new_topics[2] = { NULL, NULL };
-  size_t n_topics = 1;
-  rd_kafka_AdminOptions_t *admin_options;
-
-  new_topics[0] = rd_kafka_NewTopic_new (self->topic, self->partitions, self->replication, errstr,
-                                         sizeof errstr);
-  if (new_topics[0] != NULL && self->cursor_topic != NULL)
-    new_topics[n_topics++] = new_cursor_topic (self, errstr, sizeof errstr);
-  if (new_topics[0] == NULL || new_topics[n_topics - 1] == NULL)
-    {
-      /* Only bad arguments fail here; new() validated them, so this is a bug. */
-      g_critical ("rd_kafka_NewTopic_new(%s): %s", self->topic, errstr);
-      g_clear_pointer (&new_topics[0], rd_kafka_NewTopic_destroy);
-      return;
-    }
-  admin_options = rd_kafka_AdminOptions_new (self->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_request_timeout (admin_options, ADMIN_TIMEOUT_MS, NULL, 0);
-  rd_kafka_AdminOptions_set_operation_timeout (admin_options, ADMIN_TIMEOUT_MS, NULL, 0);
-
-  self->creating = TRUE;
-  self->ensure_attempts++;
-  rd_kafka_CreateTopics (self->rk, new_topics, n_topics, admin_options, self->admin_queue);
-  rd_kafka_AdminOptions_destroy (admin_options);
-  rd_kafka_NewTopic_destroy_array (new_topics, n_topics);
-}
-
-void
-atk_kafka_sink_ensure_topic (AtkKafkaSink *self)
-{
-  g_return_if_fail (ATK_IS_KAFKA_SINK (self));
-
-  if (self->ready || self->creating || self->retry_id != 0)
-    return;
-  ensure_topic_now (self);
-}
-
-gboolean
-atk_kafka_sink_is_ready (AtkKafkaSink *self)
-{
-  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), FALSE);
-  return self->ready;
-}
-
-guint
-atk_kafka_sink_get_ensure_attempts (AtkKafkaSink *self)
-{
-  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), 0);
-  return self->ensure_attempts;
-}
-
 /* ---- the wake-up pipe --------------------------------------------------------------- */
 
-static void
-drain_queues (AtkKafkaSink *self)
+void
+atk_kafka_sink_drain_queues (AtkKafkaSink *self)
 {
   rd_kafka_event_t *event;
 
@@ -412,8 +172,8 @@ drain_queues (AtkKafkaSink *self)
     ;
   while ((event = rd_kafka_queue_poll (self->admin_queue, 0)) != NULL)
     {
-      if (rd_kafka_event_type (event) == RD_KAFKA_EVENT_CREATETOPICS_RESULT && !self->disposing)
-        handle_create_topics_result (self, event);
+      if (!self->disposing)
+        atk_kafka_sink_handle_admin_event (self, event);
       rd_kafka_event_destroy (event);
     }
 }
@@ -426,43 +186,127 @@ on_wake (int fd, GIOCondition condition, gpointer user_data)
 
   while (read (fd, buf, sizeof buf) > 0)
     ;
-  drain_queues (self);
+  atk_kafka_sink_drain_queues (self);
   return G_SOURCE_CONTINUE;
 }
 
 static gboolean
 setup_wakeup (AtkKafkaSink *self, GError **error)
 {
-  static const char payload = 1;
-
   if (!g_unix_open_pipe (self->wake_fds, FD_CLOEXEC, error)
       || !g_unix_set_fd_nonblocking (self->wake_fds[0], TRUE, error)
       || !g_unix_set_fd_nonblocking (self->wake_fds[1], TRUE, error))
     return FALSE;
-  rd_kafka_queue_io_event_enable (self->main_queue, self->wake_fds[1], &payload, 1);
-  rd_kafka_queue_io_event_enable (self->admin_queue, self->wake_fds[1], &payload, 1);
   self->wake_id = g_unix_fd_add (self->wake_fds[0], G_IO_IN, on_wake, self);
   return TRUE;
 }
 
+/* ---- the librdkafka handle ---------------------------------------------------------- */
+
+/* Creates the handle from conf (taken), with batch.size set unless batch_size <= 0. */
+static gboolean
+open_handle (AtkKafkaSink *self, rd_kafka_conf_t *conf, gint64 batch_size, GError **error)
+{
+  static const char payload = 1;
+  char errstr[512];
+
+  if (batch_size > 0)
+    {
+      g_autofree char *value = g_strdup_printf ("%" G_GINT64_FORMAT, batch_size);
+      if (!atk_kafka_conf_set (conf, "batch.size", value, error))
+        {
+          rd_kafka_conf_destroy (conf);
+          return FALSE;
+        }
+    }
+  self->batch_size = atk_kafka_conf_get_int (conf, "batch.size", 1000000);
+  /* On success rd_kafka_new() owns conf; on failure it is still ours. */
+  self->rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (self->rk == NULL)
+    {
+      rd_kafka_conf_destroy (conf);
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Invalid Kafka configuration: %s",
+                   errstr);
+      return FALSE;
+    }
+  self->main_queue = rd_kafka_queue_get_main (self->rk);
+  self->admin_queue = rd_kafka_queue_new (self->rk);
+  rd_kafka_set_log_queue (self->rk, NULL);
+  self->rkt = rd_kafka_topic_new (self->rk, self->topic, NULL);
+  if (self->rkt == NULL)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Kafka topic “%s”: %s", self->topic,
+                   rd_kafka_err2str (rd_kafka_last_error ()));
+      return FALSE;
+    }
+  if (self->cursor_topic != NULL)
+    self->cursor_rkt = rd_kafka_topic_new (self->rk, self->cursor_topic, NULL);
+  rd_kafka_queue_io_event_enable (self->main_queue, self->wake_fds[1], &payload, 1);
+  rd_kafka_queue_io_event_enable (self->admin_queue, self->wake_fds[1], &payload, 1);
+  return TRUE;
+}
+
+/* Whatever was not delivered is purged: its delivery reports (and so their tickets) come
+ * back now, as "undelivered" unless disposing. */
+static void
+close_handle (AtkKafkaSink *self)
+{
+  if (self->rk == NULL)
+    return;
+  rd_kafka_purge (self->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_flush (self->rk, 5000);
+  atk_kafka_sink_drain_queues (self);
+  if (self->in_flight > 0)
+    g_debug ("dropping %u undelivered messages", self->in_flight);
+  rd_kafka_queue_io_event_enable (self->main_queue, -1, NULL, 0);
+  rd_kafka_queue_io_event_enable (self->admin_queue, -1, NULL, 0);
+  g_clear_pointer (&self->rkt, rd_kafka_topic_destroy);
+  g_clear_pointer (&self->cursor_rkt, rd_kafka_topic_destroy);
+  g_clear_pointer (&self->main_queue, rd_kafka_queue_destroy);
+  g_clear_pointer (&self->admin_queue, rd_kafka_queue_destroy);
+  g_clear_pointer (&self->rk, rd_kafka_destroy);
+  self->describing = FALSE;
+}
+
+gboolean
+atk_kafka_sink_rebuild_handle (AtkKafkaSink *self, gint64 batch_size, GError **error)
+{
+  g_autoptr (AtkKafkaSink) keep = g_object_ref (self); /* signals run in close_handle() */
+
+  close_handle (self);
+  self->in_flight = 0;
+  self->in_flight_bytes = 0;
+  self->refused_batches = FALSE;
+  return open_handle (self, rd_kafka_conf_dup (self->conf_template), batch_size, error);
+}
+
 /* ---- producing ------------------------------------------------------------------- */
 
+static void
+add_header (rd_kafka_headers_t *headers, const char *name, const char *value, gsize *bytes)
+{
+  rd_kafka_header_add (headers, name, -1, value, -1);
+  *bytes += strlen (name) + strlen (value) + 2; /* and their two length varints */
+}
+
+/* The message's headers; *bytes gets their size in a record. */
 static rd_kafka_headers_t *
-message_headers (const AtkMessage *message)
+message_headers (const AtkMessage *message, gsize *bytes)
 {
   rd_kafka_headers_t *headers = rd_kafka_headers_new (4);
 
+  *bytes = 0;
   if (message->has_seq)
     {
       char seq[24];
       g_snprintf (seq, sizeof seq, "%" G_GINT64_FORMAT, message->seq);
-      rd_kafka_header_add (headers, "seq", -1, seq, -1);
+      add_header (headers, "seq", seq, bytes);
     }
-  rd_kafka_header_add (headers, "type", -1, atk_event_kind_name (message->kind), -1);
+  add_header (headers, "type", atk_event_kind_name (message->kind), bytes);
   if (message->action_name != NULL)
-    rd_kafka_header_add (headers, "action", -1, message->action_name, -1);
+    add_header (headers, "action", message->action_name, bytes);
   if (message->collection != NULL)
-    rd_kafka_header_add (headers, "collection", -1, message->collection, -1);
+    add_header (headers, "collection", message->collection, bytes);
   return headers;
 }
 
@@ -485,7 +329,8 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   ticket->has_seq = message->has_seq;
   ticket->enqueued_us = g_get_monotonic_time ();
   ticket->bytes = key_len + message->value->len;
-  headers = message_headers (message);
+  headers = message_headers (message, &ticket->record_bytes);
+  ticket->record_bytes += ticket->bytes;
 
   /* F_COPY: the value is a few KB at most; copying it keeps AtkMessage's ownership simple. */
   err = rd_kafka_producev (self->rk, RD_KAFKA_V_RKT (self->rkt),
@@ -532,7 +377,7 @@ atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms)
   /* rd_kafka_flush() serves the delivery callbacks itself, so "delivered" is emitted
    * for everything that makes it before the deadline. */
   rd_kafka_flush (self->rk, (int)MIN (timeout_ms, (guint)G_MAXINT));
-  drain_queues (self);
+  atk_kafka_sink_drain_queues (self);
   return self->in_flight == 0;
 }
 
@@ -572,74 +417,6 @@ atk_kafka_sink_is_fatal (AtkKafkaSink *self)
   return self->fatal;
 }
 
-/* ---- transactions ------------------------------------------------------------------ */
-
-/* Turns a librdkafka transaction error into a status and a GError; takes txn_error. */
-static AtkTxnStatus
-txn_status (AtkKafkaSink *self, rd_kafka_error_t *txn_error, const char *what, GError **error)
-{
-  AtkTxnStatus status;
-
-  if (txn_error == NULL)
-    return ATK_TXN_OK;
-  if (rd_kafka_error_is_fatal (txn_error))
-    status = ATK_TXN_FATAL;
-  else if (rd_kafka_error_txn_requires_abort (txn_error))
-    status = ATK_TXN_ABORTED;
-  else
-    status = ATK_TXN_RETRY;
-  g_set_error (error, ATK_ERROR, ATK_ERROR_KAFKA, "Kafka transaction %s: %s", what,
-               rd_kafka_error_string (txn_error));
-  if (status == ATK_TXN_FATAL)
-    mark_fatal (self, rd_kafka_error_string (txn_error));
-  rd_kafka_error_destroy (txn_error);
-  return status;
-}
-
-AtkTxnStatus
-atk_kafka_sink_init_transactions (AtkKafkaSink *self, guint timeout_ms, GError **error)
-{
-  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
-  return txn_status (self, rd_kafka_init_transactions (self->rk, (int)timeout_ms), "init", error);
-}
-
-AtkTxnStatus
-atk_kafka_sink_begin_transaction (AtkKafkaSink *self, GError **error)
-{
-  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
-  return txn_status (self, rd_kafka_begin_transaction (self->rk), "begin", error);
-}
-
-AtkTxnStatus
-atk_kafka_sink_abort_transaction (AtkKafkaSink *self, guint timeout_ms, GError **error)
-{
-  AtkTxnStatus status;
-
-  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
-  status
-      = txn_status (self, rd_kafka_abort_transaction (self->rk, (int)timeout_ms), "abort", error);
-  drain_queues (self); /* the purged messages' reports */
-  return status == ATK_TXN_OK ? ATK_TXN_ABORTED : status;
-}
-
-AtkTxnStatus
-atk_kafka_sink_commit_transaction (AtkKafkaSink *self, guint timeout_ms, GError **error)
-{
-  AtkTxnStatus status;
-
-  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
-  /* commit flushes, and serves delivery reports while it waits: they run in here. */
-  status
-      = txn_status (self, rd_kafka_commit_transaction (self->rk, (int)timeout_ms), "commit", error);
-  drain_queues (self);
-  if (status != ATK_TXN_ABORTED)
-    return status;
-  g_debug ("aborting: %s", (*error)->message);
-  return atk_kafka_sink_abort_transaction (self, timeout_ms, NULL) == ATK_TXN_FATAL
-             ? ATK_TXN_FATAL
-             : ATK_TXN_ABORTED;
-}
-
 /* ---- construction --------------------------------------------------------------- */
 
 AtkKafkaSink *
@@ -647,7 +424,6 @@ atk_kafka_sink_new (const AtkKafkaSinkOptions *options, GError **error)
 {
   g_autoptr (AtkKafkaSink) self = NULL;
   rd_kafka_conf_t *conf;
-  char errstr[512];
 
   g_return_val_if_fail (options != NULL, NULL);
 
@@ -664,7 +440,7 @@ atk_kafka_sink_new (const AtkKafkaSinkOptions *options, GError **error)
       return NULL;
     }
 
-  conf = build_conf (options, error);
+  conf = atk_kafka_conf_build (options, error);
   if (conf == NULL)
     return NULL;
 
@@ -680,29 +456,13 @@ atk_kafka_sink_new (const AtkKafkaSinkOptions *options, GError **error)
   rd_kafka_conf_set_error_cb (conf, on_error);
   rd_kafka_conf_set_throttle_cb (conf, on_throttle);
   rd_kafka_conf_set_log_cb (conf, on_log);
-
-  /* On success rd_kafka_new() owns conf; on failure it is still ours. */
-  self->rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-  if (self->rk == NULL)
+  self->conf_template = rd_kafka_conf_dup (conf);
+  if (!setup_wakeup (self, error))
     {
       rd_kafka_conf_destroy (conf);
-      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Invalid Kafka configuration: %s",
-                   errstr);
       return NULL;
     }
-  self->main_queue = rd_kafka_queue_get_main (self->rk);
-  self->admin_queue = rd_kafka_queue_new (self->rk);
-  rd_kafka_set_log_queue (self->rk, NULL);
-  self->rkt = rd_kafka_topic_new (self->rk, self->topic, NULL);
-  if (self->rkt == NULL)
-    {
-      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "Kafka topic “%s”: %s", self->topic,
-                   rd_kafka_err2str (rd_kafka_last_error ()));
-      return NULL;
-    }
-  if (self->cursor_topic != NULL)
-    self->cursor_rkt = rd_kafka_topic_new (self->rk, self->cursor_topic, NULL);
-  if (!setup_wakeup (self, error))
+  if (!open_handle (self, conf, 0, error))
     return NULL;
   return g_steal_pointer (&self);
 }
@@ -716,23 +476,9 @@ atk_kafka_sink_dispose (GObject *object)
   g_clear_handle_id (&self->retry_id, g_source_remove);
   g_clear_handle_id (&self->wake_id, g_source_remove);
 
-  if (self->rk != NULL)
-    {
-      /* Whatever was not flushed is dropped: purge it so its delivery reports (and so
-       * their tickets) come back now instead of leaking. */
-      rd_kafka_purge (self->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-      rd_kafka_flush (self->rk, 5000);
-      drain_queues (self);
-      if (self->in_flight > 0)
-        g_debug ("dropping %u undelivered messages", self->in_flight);
-      rd_kafka_queue_io_event_enable (self->main_queue, -1, NULL, 0);
-      rd_kafka_queue_io_event_enable (self->admin_queue, -1, NULL, 0);
-      g_clear_pointer (&self->rkt, rd_kafka_topic_destroy);
-      g_clear_pointer (&self->cursor_rkt, rd_kafka_topic_destroy);
-      g_clear_pointer (&self->main_queue, rd_kafka_queue_destroy);
-      g_clear_pointer (&self->admin_queue, rd_kafka_queue_destroy);
-      g_clear_pointer (&self->rk, rd_kafka_destroy);
-    }
+  g_clear_handle_id (&self->rebuild_id, g_source_remove);
+  close_handle (self);
+  g_clear_pointer (&self->conf_template, rd_kafka_conf_destroy);
   for (int i = 0; i < 2; i++)
     if (self->wake_fds[i] >= 0)
       {

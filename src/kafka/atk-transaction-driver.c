@@ -1,6 +1,6 @@
 /* at-kafka: Kafka transactions (see the header).
  * SPDX-License-Identifier: MIT */
-#define G_LOG_DOMAIN "at-kafka"
+#define G_LOG_DOMAIN "at-kafka-sink"
 
 #include "atk-transaction-driver.h"
 

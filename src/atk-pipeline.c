@@ -1,0 +1,593 @@
+/* at-kafka: the pipeline, the daemon's input side (see atk-pipeline.h).
+ *
+ * Settling (atk-ledger.c): each event enters the ledger with its message count before the
+ * messages are handed over (the metadata stage may give them back at once, or much later);
+ * each message is settled once, when the sink reports it. A message a service filter drops
+ * is settled like a delivered one.
+ *
+ * Rewinds: a message that did not reach Kafka for a reason that says nothing about it (a
+ * full queue, purged, timed out) is produced again: the pipeline asks the daemon
+ * ("need-rewind"), which answers with the durable cursor. Until then, payloads are dropped
+ * (they would be produced out of order). An input that keeps its place never rewinds: its
+ * peer redelivers what was not acked.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka"
+
+#include "atk-pipeline.h"
+
+#include "atk-error.h"
+#include "atk-firehose-source.h"
+#include "atk-ledger.h"
+#include "atk-log.h"
+#include "atk-metadata-stage.h"
+#include "atk-tap-source.h"
+
+struct _AtkPipeline
+{
+  GObject parent_instance;
+
+  const AtkConfig *config;
+  AtkStats *stats;
+  AtkKafkaSink *sink;
+  AtkEventTransformer *transformer;
+  AtkTransactionDriver *txn; /* borrowed; NULL: at-least-once */
+
+  AtkInput *input;
+  gboolean keeps_place;    /* the input's ATK_INPUT_KEEPS_PLACE */
+  AtkLedger *ledger;       /* what is on its way */
+  AtkMetadataStage *stage; /* NULL unless event metadata or a service filter is on */
+  GPtrArray *messages;     /* scratch, reused for every payload */
+
+  gboolean allowed;
+  gboolean paused_by_operator;
+  gboolean paused_by_backpressure;
+  gboolean halted;
+  guint rewind_id;
+
+  AtkLogLimit skipped_lines; /* payloads skipped */
+  AtkLogLimit op_lines;      /* operations skipped */
+  AtkLogLimit refused_lines; /* messages Kafka refused */
+};
+
+G_DEFINE_FINAL_TYPE (AtkPipeline, atk_pipeline, G_TYPE_OBJECT)
+
+enum
+{
+  SIGNAL_NEED_REWIND,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
+static void check_backpressure (AtkPipeline *self);
+
+/* ---- running the input ----------------------------------------------------------- */
+
+static void
+update_running (AtkPipeline *self)
+{
+  gboolean want = self->allowed && !self->halted && !self->paused_by_operator
+                  && !self->paused_by_backpressure;
+  gboolean running = atk_input_get_state (self->input) != ATK_SOURCE_STOPPED;
+
+  self->stats->paused = self->paused_by_operator || self->paused_by_backpressure;
+  if (want && !running)
+    atk_input_start (self->input);
+  else if (!want && running)
+    atk_input_stop (self->input);
+}
+
+void
+atk_pipeline_set_allowed (AtkPipeline *self, gboolean allowed)
+{
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+  self->allowed = allowed;
+  update_running (self);
+}
+
+void
+atk_pipeline_set_paused (AtkPipeline *self, gboolean paused)
+{
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+  self->paused_by_operator = paused;
+  update_running (self);
+}
+
+void
+atk_pipeline_halt (AtkPipeline *self)
+{
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+  self->halted = TRUE;
+  update_running (self);
+}
+
+void
+atk_pipeline_reconnect (AtkPipeline *self)
+{
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+  if (atk_input_get_state (self->input) != ATK_SOURCE_STOPPED)
+    atk_input_reconnect (self->input);
+}
+
+/* Kafka's in-flight bounds, and the metadata stage's backlog (bounded by the same message
+ * count): above them the input stops; below a divisor-th of them it may run again. */
+static gboolean
+over_bound (AtkPipeline *self, guint divisor)
+{
+  guint max_messages = self->config->max_in_flight_messages / divisor;
+
+  return atk_kafka_sink_get_in_flight (self->sink) >= max_messages
+         || atk_kafka_sink_get_in_flight_bytes (self->sink)
+                >= self->config->max_in_flight_bytes / divisor
+         || (self->stage != NULL && atk_metadata_stage_get_backlog (self->stage) >= max_messages);
+}
+
+static void
+check_backpressure (AtkPipeline *self)
+{
+  if (!self->paused_by_backpressure && over_bound (self, 1))
+    {
+      self->paused_by_backpressure = TRUE;
+      self->stats->backpressure_drops++;
+      g_message ("Kafka is behind (%u messages, %" G_GUINT64_FORMAT " bytes in flight, %u "
+                 "waiting for metadata): closing the input connection until it catches up",
+                 atk_kafka_sink_get_in_flight (self->sink),
+                 atk_kafka_sink_get_in_flight_bytes (self->sink),
+                 self->stage != NULL ? atk_metadata_stage_get_backlog (self->stage) : 0);
+      update_running (self);
+    }
+  else if (self->paused_by_backpressure && !over_bound (self, 2))
+    {
+      self->paused_by_backpressure = FALSE;
+      g_message ("Kafka caught up: reconnecting");
+      update_running (self);
+    }
+}
+
+/* ---- the cursor and rewinding ---------------------------------------------------- */
+
+gboolean
+atk_pipeline_uses_cursor (AtkPipeline *self)
+{
+  g_return_val_if_fail (ATK_IS_PIPELINE (self), FALSE);
+  return atk_ledger_uses_cursor (self->ledger);
+}
+
+void
+atk_pipeline_reset_cursor (AtkPipeline *self, gboolean has_cursor, gint64 cursor)
+{
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+  atk_ledger_reset (self->ledger, has_cursor, cursor);
+}
+
+gboolean
+atk_pipeline_get_acked_cursor (AtkPipeline *self, gint64 *cursor)
+{
+  g_return_val_if_fail (ATK_IS_PIPELINE (self), FALSE);
+  return atk_ledger_get_cursor (self->ledger, cursor);
+}
+
+gboolean
+atk_pipeline_get_last_handed (AtkPipeline *self, gint64 *seq)
+{
+  g_return_val_if_fail (ATK_IS_PIPELINE (self), FALSE);
+  return atk_ledger_get_last_added (self->ledger, seq);
+}
+
+void
+atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor, const char *why)
+{
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+
+  /* Started at the live tip and nothing durable yet: back to just before the first seq we
+   * took, not to the live tip again (which would skip everything in between). */
+  atk_ledger_rewind_point (self->ledger, &has_cursor, &cursor);
+  g_warning ("%s: producing again from after seq %" G_GINT64_FORMAT, why, has_cursor ? cursor : -1);
+  if (self->stage != NULL)
+    atk_metadata_stage_clear (self->stage);
+  atk_pipeline_reset_cursor (self, has_cursor, cursor);
+  atk_pipeline_reconnect (self);
+}
+
+static gboolean
+on_rewind (gpointer user_data)
+{
+  AtkPipeline *self = user_data;
+
+  self->rewind_id = 0;
+  if (!self->halted)
+    g_signal_emit (self, signals[SIGNAL_NEED_REWIND], 0, "Messages did not reach Kafka");
+  return G_SOURCE_REMOVE;
+}
+
+/* Failures come in bursts: one rewind for all of them, once the burst is handled. */
+static void
+schedule_rewind (AtkPipeline *self)
+{
+  if (self->rewind_id == 0)
+    self->rewind_id = g_idle_add (on_rewind, self);
+}
+
+/* ---- settling and producing ------------------------------------------------------- */
+
+static void
+on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
+              const char *error_message, gdouble latency, AtkPipeline *self)
+{
+  atk_ledger_settle (self->ledger, has_seq, seq, ok);
+  if (self->paused_by_backpressure)
+    check_backpressure (self);
+}
+
+static void
+on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *error_message,
+                AtkPipeline *self)
+{
+  atk_log_event (G_LOG_LEVEL_DEBUG, &self->refused_lines, has_seq, seq, NULL,
+                 "Message of seq %" G_GINT64_FORMAT " not delivered: %s", seq, error_message);
+  /* The peer delivers the event again since it is not acked. */
+  if (self->keeps_place)
+    {
+      atk_ledger_settle (self->ledger, has_seq, seq, FALSE);
+      return;
+    }
+  /* With transactions the commit reports it and aborts; a fatal error ends it all. */
+  if (self->txn == NULL && !self->halted)
+    schedule_rewind (self);
+}
+
+/* Refused at once. Too large: settled for good, so it must not hold the cursor back.
+ * Anything else (a full queue, a transaction in the wrong state) says nothing about the
+ * message: FALSE, and the payload is produced again after a rewind — or, from an input that
+ * keeps its place, not acked, so that the peer delivers it again. */
+static gboolean
+refused (AtkPipeline *self, gboolean has_seq, gint64 seq, const char *did, const GError *error)
+{
+  gboolean for_good = g_error_matches (error, ATK_ERROR, ATK_ERROR_TOO_LARGE);
+
+  self->stats->produced_error += for_good;
+  atk_log_event (G_LOG_LEVEL_WARNING, &self->refused_lines, has_seq, seq, did,
+                 "Message of seq %" G_GINT64_FORMAT " (%s) %s: %s", seq, did,
+                 for_good ? "skipped" : "not produced yet", error->message);
+  if (for_good || self->keeps_place)
+    atk_ledger_settle (self->ledger, has_seq, seq, FALSE);
+  return for_good || self->keeps_place;
+}
+
+/* Takes message; FALSE when the caller has to rewind. */
+static gboolean
+produce_one (AtkPipeline *self, AtkMessage *message)
+{
+  gboolean has_seq = message->has_seq;
+  gint64 seq = message->seq;
+  g_autofree char *did = g_strdup (message->key);
+  g_autoptr (GError) error = NULL;
+
+  atk_stats_count_handled (self->stats, message->action_name, message->collection);
+  if (!atk_kafka_sink_produce (self->sink, message, &error))
+    return refused (self, has_seq, seq, did, error);
+  if (self->txn != NULL)
+    atk_transaction_driver_count_message (self->txn);
+  return TRUE;
+}
+
+static void
+produce_messages (AtkPipeline *self)
+{
+  gsize n = 0;
+  /* In order: the ops of one commit must reach their partition as the commit lists them. */
+  g_autofree gpointer *messages = g_ptr_array_steal (self->messages, &n);
+  gsize i;
+
+  for (i = 0; i < n; i++)
+    if (!produce_one (self, messages[i]))
+      break;
+  if (i == n)
+    return;
+  /* The rest of the payload waits for the rewind: producing it now would put a later op of
+   * a DID before an earlier one. */
+  for (i++; i < n; i++)
+    atk_message_free (messages[i]);
+  schedule_rewind (self);
+}
+
+/* The scratch array's messages go to the sink, or through the metadata stage. */
+static void
+hand_over (AtkPipeline *self)
+{
+  gsize n = 0;
+  g_autofree gpointer *messages = NULL;
+
+  if (self->stage == NULL)
+    {
+      produce_messages (self);
+      return;
+    }
+  messages = g_ptr_array_steal (self->messages, &n);
+  for (gsize i = 0; i < n; i++)
+    atk_metadata_stage_push (self->stage, messages[i]);
+}
+
+/* The stage lends its messages to its handlers: move the contents into one of our own. */
+static AtkMessage *
+take_message (AtkMessage *borrowed)
+{
+  AtkMessage *message = g_new (AtkMessage, 1);
+
+  *message = *borrowed;
+  borrowed->key = NULL;
+  borrowed->collection = NULL;
+  borrowed->value = g_string_new (NULL);
+  return message;
+}
+
+static void
+on_stage_ready (AtkMetadataStage *stage, AtkMessage *message, AtkPipeline *self)
+{
+  /* A rewind is due: it clears the stage and produces this message again, in order. */
+  if (self->rewind_id != 0)
+    return;
+  if (!produce_one (self, take_message (message)))
+    schedule_rewind (self);
+  check_backpressure (self);
+}
+
+static void
+on_stage_filtered (AtkMetadataStage *stage, AtkMessage *message, AtkPipeline *self)
+{
+  self->stats->filtered_ops++;
+  atk_ledger_settle (self->ledger, message->has_seq, message->seq, TRUE);
+  if (self->paused_by_backpressure)
+    check_backpressure (self);
+}
+
+/* ---- payloads ---------------------------------------------------------------------- */
+
+/* An input that keeps its place acked the event when its id was readable (else its peer
+ * would send it forever). */
+static void
+payload_failed (AtkPipeline *self, gsize len, const AtkInputEvent *event, const GError *error)
+{
+  g_autofree char *position = event->has_position
+                                  ? g_strdup_printf ("%" G_GINT64_FORMAT, event->position)
+                                  : g_strdup ("without a readable id ");
+
+  if (event->unknown)
+    self->stats->unknown_events++;
+  else
+    atk_stats_count_decode_error (self->stats, atk_error_kind_name (error));
+  atk_log_event (G_LOG_LEVEL_MESSAGE, &self->skipped_lines, event->has_position, event->position,
+                 NULL, "%s event %s(%" G_GSIZE_FORMAT " bytes) skipped%s: %s",
+                 atk_input_get_name (self->input), position, len,
+                 self->keeps_place && event->has_position ? " and acked" : "", error->message);
+}
+
+static void
+count_op_errors (AtkPipeline *self, const AtkInputEvent *event)
+{
+  if (event->n_op_errors == 0)
+    return;
+  for (guint i = 0; i < event->n_op_errors; i++)
+    atk_stats_count_decode_error (self->stats, atk_error_kind_name (event->op_error));
+  atk_log_event (G_LOG_LEVEL_MESSAGE, &self->op_lines, event->has_position, event->position,
+                 event->did, "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s",
+                 event->position, event->did, event->n_op_errors, event->op_error->message);
+}
+
+static void
+on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
+{
+  AtkInputEvent event = { 0 };
+  g_autoptr (GError) error = NULL;
+  gsize len = g_bytes_get_size (payload);
+
+  /* A rewind is due: whatever arrives before it would be produced out of order. */
+  if (self->rewind_id != 0)
+    return;
+  self->stats->frames_received++;
+  self->stats->bytes_received += len;
+  if (!atk_input_decode (input, payload, self->transformer, self->messages, &event, &error))
+    {
+      payload_failed (self, len, &event, error);
+      g_ptr_array_set_size (self->messages, 0);
+      atk_input_event_clear (&event);
+      return;
+    }
+  if (!atk_ledger_accept (self->ledger, &event))
+    {
+      g_ptr_array_set_size (self->messages, 0);
+      atk_input_event_clear (&event);
+      return;
+    }
+  if (event.has_position)
+    {
+      self->stats->has_last_seq = TRUE;
+      self->stats->last_seq = event.position;
+    }
+  self->stats->unknown_events += event.unknown;
+  atk_ledger_notice (self->ledger, event.notice);
+  self->stats->filtered_ops += event.n_filtered;
+  count_op_errors (self, &event);
+  if (self->messages->len > 0)
+    self->stats->last_event_time_ms
+        = ((AtkMessage *)g_ptr_array_index (self->messages, 0))->event_time_ms;
+  /* Before the hand-over: the stage may give messages back (and settle them) at once. */
+  atk_ledger_track (self->ledger, &event, self->messages->len);
+  hand_over (self);
+  atk_input_event_clear (&event);
+  check_backpressure (self);
+}
+
+static void
+on_state_changed (AtkInput *input, AtkSourceState state, AtkPipeline *self)
+{
+  self->stats->source_state = atk_source_state_name (state);
+}
+
+static void
+on_connection_error (AtkInput *input, const char *message, AtkPipeline *self)
+{
+  g_message ("%s connection: %s", atk_input_get_name (input), message);
+}
+
+/* ---- statistics -------------------------------------------------------------------- */
+
+void
+atk_pipeline_refresh_stats (AtkPipeline *self)
+{
+  gint64 cursor;
+
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+  self->stats->source_state = atk_source_state_name (atk_input_get_state (self->input));
+  self->stats->reconnects = atk_input_get_reconnects (self->input);
+  if (atk_ledger_get_cursor (self->ledger, &cursor))
+    {
+      self->stats->has_cursor = TRUE;
+      self->stats->cursor = cursor;
+    }
+}
+
+void
+atk_pipeline_render_prometheus (AtkPipeline *self, GString *out)
+{
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+  if (self->stage != NULL)
+    atk_metadata_stage_render_prometheus (self->stage, out);
+  atk_input_render_prometheus (self->input, out);
+  atk_ledger_render_prometheus (self->ledger, out);
+}
+
+guint64
+atk_pipeline_get_held_lines (AtkPipeline *self)
+{
+  g_return_val_if_fail (ATK_IS_PIPELINE (self), 0);
+  return self->skipped_lines.held + self->op_lines.held + self->refused_lines.held
+         + atk_ledger_get_held_lines (self->ledger);
+}
+
+AtkInput *
+atk_pipeline_get_input (AtkPipeline *self)
+{
+  g_return_val_if_fail (ATK_IS_PIPELINE (self), NULL);
+  return self->input;
+}
+
+void
+atk_pipeline_set_transaction_driver (AtkPipeline *self, AtkTransactionDriver *txn)
+{
+  g_return_if_fail (ATK_IS_PIPELINE (self));
+  self->txn = txn;
+}
+
+/* ---- life cycle -------------------------------------------------------------------- */
+
+/* The metadata stage, when event metadata or a service filter asks for DID lookups. */
+static gboolean
+build_stage (AtkPipeline *self, GError **error)
+{
+  const AtkConfig *config = self->config;
+  g_autoptr (AtkDidResolver) resolver = NULL;
+  g_autoptr (AtkMetadataStage) stage = NULL;
+
+  if (config->plc_host == NULL)
+    return TRUE;
+  resolver = atk_did_resolver_new (config->plc_host, config->api_host, error);
+  if (resolver == NULL)
+    return FALSE;
+  atk_did_resolver_set_fetch_details (resolver, config->event_metadata);
+  stage = atk_metadata_stage_new (resolver);
+  if (!atk_metadata_stage_set_service_filter (stage, (const char *const *)config->watched_services,
+                                              (const char *const *)config->ignored_services, error)
+      || !atk_metadata_stage_set_event_metadata (stage, config->event_metadata, error))
+    return FALSE;
+  if (!atk_metadata_stage_is_active (stage))
+    return TRUE;
+  atk_metadata_stage_set_max_backlog (stage, config->max_in_flight_messages);
+  g_signal_connect (stage, "message-ready", G_CALLBACK (on_stage_ready), self);
+  g_signal_connect (stage, "message-filtered", G_CALLBACK (on_stage_filtered), self);
+  self->stage = g_steal_pointer (&stage);
+  return TRUE;
+}
+
+/* The one place that knows the kinds of input: --tap-host, else the relay. */
+static AtkInput *
+build_input (const AtkConfig *config)
+{
+  if (config->tap_host != NULL)
+    return ATK_INPUT (
+        atk_tap_source_new (config->tap_host, config->max_frame_bytes, config->disable_acks));
+  return ATK_INPUT (atk_firehose_source_new (config->relay_host, config->max_frame_bytes,
+                                             config->idle_timeout_s));
+}
+
+AtkPipeline *
+atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransformer *transformer,
+                  AtkStats *stats, GError **error)
+{
+  g_autoptr (AtkPipeline) self = g_object_new (ATK_TYPE_PIPELINE, NULL);
+
+  self->config = config;
+  self->stats = stats;
+  self->sink = g_object_ref (sink);
+  self->transformer = g_object_ref (transformer);
+  if (!build_stage (self, error))
+    return NULL;
+  self->input = build_input (config);
+  self->keeps_place = (atk_input_get_flags (self->input) & ATK_INPUT_KEEPS_PLACE) != 0;
+  self->ledger = atk_ledger_new (self->input, stats, config->max_seq_jump);
+  g_signal_connect (self->input, "payload", G_CALLBACK (on_payload), self);
+  g_signal_connect (self->input, "state-changed", G_CALLBACK (on_state_changed), self);
+  g_signal_connect (self->input, "connection-error", G_CALLBACK (on_connection_error), self);
+  g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
+  g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
+  return g_steal_pointer (&self);
+}
+
+static void
+atk_pipeline_dispose (GObject *object)
+{
+  AtkPipeline *self = ATK_PIPELINE (object);
+
+  g_clear_handle_id (&self->rewind_id, g_source_remove);
+  if (self->input != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->input, self);
+      atk_input_stop (self->input);
+    }
+  if (self->stage != NULL)
+    g_signal_handlers_disconnect_by_data (self->stage, self);
+  if (self->sink != NULL)
+    g_signal_handlers_disconnect_by_data (self->sink, self);
+  g_clear_pointer (&self->ledger, atk_ledger_free);
+  g_clear_object (&self->input);
+  g_clear_object (&self->stage);
+  g_clear_object (&self->sink);
+  g_clear_object (&self->transformer);
+  G_OBJECT_CLASS (atk_pipeline_parent_class)->dispose (object);
+}
+
+static void
+atk_pipeline_finalize (GObject *object)
+{
+  AtkPipeline *self = ATK_PIPELINE (object);
+
+  g_clear_pointer (&self->messages, g_ptr_array_unref);
+  G_OBJECT_CLASS (atk_pipeline_parent_class)->finalize (object);
+}
+
+static void
+atk_pipeline_class_init (AtkPipelineClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = atk_pipeline_dispose;
+  object_class->finalize = atk_pipeline_finalize;
+  signals[SIGNAL_NEED_REWIND]
+      = g_signal_new ("need-rewind", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                      NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+}
+
+static void
+atk_pipeline_init (AtkPipeline *self)
+{
+  self->messages = g_ptr_array_new_with_free_func ((GDestroyNotify)atk_message_free);
+}
