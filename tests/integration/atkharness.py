@@ -353,3 +353,12 @@ def json_lines(text):
     """Splits output into records at '\\n' only: str.splitlines() would also split inside
     JSON strings holding raw U+2028, U+0085 or \\x1c, which JSON need not escape."""
     return [line for line in text.split("\n") if line]
+
+
+def file_mode_values(path, *extra):
+    """What `at-kafka --input FILE --stdout` gives for a file: a list of JSON lines. For files
+    a test makes itself, which have no oracle rendering; never as the expectation for a
+    capture that has one (use atkoracle)."""
+    r = subprocess.run([AT_KAFKA, "--input", path, "--stdout", *extra], capture_output=True,
+                       text=True, check=True)
+    return json_lines(r.stdout)
