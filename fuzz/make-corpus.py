@@ -8,6 +8,10 @@
 #   car     the CAR of every captured #commit/#sync, plus the small repository CARs
 #   record  every DAG-CBOR block of those CARs, the single-record .cbor files and the
 #           data-model fixtures' CBOR
+#   tap     every Tap event of the Tap session fixture (tests/tap/session.jsonl)
+#   cursor  cursor records ({"seq":N,"updated":…}) as at-kafka writes them, and near misses
+#   did     DID documents (first line: the DID they must name), PLC audit timestamps
+#   cid     every CID string ("$link") of the captured frames' oracle (.jsonl)
 # Files are named by their SHA-256, so reruns are idempotent. STAMP, if given, is touched
 # at the end (for build systems that want a file output).
 # SPDX-License-Identifier: MIT
@@ -17,6 +21,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import struct
 import sys
 
@@ -93,6 +98,54 @@ def records(vectors):
             yield b64(case["cbor_base64"])
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def tap_events(vectors):
+    with open(os.path.join(HERE, "..", "tests", "tap", "session.jsonl"), "rb") as f:
+        for line in f:
+            if line.strip():
+                yield line.rstrip(b"\n")
+
+
+def cursor_records(vectors):
+    for seq in (0, 1, 42, 26404131, 2**53, 2**63 - 2):
+        yield b'{"seq":%d,"updated":"2024-01-01T12:00:00.000Z"}' % seq
+    yield b'{"updated":"2024-01-01T12:00:00.000Z","seq" : 7 }'
+    yield b'{"seq":"7"}'
+    yield b"null"
+
+
+def did_documents(vectors):
+    did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
+    doc = {
+        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+        "id": did,
+        "alsoKnownAs": ["at://alice.example.com"],
+        "verificationMethod": [{"id": did + "#atproto", "type": "Multikey", "controller": did,
+                                "publicKeyMultibase": "zQ3shXjHeiBuRCKmM36cuYnm7YEMzhGnCmCyW92sRJ9pribSF"}],
+        "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                     "serviceEndpoint": "https://PDS.Example.com:2583/"}],
+    }
+    yield (did + "\n" + json.dumps(doc)).encode()
+    web = dict(doc, id="did:web:example.com", service=[{"id": "did:web:example.com#atproto_pds",
+                                                         "serviceEndpoint": "http://[::1]:8080"}])
+    yield ("did:web:example.com\n" + json.dumps(web)).encode()
+    yield b"2023-05-01T10:00:00.000Z"
+    yield b"2023-05-01T10:00:00+02:00"
+
+
+def cid_strings(vectors):
+    seen = set()
+    for d in CAPTURES:
+        for path in sorted(glob.glob(os.path.join(vectors, d, "*.jsonl"))):
+            with open(path) as f:
+                for m in re.finditer(r'"\$link": ?"(b[a-z2-7]+)"', f.read()):
+                    if m.group(1) not in seen and len(seen) < 200:
+                        seen.add(m.group(1))
+                        yield m.group(1).encode()
+
+
 def main():
     if len(sys.argv) not in (4, 5):
         sys.exit(__doc__ or "usage: make-corpus.py VECTORS_DIR OUT_DIR KIND [STAMP]")
@@ -101,9 +154,13 @@ def main():
         "frame": frames,
         "car": lambda v: list(capture_cars(v)) + list(small_cars(v)),
         "record": records,
+        "tap": tap_events,
+        "cursor": cursor_records,
+        "did": did_documents,
+        "cid": cid_strings,
     }
     if kind not in sources:
-        sys.exit("unknown kind %r (frame, car, record)" % kind)
+        sys.exit("unknown kind %r (%s)" % (kind, ", ".join(sources)))
     os.makedirs(out, exist_ok=True)
     count = 0
     for seed in sources[kind](vectors):

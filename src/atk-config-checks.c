@@ -36,6 +36,20 @@ atk_config_check (const AtkConfig *config, GError **error)
                    _ ("--watched-collections and --ignored-collections cannot be used together"));
       return FALSE;
     }
+  /* The Jetstream shape has no eventMetadata member, and Tap events are rendered apart. */
+  if (config->payload_format == ATK_PAYLOAD_JETSTREAM && config->event_metadata)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _ ("--payload-format=jetstream cannot be used with --event-metadata (the "
+                      "Jetstream shape has no eventMetadata)"));
+      return FALSE;
+    }
+  if (config->payload_format == ATK_PAYLOAD_JETSTREAM && config->tap_host != NULL)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _ ("--payload-format=jetstream cannot be used with --tap-host"));
+      return FALSE;
+    }
   if (config->to_stdout && config->input_file == NULL)
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _ ("--stdout needs --input FILE"));

@@ -91,6 +91,9 @@ gboolean atk_option_parse_servers (const AtkOption *option, const char *flag, co
                                    gpointer field, AtkConfig *config, GError **error);
 gboolean atk_option_parse_topic (const AtkOption *option, const char *flag, const char *text,
                                  gpointer field, AtkConfig *config, GError **error);
+gboolean atk_option_parse_payload_format (const AtkOption *option, const char *flag,
+                                          const char *text, gpointer field, AtkConfig *config,
+                                          GError **error);
 gboolean atk_option_parse_compression (const AtkOption *option, const char *flag, const char *text,
                                        gpointer field, AtkConfig *config, GError **error);
 gboolean atk_option_parse_cursor (const AtkOption *option, const char *flag, const char *text,

@@ -262,6 +262,19 @@ atk_option_parse_bus (const AtkOption *option, const char *flag, const char *tex
 }
 
 gboolean
+atk_option_parse_payload_format (const AtkOption *option, const char *flag, const char *text,
+                                 gpointer field, AtkConfig *config, GError **error)
+{
+  if (!atk_payload_format_from_string (text, field))
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                   _ ("--payload-format: expected standard or jetstream, got “%s”"), text);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
 atk_option_parse_compression (const AtkOption *option, const char *flag, const char *text,
                               gpointer field, AtkConfig *config, GError **error)
 {

@@ -240,6 +240,9 @@ config_from_raw (const ParseState *state, char **envp, AtkConfig *config, GError
     if (!(state->options[i].flags & ATK_OPTION_NO_ENV)
         && !read_option (&state->options[i], &state->raw[i], envp, config, error))
       return FALSE;
+  /* The one default that depends on another option (see the compression row). */
+  if (config->compression == NULL)
+    config->compression = g_strdup (config->osprey_compatible ? "gzip" : "lz4");
   return atk_config_check (config, error);
 }
 

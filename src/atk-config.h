@@ -5,6 +5,8 @@
 
 #include <glib.h>
 
+#include "atk-jetstream.h" /* AtkPayloadFormat */
+
 G_BEGIN_DECLS
 
 typedef enum
@@ -45,6 +47,7 @@ typedef struct
 
   /* output */
   gboolean osprey_compatible;
+  AtkPayloadFormat payload_format;
   char **watched_collections;
   char **ignored_collections;
 

@@ -477,6 +477,7 @@ atk_daemon_new (AtkConfig *config, GError **error)
     return NULL;
   self->keeper = atk_cursor_keeper_new (config);
   atk_event_transformer_set_osprey_compatible (self->transformer, config->osprey_compatible);
+  atk_event_transformer_set_payload_format (self->transformer, config->payload_format);
   if (!atk_event_transformer_set_collection_filter (
           self->transformer, (const char *const *)config->watched_collections,
           (const char *const *)config->ignored_collections, error))
@@ -494,6 +495,22 @@ atk_daemon_new (AtkConfig *config, GError **error)
   return g_steal_pointer (&self);
 }
 
+/* Osprey's stock worker (kafka-python 1.4.7 without codec libraries) reads only gzip and
+ * uncompressed batches, and moves past (and commits) what it cannot read. */
+static void
+warn_if_osprey_cannot_read (AtkDaemon *self, gboolean osprey)
+{
+  const char *codec = atk_kafka_sink_get_compression (self->sink);
+
+  if (!osprey || g_strcmp0 (codec, "gzip") == 0 || g_strcmp0 (codec, "none") == 0)
+    return;
+  g_warning ("Compression %s with the Osprey format: Osprey's stock worker (kafka-python 1.4.7, "
+             "no codec libraries) cannot read %s batches and commits their offsets without "
+             "processing them, so it silently loses those events. Use --compression gzip "
+             "(the default with --osprey-compatible) or none, unless every consumer reads %s.",
+             codec, codec, codec);
+}
+
 void
 atk_daemon_start (AtkDaemon *self)
 {
@@ -504,6 +521,7 @@ atk_daemon_start (AtkDaemon *self)
              atk_input_get_name (atk_pipeline_get_input (self->pipeline)),
              atk_daemon_get_relay_host (self), self->config->bootstrap_servers,
              self->config->output_topic, self->config->osprey_compatible ? "Osprey" : "standard");
+  warn_if_osprey_cannot_read (self, self->config->osprey_compatible);
   self->save_timer_id = g_timeout_add (self->config->cursor_save_interval_ms, on_save_timer, self);
   self->stats_timer_id = g_timeout_add (STATS_INTERVAL_MS, on_stats_timer, self);
   self->stats_log_id = g_timeout_add_seconds (STATS_LOG_INTERVAL_S, on_stats_log, self);
@@ -558,6 +576,8 @@ atk_daemon_set_osprey_compatible (AtkDaemon *self, gboolean osprey)
 {
   g_return_if_fail (ATK_IS_DAEMON (self));
   g_message ("Output format: %s", osprey ? "Osprey" : "standard");
+  if (osprey && !atk_event_transformer_get_osprey_compatible (self->transformer))
+    warn_if_osprey_cannot_read (self, osprey);
   atk_event_transformer_set_osprey_compatible (self->transformer, osprey);
   self->stats.osprey_compatible = osprey;
 }

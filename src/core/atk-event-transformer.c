@@ -12,6 +12,7 @@
 #include "atk-car.h"
 #include "atk-cbor-json.h"
 #include "atk-error.h"
+#include "atk-jetstream.h"
 #include "atk-name-filter.h"
 #include "atk-time.h"
 
@@ -26,6 +27,7 @@ struct _AtkEventTransformer
   GObject parent_instance;
 
   gboolean osprey;
+  AtkPayloadFormat payload;
   AtkNameFilter *collections; /* NULL: every collection */
 
   /* Large scratch state kept in the instance: an AtkFrame holds 200 ops and the CAR index
@@ -47,6 +49,7 @@ G_DEFINE_FINAL_TYPE (AtkEventTransformer, atk_event_transformer, G_TYPE_OBJECT)
 typedef struct
 {
   const AtkFrame *frame;
+  gint64 now_us;
   gint64 now_ms;
   gint64 event_time_ms; /* 0 when the frame has no parsable time */
 } EventContext;
@@ -103,6 +106,20 @@ atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self)
 {
   g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), FALSE);
   return self->osprey;
+}
+
+void
+atk_event_transformer_set_payload_format (AtkEventTransformer *self, AtkPayloadFormat format)
+{
+  g_return_if_fail (ATK_IS_EVENT_TRANSFORMER (self));
+  self->payload = format;
+}
+
+AtkPayloadFormat
+atk_event_transformer_get_payload_format (AtkEventTransformer *self)
+{
+  g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), ATK_PAYLOAD_STANDARD);
+  return self->payload;
 }
 
 /* ---- collection filters ---- */
@@ -195,11 +212,16 @@ append_event_tail (GString *out)
 /* Called right after append_event_tail(): where its `null` is, for the metadata stage. */
 #define METADATA_OFFSET(out) ((out)->len - sizeof ("null}") + 1)
 
+/* op: with the Jetstream payload, ops are named as Osprey's Jetstream plugin names them. */
 static void
-append_osprey_head (GString *out, const char *action_name, gint64 action_id)
+append_osprey_head (AtkEventTransformer *self, GString *out, const char *action_name,
+                    const AtkRepoOp *op, gint64 action_id)
 {
   APPEND_LITERAL (out, "{\"data\":{\"action_name\":");
-  atk_json_append_string (out, action_name, strlen (action_name));
+  if (op != NULL && self->payload == ATK_PAYLOAD_JETSTREAM)
+    atk_jetstream_append_op_action_name (out, op);
+  else
+    atk_json_append_string (out, action_name, strlen (action_name));
   APPEND_LITERAL (out, ",\"action_id\":");
   append_int (out, action_id);
   APPEND_LITERAL (out, ",\"data\":");
@@ -378,13 +400,22 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
 
   message = message_new (ctx, action_name, index);
   if (self->osprey)
-    append_osprey_head (message->value, action_name, message->action_id);
-  if (!append_operation_event (message->value, frame, op, block, error))
+    append_osprey_head (self, message->value, action_name, op, message->action_id);
+  if (self->payload == ATK_PAYLOAD_JETSTREAM)
+    {
+      if (!atk_jetstream_append_commit (message->value, frame, op, block, ctx->now_us, error))
+        {
+          note_op_error (result, op, local_error);
+          return;
+        }
+    }
+  else if (!append_operation_event (message->value, frame, op, block, error))
     {
       note_op_error (result, op, local_error);
       return;
     }
-  message->metadata_offset = METADATA_OFFSET (message->value);
+  else
+    message->metadata_offset = METADATA_OFFSET (message->value);
   if (self->osprey)
     append_osprey_tail (self, message->value, frame);
   message->collection = g_strndup (op->collection.ptr, op->collection.len);
@@ -508,7 +539,17 @@ transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *
     message = message_new (ctx, action_name, 0);
 
   if (self->osprey)
-    append_osprey_head (message->value, action_name, message->action_id);
+    append_osprey_head (self, message->value, action_name, NULL, message->action_id);
+  if (self->payload == ATK_PAYLOAD_JETSTREAM)
+    {
+      /* No eventMetadata slot: the metadata stage leaves these alone. */
+      atk_jetstream_append_event (message->value, frame, ctx->now_us);
+      if (self->osprey)
+        append_osprey_tail (self, message->value, frame);
+      g_ptr_array_add (messages, message);
+      result->n_messages++;
+      return;
+    }
   switch (frame->kind)
     {
     case ATK_EVENT_ACCOUNT:
@@ -538,7 +579,7 @@ atk_event_transformer_transform (AtkEventTransformer *self, const guint8 *data, 
                                  GError **error)
 {
   AtkFrame *frame = &self->frame;
-  EventContext ctx = { frame, 0, 0 };
+  EventContext ctx = { frame, now_us, 0, 0 };
 
   g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), FALSE);
   g_return_val_if_fail (data != NULL || len == 0, FALSE);

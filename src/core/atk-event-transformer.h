@@ -8,6 +8,7 @@
 #include <glib-object.h>
 
 #include "atk-frame.h"
+#include "atk-jetstream.h" /* AtkPayloadFormat */
 #include "atk-message.h"
 #include "atk-time.h" /* atk_snowflake_for_event, atk_parse_datetime_ms */
 
@@ -32,6 +33,12 @@ AtkEventTransformer *atk_event_transformer_new (void);
 
 void atk_event_transformer_set_osprey_compatible (AtkEventTransformer *self, gboolean osprey);
 gboolean atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self);
+
+/* The event inside each message: the standard shape (default) or Jetstream v1's, whose
+ * time_us is now_us of the transform (when at-kafka saw the event) and which has no
+ * eventMetadata slot (metadata_offset 0). */
+void atk_event_transformer_set_payload_format (AtkEventTransformer *self, AtkPayloadFormat format);
+AtkPayloadFormat atk_event_transformer_get_payload_format (AtkEventTransformer *self);
 
 /* NULL-terminated NSID lists; "app.bsky.*" means app.bsky itself or anything under it.
  * Both non-empty is ATK_ERROR_BAD_CONFIG. As in the reference, a plain "app.bsky.feed"

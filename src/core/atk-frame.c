@@ -488,7 +488,8 @@ void
 atk_frame_file_reader_init (AtkFrameFileReader *reader, const guint8 *data, gsize len)
 {
   reader->pos = data;
-  reader->end = data + len;
+  /* An empty mapped file has no data at all: NULL + 0 is undefined behaviour. */
+  reader->end = data != NULL ? data + len : data;
 }
 
 gboolean

@@ -116,14 +116,44 @@ parse_json (const char *json, gssize len, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) local_error = NULL;
+  gsize n = len < 0 ? strlen (json) : (gsize)len;
 
+  /* json-glib takes raw control characters inside strings and writes them back raw: what
+   * we re-serialize into Kafka messages would not be JSON. RFC 8259 forbids them. */
+  for (gsize i = 0; i < n; i++)
+    if ((guchar)json[i] < 0x20 && json[i] != '\t' && json[i] != '\n' && json[i] != '\r')
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                     "Not JSON: control character 0x%02x at byte %" G_GSIZE_FORMAT, (guchar)json[i],
+                     i);
+        return NULL;
+      }
   if (!json_parser_load_from_data (parser, json, len, &local_error))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: %s",
                    local_error->message);
       return NULL;
     }
+  /* An empty body parses, to no value at all. */
+  if (json_parser_get_root (parser) == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: empty");
+      return NULL;
+    }
   return json_node_ref (json_parser_get_root (parser));
+}
+
+/* A string member, or NULL when it is missing or not a string (json-glib's own getter
+ * crashes callers on a number and warns on a container: the document is the peer's). */
+static const char *
+string_member (JsonObject *object, const char *name)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (node);
 }
 
 /* "at://alice.example.com" → "alice.example.com" */
@@ -150,7 +180,10 @@ find_handle (JsonObject *doc)
 static gboolean
 is_pds_service (JsonObject *service, const char *did)
 {
-  const char *id = json_object_get_string_member_with_default (service, "id", "");
+  const char *id = string_member (service, "id");
+
+  if (id == NULL)
+    return FALSE;
 
   return strcmp (id, "#atproto_pds") == 0
          || (g_str_has_prefix (id, did) && strcmp (id + strlen (did), "#atproto_pds") == 0);
@@ -175,7 +208,7 @@ find_pds (JsonObject *doc, AtkDidInfo *info)
 
       if (service == NULL || !is_pds_service (service, info->did))
         continue;
-      endpoint = json_object_get_string_member_with_default (service, "serviceEndpoint", NULL);
+      endpoint = string_member (service, "serviceEndpoint");
       if (endpoint == NULL)
         continue;
       uri = g_uri_parse (endpoint, G_URI_FLAGS_NONE, NULL);
@@ -196,8 +229,7 @@ atk_did_info_new_from_document (const char *did, const char *json, gssize len, G
   if (root == NULL)
     return NULL;
   doc = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  if (doc == NULL
-      || g_strcmp0 (json_object_get_string_member_with_default (doc, "id", NULL), did) != 0)
+  if (doc == NULL || g_strcmp0 (string_member (doc, "id"), did) != 0)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not a DID document for %s", did);
       return NULL;
@@ -683,8 +715,7 @@ on_audit_log (Job *job, guint status, GBytes *body, const GError *error)
   first = json_array_get_element (json_node_get_array (root), 0);
   if (!JSON_NODE_HOLDS_OBJECT (first))
     return;
-  created_at = json_object_get_string_member_with_default (json_node_get_object (first),
-                                                           "createdAt", NULL);
+  created_at = string_member (json_node_get_object (first), "createdAt");
   if (created_at == NULL
       || !atk_parse_datetime_ms (created_at, strlen (created_at), &job->info->created_at_ms))
     return;

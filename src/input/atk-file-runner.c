@@ -59,6 +59,7 @@ atk_file_runner_run (const AtkConfig *config, FILE *out, AtkFileRunSummary *summ
     return FALSE;
 
   atk_event_transformer_set_osprey_compatible (transformer, config->osprey_compatible);
+  atk_event_transformer_set_payload_format (transformer, config->payload_format);
   if (!atk_event_transformer_set_collection_filter (
           transformer, (const char *const *)config->watched_collections,
           (const char *const *)config->ignored_collections, error))

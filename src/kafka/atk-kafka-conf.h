@@ -17,6 +17,10 @@ gboolean atk_kafka_conf_set (rd_kafka_conf_t *conf, const char *key, const char 
 /* The producer configuration for options (no callbacks or opaque set yet). */
 rd_kafka_conf_t *atk_kafka_conf_build (const AtkKafkaSinkOptions *options, GError **error);
 
+/* A property's value (newly allocated), or a copy of fallback. */
+char *atk_kafka_conf_get_string (const rd_kafka_conf_t *conf, const char *key,
+                                 const char *fallback);
+
 /* An integer property's value, or fallback. */
 gint64 atk_kafka_conf_get_int (const rd_kafka_conf_t *conf, const char *key, gint64 fallback);
 

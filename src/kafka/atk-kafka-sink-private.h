@@ -24,6 +24,7 @@ struct _AtkKafkaSink
 
   char *topic;
   char *cursor_topic;
+  char *compression; /* the codec in effect, after the user's properties */
   int partitions;
   int replication;
 

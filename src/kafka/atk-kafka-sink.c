@@ -273,6 +273,7 @@ atk_kafka_sink_rebuild_handle (AtkKafkaSink *self, gint64 batch_size, GError **e
 {
   g_autoptr (AtkKafkaSink) keep = g_object_ref (self); /* signals run in close_handle() */
 
+  (void)keep; /* clang: -Wunused-variable */
   close_handle (self);
   self->in_flight = 0;
   self->in_flight_bytes = 0;
@@ -369,6 +370,13 @@ atk_kafka_sink_get_in_flight_bytes (AtkKafkaSink *self)
   return self->in_flight_bytes;
 }
 
+const char *
+atk_kafka_sink_get_compression (AtkKafkaSink *self)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), NULL);
+  return self->compression;
+}
+
 gboolean
 atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms)
 {
@@ -446,6 +454,7 @@ atk_kafka_sink_new (const AtkKafkaSinkOptions *options, GError **error)
 
   self = g_object_new (ATK_TYPE_KAFKA_SINK, NULL);
   self->topic = g_strdup (options->topic);
+  self->compression = atk_kafka_conf_get_string (conf, "compression.codec", "unknown");
   self->partitions = options->partitions > 0 ? options->partitions : DEFAULT_PARTITIONS;
   self->replication = options->replication > 0 ? options->replication : 1;
   self->cursor_topic = g_strdup (options->cursor_topic);
@@ -496,6 +505,7 @@ atk_kafka_sink_finalize (GObject *object)
 
   g_free (self->topic);
   g_free (self->cursor_topic);
+  g_free (self->compression);
 
   G_OBJECT_CLASS (atk_kafka_sink_parent_class)->finalize (object);
 }

@@ -17,7 +17,7 @@ typedef struct
 {
   const char *bootstrap_servers;
   const char *topic;
-  const char *compression;       /* NULL: "lz4" */
+  const char *compression;       /* NULL: "lz4"; "gzip" comes with compression.level=1 */
   int partitions;                /* for topic creation; <= 0: 200 */
   int replication;               /* <= 0: 1 */
   const char *const *properties; /* "key=value", applied last; may be NULL */
@@ -50,6 +50,9 @@ gboolean atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError
 
 guint atk_kafka_sink_get_in_flight (AtkKafkaSink *self);
 guint64 atk_kafka_sink_get_in_flight_bytes (AtkKafkaSink *self);
+
+/* The compression codec in effect ("gzip", "lz4", …), the user's properties included. */
+const char *atk_kafka_sink_get_compression (AtkKafkaSink *self);
 
 /* Blocks for at most timeout_ms until every message is delivered; FALSE if some remain. */
 gboolean atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms);

@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""README promises that had no test, each checked on the real binary (issue 18, item 9):
+
+- `--transactional-id` cannot be combined with `--plc-host` or `--tap-host` (refused at start);
+- the Kafka settings README names (message.timeout.ms=0, idempotence, acks=all, murmur2) are
+  the ones librdkafka really runs with (its own dump of the effective configuration);
+- `GET /healthz` answers 503 until the topic is usable, then 200;
+- an explicit `--cursor` wins over both stores, which are overwritten at the first save;
+- `atkafka_metadata_backlog` counts the events waiting for DID lookups;
+- SIGTERM while Kafka is down: the flush is bounded (10 s), the cursor saved covers only
+  what Kafka acknowledged.
+
+Expectations come from README and the capture's oracle (frames.jsonl), not from the daemon."""
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import kafkautil
+from atkharness import AT_KAFKA, Daemon, Replay, free_port, vector, wait_until
+
+CAPTURE = vector("relay-capture/frames.bin")
+ORACLE = vector("relay-capture/frames.jsonl")
+SOURCE_DIR = os.environ["ATK_SOURCE_DIR"]
+KAFKA_LOCAL = os.path.join(SOURCE_DIR, "tools", "kafka-local")
+
+
+def oracle_messages():
+    """[(seq, n_messages)] of the capture, from the oracle: a commit gives one message per
+    op, any other event one."""
+    out = []
+    with open(ORACLE) as f:
+        for line in f:
+            if line.strip():
+                frame = json.loads(line)
+                body = frame["body"]
+                n = len(body["ops"]) if frame["header"]["t"] == "#commit" else 1
+                out.append((body["seq"], n))
+    return out
+
+
+FRAMES = oracle_messages()
+FIRST_SEQ = FRAMES[0][0]
+LAST_SEQ = FRAMES[-1][0]
+TOTAL = sum(n for _, n in FRAMES)
+
+
+def state_cursor(state_dir):
+    try:
+        with open(os.path.join(state_dir, "cursor")) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def kafka_cursors(topic, servers=None):
+    """Every cursor record in <topic>.cursor, oldest first: [(key, seq)]."""
+    proc = subprocess.run(["kcat", "-C", "-b", servers or kafkautil.bootstrap(), "-t",
+                           topic + ".cursor", "-o", "beginning", "-e", "-q", "-J"],
+                          capture_output=True, text=True, timeout=60)
+    out = []
+    for line in proc.stdout.split("\n"):
+        if line.strip():
+            m = json.loads(line)
+            out.append((m.get("key"), json.loads(m["payload"])["seq"]))
+    return out
+
+
+def http_status(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def run_briefly(*args, timeout=30):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATKAFKA_")}
+    return subprocess.run([AT_KAFKA, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+class Promises(unittest.TestCase):
+    # ---- refused at start --------------------------------------------------------------
+
+    def test_transactional_id_refused_with_plc_or_tap(self):
+        for flag, value in (("--plc-host", "http://127.0.0.1:1"),
+                            ("--tap-host", "ws://127.0.0.1:1")):
+            r = run_briefly("--bootstrap-servers", "127.0.0.1:1", "--output-topic", "t",
+                            "--bus", "none", "--metrics-listen-address=",
+                            "--transactional-id", "txn", flag, value)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            lines = [line for line in r.stderr.split("\n") if line.strip()]
+            self.assertEqual(len(lines), 1, r.stderr)
+            self.assertIn("--transactional-id", lines[0])
+            self.assertIn(flag, lines[0])
+
+    # ---- the Kafka settings README promises --------------------------------------------
+
+    def effective_conf(self, *extra):
+        """librdkafka's own dump of the producer's configuration (debug=conf): the output
+        topic's properties and the client's, as {name: value}."""
+        topic = "promises-conf"
+        proc = subprocess.Popen([AT_KAFKA, "--bootstrap-servers", "127.0.0.1:1",
+                                 "--output-topic", topic, "--bus", "none",
+                                 "--metrics-listen-address=", "--cursor", "live", "-X",
+                                 "debug=conf", *extra, "-v"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        client, topic_conf, section = {}, {}, None
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            if "Client configuration:" in line:
+                section = client
+            elif f'Topic "{topic}" configuration' in line:
+                section = topic_conf
+            elif "configuration" in line and "CONF" in line:
+                section = None
+            else:
+                m = re.search(r"CONF: \[[^\]]*\]:   (\S+) = (.*)$", line)
+                if m and section is not None:
+                    section[m.group(1)] = m.group(2).strip()
+            if topic_conf and section is None or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        proc.stdout.close()
+        return client, topic_conf
+
+    def test_effective_kafka_settings(self):
+        client, topic_conf = self.effective_conf()
+        self.assertEqual(topic_conf.get("message.timeout.ms"), "0", topic_conf)
+        self.assertEqual(topic_conf.get("request.required.acks"), "-1", topic_conf)
+        self.assertEqual(topic_conf.get("partitioner"), "murmur2_random", topic_conf)
+        self.assertEqual(client.get("enable.idempotence"), "true", client)
+        self.assertEqual(topic_conf.get("compression.codec", client.get("compression.codec")),
+                         "lz4")
+        # the dump is read for real: a user's -X shows up in it
+        _, topic_conf = self.effective_conf("-X", "message.timeout.ms=4000")
+        self.assertEqual(topic_conf.get("message.timeout.ms"), "4000", topic_conf)
+
+    # ---- /healthz ---------------------------------------------------------------------
+
+    def test_healthz(self):
+        kafkautil.wait_for_broker(timeout=90)
+        # no broker: /metrics answers, /healthz says 503
+        replay = Replay(CAPTURE)
+        self.addCleanup(replay.stop)
+        topic = kafkautil.unique_topic("promises-healthz")
+        dead = Daemon(replay.url, topic, "--cursor", "live",
+                      bootstrap=f"127.0.0.1:{free_port()}")
+        self.addCleanup(dead.kill)
+        wait_until(lambda: http_status(dead.metrics_port, "/metrics") == 200, 30, "/metrics")
+        self.assertEqual(http_status(dead.metrics_port, "/healthz"), 503)
+        dead.kill()
+        # a real broker: 200 once the topic exists, and it does exist
+        live = Daemon(replay.url, topic, "--cursor", "live")
+        self.addCleanup(live.kill)
+        wait_until(lambda: http_status(live.metrics_port, "/healthz") == 200, 60, "/healthz 200")
+        self.assertIsNotNone(kafkautil.partition_count(topic))
+        self.assertEqual(live.stop(), 0)
+
+    # ---- --cursor over both stores ---------------------------------------------------
+
+    def test_explicit_cursor_overrides_both_stores(self):
+        kafkautil.wait_for_broker(timeout=90)
+        replay = Replay(CAPTURE)
+        self.addCleanup(replay.stop)
+        topic = kafkautil.unique_topic("promises-cursor")
+        state_dir = tempfile.mkdtemp(prefix="atk-promises-")
+        self.addCleanup(shutil.rmtree, state_dir, True)
+
+        # A first run fills the topic and both stores.
+        first = Daemon(replay.url, topic, "--cursor", str(FIRST_SEQ - 1),
+                       "--cursor-save-interval", "100", state_dir=state_dir)
+        self.addCleanup(first.kill)
+        kafkautil.wait_for_count(topic, TOTAL, timeout=120, exact=True)
+        wait_until(lambda: state_cursor(state_dir) == LAST_SEQ, 30, "the first run's cursor")
+        self.assertEqual(first.stop(), 0, first.output()[-2000:])
+        wait_until(lambda: (topic, LAST_SEQ) in kafka_cursors(topic), 30, "Kafka's cursor")
+
+        # Both stores now claim far more than the relay has.
+        planted = LAST_SEQ + 10**9
+        with open(os.path.join(state_dir, "cursor"), "w") as f:
+            f.write(f"{planted}\n")
+        subprocess.run(["kcat", "-P", "-b", kafkautil.bootstrap(), "-t", topic + ".cursor",
+                        "-p", "0", "-K", "\t"],
+                       input=f'{topic}\t{{"seq":{planted + 5},"updated":"2024-01-01T00:00:00.000Z"}}\n',
+                       text=True, check=True, timeout=60)
+
+        # --cursor wins: everything after it is produced again…
+        start = FIRST_SEQ + 20
+        again = sum(n for seq, n in FRAMES if seq > start)
+        second = Daemon(replay.url, topic, "--cursor", str(start), "--cursor-save-interval",
+                        "100", state_dir=state_dir)
+        self.addCleanup(second.kill)
+        kafkautil.wait_for_count(topic, TOTAL + again, timeout=120, exact=True)
+        # …and both stores are overwritten at the first save
+        wait_until(lambda: state_cursor(state_dir) == LAST_SEQ, 30, "the state file's cursor")
+        wait_until(lambda: kafka_cursors(topic)[-1] == (topic, LAST_SEQ), 30, "Kafka's cursor")
+        self.assertEqual(second.stop(), 0, second.output()[-2000:])
+        seqs = [int(m["headers"]["seq"]) for m in kafkautil.consume_all(topic)
+                if m["key"] != "<unknown>"]
+        self.assertEqual(sum(1 for s in seqs if s <= start),
+                         sum(n for seq, n in FRAMES if seq <= start))
+
+    # ---- atkafka_metadata_backlog ------------------------------------------------------
+
+    def test_metadata_backlog(self):
+        kafkautil.wait_for_broker(timeout=90)
+        release = threading.Event()
+
+        class Silent(http.server.BaseHTTPRequestHandler):
+            """A PLC directory that does not answer (until the test ends)."""
+
+            def do_GET(self):
+                release.wait(60)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.addCleanup(release.set)
+
+        replay = Replay(CAPTURE)
+        self.addCleanup(replay.stop)
+        topic = kafkautil.unique_topic("promises-backlog")
+        daemon = Daemon(replay.url, topic, "--cursor", str(FIRST_SEQ - 1), "--plc-host",
+                        f"http://127.0.0.1:{server.server_address[1]}", "--event-metadata")
+        self.addCleanup(daemon.kill)
+        # every event waits for its account's lookup: the backlog is what is held back
+        peak = wait_until(lambda: daemon.metric("atkafka_metadata_backlog"), 60,
+                          "a metadata backlog")
+        self.assertGreaterEqual(peak, 1)
+        self.assertLessEqual(peak, TOTAL)
+        self.assertEqual(kafkautil.count(topic), 0)
+        # after the 5 s lookup timeout they go on without metadata: nothing lost
+        kafkautil.wait_for_count(topic, TOTAL, timeout=120, exact=True)
+        wait_until(lambda: daemon.metric("atkafka_metadata_backlog") == 0
+                   and "atkafka_metadata_backlog" in {n for n, _ in daemon.metrics()}, 30,
+                   "the backlog to drain")
+        self.assertGreaterEqual(daemon.metric("atkafka_metadata_events", result="degraded"), 1)
+        self.assertEqual(daemon.stop(), 0)
+
+    # ---- SIGTERM while Kafka is down --------------------------------------------------
+
+    def kafka_local(self, env, *args):
+        subprocess.run([KAFKA_LOCAL, *args], env=env, check=True, timeout=400,
+                       stdout=subprocess.DEVNULL)
+
+    def test_sigterm_while_kafka_is_down(self):
+        port = free_port()
+        env = dict(os.environ, ATK_KAFKA_PORT=str(port),
+                   ATK_KAFKA_DIR=tempfile.mkdtemp(prefix="atk-promises-kafka-"),
+                   ATK_KAFKA_HEAP="256m", ATK_KAFKA_START_TIMEOUT="300")
+        servers = f"127.0.0.1:{port}"
+        self.addCleanup(shutil.rmtree, env["ATK_KAFKA_DIR"], True)
+        self.addCleanup(self.kafka_local, env, "stop")
+        self.kafka_local(env, "start", "--fresh")
+
+        replay = Replay(CAPTURE, "--loop", "1000", "--rate", "200")
+        self.addCleanup(replay.stop)
+        topic = kafkautil.unique_topic("promises-sigterm")
+        daemon = Daemon(replay.url, topic, "--cursor", str(FIRST_SEQ - 1), bootstrap=servers)
+        self.addCleanup(daemon.kill)
+        # a cursor saved past the start: deliveries alone are not enough (partitions are
+        # acknowledged independently, so the first frame may still be open)
+        wait_until(lambda: (state_cursor(daemon.state_dir) or 0) >= FIRST_SEQ + 5, 120,
+                   "a saved cursor before the outage")
+        self.kafka_local(env, "stop")
+        # messages pile up in librdkafka while the broker is away
+        wait_until(lambda: daemon.metric("atkafka_kafka_in_flight_messages") >= 20, 60,
+                   "messages in flight")
+        acked = daemon.metric("atkafka_cursor_seq")
+        t0 = time.monotonic()
+        status = daemon.stop(timeout=60)
+        elapsed = time.monotonic() - t0
+        out = daemon.output()
+        print(f"  SIGTERM with Kafka down: exit {status} after {elapsed:.1f} s", flush=True)
+        # README: flush Kafka for up to 10 s, save the cursor. The flush really waits (the
+        # messages cannot go anywhere), and not much longer than its bound (plus the last
+        # cursor record's 2 s and a loaded machine's slack).
+        self.assertGreaterEqual(elapsed, 9.5, out[-2000:])
+        self.assertLess(elapsed, 25, out[-2000:])
+        self.assertIn("not delivered", out)
+        # main.c: exit 1 when messages were left undelivered (README says "exit 0" for a
+        # normal stop; a stop that could not flush is not one)
+        self.assertEqual(status, 1, out[-2000:])
+        saved = state_cursor(daemon.state_dir)
+        self.assertIsNotNone(saved)
+        self.assertGreaterEqual(saved, acked)
+        m = re.findall(r"Stopped at cursor (-?\d+)", out)
+        self.assertTrue(m, out[-2000:])
+        self.assertEqual(int(m[-1]), saved)
+        # nothing past what Kafka acknowledged: with the broker back, every event up to the
+        # saved cursor is in the topic (the replay shifts seqs by one span per loop)
+        self.kafka_local(env, "start")
+        span = LAST_SEQ - FIRST_SEQ + 1
+        want = {seq + k * span for k in range(1000) for seq, n in FRAMES
+                if n > 0 and seq + k * span <= saved}
+        self.assertGreater(len(want), 0, f"saved cursor {saved}")
+
+        def missing():
+            got = {int(m["headers"]["seq"]) for m in kafkautil.consume_all(topic, servers)
+                   if "seq" in m["headers"]}
+            return want - got
+
+        # a restarted broker serves each partition once its leader is back: read until
+        # nothing is missing, or fail with what is
+        try:
+            wait_until(lambda: not missing(), 90, "every acknowledged event in Kafka")
+        except AssertionError:
+            self.assertEqual(missing(), set())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
