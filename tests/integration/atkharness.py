@@ -4,6 +4,7 @@ The expected Kafka messages, built from the oracle renderings (frames.jsonl), ar
 atkoracle.py and exported from here too."""
 import atexit
 import os
+import random
 import re
 import shutil
 import signal
@@ -362,3 +363,31 @@ def file_mode_values(path, *extra):
     r = subprocess.run([AT_KAFKA, "--input", path, "--stdout", *extra], capture_output=True,
                        text=True, check=True)
     return json_lines(r.stdout)
+
+
+_HELD = []  # sockets of refusing_port(), open until exit
+
+
+def refusing_port():
+    """A port on 127.0.0.1 where nothing listens, for a peer that must be unreachable: a
+    socket bound to port 0 that never listens, held until exit (so no one else takes it)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return s.getsockname()[1]
+
+
+def unused_port_pair():
+    """For a server that cannot bind port 0 (a Kafka broker restarted on the same port): the
+    lower of two consecutive ports nothing listens on now, below the kernel's ephemeral range
+    (so no port-0 bind or outgoing connection gets them meanwhile). The caller checks that
+    its server holds the port afterwards."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    rng = random.Random()
+    for _ in range(100):
+        taken = set(listening_ports())
+        port = rng.randrange(max(1024, low - 12000), low - 2)
+        if port not in taken and port + 1 not in taken:
+            return port
+    raise AssertionError("no unused port pair")
