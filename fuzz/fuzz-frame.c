@@ -1,5 +1,7 @@
 /* libFuzzer target: one input = one WebSocket message, through the whole transformer in
- * both output modes (and with a collection filter), as the daemon would run it.
+ * both output modes (and with a collection filter, and skipping unrenderable records), as
+ * the daemon would run it. No op of a commit is lost: each is produced, filtered out, or
+ * (only when skipping) counted as an op error.
  * SPDX-License-Identifier: MIT */
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +11,7 @@
 
 int LLVMFuzzerTestOneInput (const guint8 *data, size_t size);
 
-static AtkEventTransformer *transformers[3];
+static AtkEventTransformer *transformers[4];
 
 static void
 setup (void)
@@ -20,6 +22,23 @@ setup (void)
     transformers[i] = atk_event_transformer_new ();
   atk_event_transformer_set_osprey_compatible (transformers[1], TRUE);
   if (!atk_event_transformer_set_collection_filter (transformers[2], watched, NULL, NULL))
+    abort ();
+  atk_event_transformer_set_skip_unrenderable_records (transformers[3], TRUE);
+}
+
+static void
+check_ops (const AtkTransformResult *result, gboolean skip)
+{
+  guint by_kind = 0;
+
+  for (guint k = 0; k < result->n_op_error_kinds; k++)
+    by_kind += result->op_error_kinds[k].count;
+  if (by_kind != result->n_op_errors || (result->n_op_errors > 0) != (result->op_error != NULL)
+      || result->ops_skipped != (skip && result->n_op_errors > 0))
+    abort ();
+  if (result->frame->kind == ATK_EVENT_COMMIT
+      && result->n_messages + result->n_filtered + (skip ? result->n_op_errors : 0)
+             != result->frame->n_ops)
     abort ();
 }
 
@@ -54,6 +73,8 @@ LLVMFuzzerTestOneInput (const guint8 *data, size_t size)
       if (ok != (error == NULL) || (ok && result.frame == NULL)
           || result.n_messages != messages->len || (!ok && messages->len != 0))
         abort ();
+      if (ok)
+        check_ops (&result, i == 3);
       for (guint j = 0; j < messages->len; j++)
         check_value (((AtkMessage *)messages->pdata[j])->value);
       atk_transform_result_clear (&result);

@@ -6,8 +6,9 @@
 # KIND is one of:
 #   frame   every WebSocket message of the captured .bin frame files
 #   car     the CAR of every captured #commit/#sync, plus the small repository CARs
-#   record  every DAG-CBOR block of those CARs, the single-record .cbor files and the
-#           data-model fixtures' CBOR
+#   record  every DAG-CBOR block of those CARs, the single-record .cbor files, the
+#           data-model fixtures' CBOR and the records/cases.jsonl records (deep nesting,
+#           CIDv0 links)
 #   tap     every Tap event of the Tap session fixture (tests/tap/session.jsonl)
 #   cursor  cursor records ({"seq":N,"updated":…}) as at-kafka writes them, and near misses
 #   did     DID documents (first line: the DID they must name), PLC audit timestamps
@@ -25,7 +26,7 @@ import re
 import struct
 import sys
 
-CAPTURES = ["relay-capture", "pds-capture"]
+CAPTURES = ["relay-capture", "pds-capture", "records"]
 MAX_SEED = 64 * 1024
 
 
@@ -96,6 +97,10 @@ def records(vectors):
     with open(os.path.join(vectors, "interop", "data-model", "data-model-fixtures.json")) as f:
         for case in json.load(f):
             yield b64(case["cbor_base64"])
+    with open(os.path.join(vectors, "records", "cases.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                yield bytes.fromhex(json.loads(line)["cbor"])
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -41,6 +41,13 @@ static const AtkOption options[] = {
     .offset = FIELD (osprey_compatible),
     .help = N_ ("Wrap events in the Osprey envelope"),
     .arg = N_ ("BOOL") },
+  { .name = "skip-unrenderable-records",
+    .type = ATK_OPTION_BOOL,
+    .fallback = "false",
+    .offset = FIELD (skip_unrenderable_records),
+    .help = N_ ("Skip operations whose record cannot be rendered, as the reference does, "
+                "instead of producing them with \"record\":null and \"recordError\""),
+    .arg = N_ ("BOOL") },
   { .name = "payload-format",
     .type = ATK_OPTION_ENUM,
     .fallback = "standard",

@@ -47,6 +47,7 @@ typedef struct
 
   /* output */
   gboolean osprey_compatible;
+  gboolean skip_unrenderable_records; /* the reference's skip instead of "recordError" */
   AtkPayloadFormat payload_format;
   char **watched_collections;
   char **ignored_collections;

@@ -477,6 +477,8 @@ atk_daemon_new (AtkConfig *config, GError **error)
     return NULL;
   self->keeper = atk_cursor_keeper_new (config);
   atk_event_transformer_set_osprey_compatible (self->transformer, config->osprey_compatible);
+  atk_event_transformer_set_skip_unrenderable_records (self->transformer,
+                                                       config->skip_unrenderable_records);
   atk_event_transformer_set_payload_format (self->transformer, config->payload_format);
   if (!atk_event_transformer_set_collection_filter (
           self->transformer, (const char *const *)config->watched_collections,
@@ -551,8 +553,10 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
   /* the last cursor record (a few bytes; in transactions it went with the commit) */
   if (!self->fatal && self->txn == NULL)
     atk_kafka_sink_flush (self->sink, CURSOR_FLUSH_MS);
-  g_message ("Stopped at cursor %" G_GINT64_FORMAT,
-             self->stats.has_cursor ? self->stats.cursor : -1);
+  if (self->stats.has_cursor)
+    g_message ("Stopped at cursor %" G_GINT64_FORMAT, self->stats.cursor);
+  else
+    g_message ("Stopped (no cursor yet)");
   return flushed;
 }
 

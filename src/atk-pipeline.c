@@ -380,14 +380,16 @@ count_op_errors (AtkPipeline *self, const AtkInputEvent *event)
 
   if (event->n_op_errors == 0)
     return;
-  for (guint i = 0; i < event->n_op_errors; i++)
-    atk_stats_count_decode_error (self->stats, atk_error_kind_name (event->op_error));
+  for (guint i = 0; i < event->n_op_error_kinds; i++)
+    for (guint j = 0; j < event->op_error_kinds[i].count; j++)
+      atk_stats_count_decode_error (self->stats, event->op_error_kinds[i].kind);
   /* both may come from the relay: capped for the log */
   did = atk_log_text (event->did, -1);
   why = atk_log_text (event->op_error->message, -1);
   atk_log_event (G_LOG_LEVEL_MESSAGE, &self->op_lines, event->has_position, event->position, did,
-                 "seq %" G_GINT64_FORMAT " (%s): %u operation(s) skipped: %s", event->position, did,
-                 event->n_op_errors, why);
+                 "seq %" G_GINT64_FORMAT " (%s): %u record(s) not rendered (%s): %s",
+                 event->position, did, event->n_op_errors,
+                 event->ops_skipped ? "operations skipped" : "produced with recordError", why);
 }
 
 static void
@@ -438,14 +440,6 @@ static void
 on_state_changed (AtkInput *input, AtkSourceState state, AtkPipeline *self)
 {
   self->stats->source_state = atk_source_state_name (state);
-}
-
-static void
-on_connection_error (AtkInput *input, const char *message, AtkPipeline *self)
-{
-  g_autofree char *text = atk_log_text (message, -1);
-
-  g_message ("%s connection: %s", atk_input_get_name (input), text);
 }
 
 /* ---- statistics -------------------------------------------------------------------- */
@@ -555,7 +549,8 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
   self->ledger = atk_ledger_new (self->input, stats, config->max_seq_jump);
   g_signal_connect (self->input, "payload", G_CALLBACK (on_payload), self);
   g_signal_connect (self->input, "state-changed", G_CALLBACK (on_state_changed), self);
-  g_signal_connect (self->input, "connection-error", G_CALLBACK (on_connection_error), self);
+  /* "connection-error" needs no handler here: the source logs each failure itself, with its
+   * structured fields (RELAY, CURSOR). */
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
   g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
   g_signal_connect_swapped (self->sink, "released", G_CALLBACK (recheck_backpressure), self);

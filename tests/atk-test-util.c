@@ -320,3 +320,78 @@ atk_test_load_tap_fixture (const char *name)
   g_assert_cmpuint (out->len, >, 0);
   return out;
 }
+
+guint16
+atk_test_refusing_port (GSocket **holder)
+{
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+  g_autoptr (GError) error = NULL;
+
+  *holder
+      = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (*holder, any, FALSE, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (*holder, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+/* Adds the local ports of the listening sockets in /proc/net/tcp or tcp6 to listening. */
+static void
+add_listening_ports (const char *table, GHashTable *listening)
+{
+  g_autofree char *text = NULL;
+  g_auto (GStrv) lines = NULL;
+
+  if (!g_file_get_contents (table, &text, NULL, NULL))
+    return; /* no IPv6 */
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 1; lines[i] != NULL; i++)
+    {
+      g_auto (GStrv) fields = g_strsplit_set (g_strstrip (lines[i]), " ", -1);
+      guint n = 0;
+      const char *local = NULL, *state = NULL;
+
+      for (guint j = 0; fields[j] != NULL; j++)
+        if (fields[j][0] != '\0')
+          {
+            if (n == 1)
+              local = fields[j];
+            else if (n == 3)
+              state = fields[j];
+            n++;
+          }
+      if (local != NULL && state != NULL && g_str_equal (state, "0A") /* LISTEN */)
+        {
+          const char *colon = strrchr (local, ':');
+          g_assert_nonnull (colon);
+          g_hash_table_add (listening, GUINT_TO_POINTER (g_ascii_strtoull (colon + 1, NULL, 16)));
+        }
+    }
+}
+
+guint16
+atk_test_unused_port_pair (void)
+{
+  g_autofree char *range = NULL;
+  guint64 low = 32768;
+
+  if (g_file_get_contents ("/proc/sys/net/ipv4/ip_local_port_range", &range, NULL, NULL))
+    low = g_ascii_strtoull (range, NULL, 10);
+  g_assert_cmpuint (low, >, 4096);
+  for (guint attempt = 0; attempt < 100; attempt++)
+    {
+      g_autoptr (GHashTable) listening = g_hash_table_new (NULL, NULL);
+      guint port = (guint)g_random_int_range ((gint32)MAX (1024, low - 12000), (gint32)low - 2);
+
+      add_listening_ports ("/proc/net/tcp", listening);
+      add_listening_ports ("/proc/net/tcp6", listening);
+      if (!g_hash_table_contains (listening, GUINT_TO_POINTER (port))
+          && !g_hash_table_contains (listening, GUINT_TO_POINTER (port + 1)))
+        return (guint16)port;
+    }
+  g_error ("no unused port pair below %" G_GUINT64_FORMAT, low);
+}

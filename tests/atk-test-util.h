@@ -2,6 +2,7 @@
  * with the code under test, so that a bug there cannot hide in the oracle. */
 #pragma once
 
+#include <gio/gio.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
@@ -69,5 +70,19 @@ char *atk_test_make_tmp_dir (const char *tmpl);
 
 /* Removes path and, for a directory, everything below it (symlinks are not followed). */
 void atk_test_rm_rf (const char *path);
+
+/* ---- ports ---- */
+
+/* A TCP port on 127.0.0.1 that refuses every connection for as long as *holder (set here;
+ * unref it when done) lives: a socket bound to port 0 that never listens. No other process
+ * can take the port meanwhile, unlike a port found free and closed again. */
+guint16 atk_test_refusing_port (GSocket **holder);
+
+/* For a server that cannot bind port 0 and report it (a Kafka broker, which must come
+ * back on the same port after a restart): the lower of two consecutive ports on which
+ * nothing listens now, below the kernel's ephemeral range (ip_local_port_range), so that
+ * no port-0 bind or outgoing connection is handed them meanwhile. Read from /proc, not by
+ * binding and closing. The caller checks that its server got the port. */
+guint16 atk_test_unused_port_pair (void);
 
 G_END_DECLS

@@ -527,29 +527,11 @@ test_source_reconnect_with_cursor (void)
   test_relay_free (relay);
 }
 
-static guint16
-unused_port (void)
-{
-  g_autoptr (GSocket) socket = NULL;
-  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr (GSocketAddress) bound = NULL;
-  g_autoptr (GError) error = NULL;
-
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
-  g_assert_no_error (error);
-  g_socket_bind (socket, any, FALSE, &error);
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (socket, &error);
-  g_assert_no_error (error);
-  /* Bound but never listening: connections to it are refused. */
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 static void
 test_source_backoff (void)
 {
-  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u", unused_port ());
+  g_autoptr (GSocket) refusing = NULL;
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u", atk_test_refusing_port (&refusing));
   Watch *w = watch_new (url, MAX_FRAME_5MB, 0);
   const guint want_bounds[] = { 250, 500, 1000, 2000 };
   guint i, j;
@@ -636,7 +618,9 @@ test_source_stop (void)
   test_relay_free (relay);
   relay = NULL;
   {
-    g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u", unused_port ());
+    g_autoptr (GSocket) refusing = NULL;
+    g_autofree char *url
+        = g_strdup_printf ("ws://127.0.0.1:%u", atk_test_refusing_port (&refusing));
     Watch *w2 = watch_new (url, MAX_FRAME_5MB, 0);
     guint states;
 

@@ -463,6 +463,9 @@ atk_metrics_server_new (const char *listen_address, AtkMetricsRenderFunc render,
       return NULL;
     }
   accept_next (self);
+  /* With port 0 the kernel picks one: say which, for whoever started us. */
+  g_message ("Serving /metrics and /healthz on %s%s%s:%u", strchr (host, ':') != NULL ? "[" : "",
+             host[0] != '\0' ? host : "*", strchr (host, ':') != NULL ? "]" : "", self->port);
   return g_steal_pointer (&self);
 }
 

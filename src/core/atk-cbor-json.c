@@ -214,8 +214,6 @@ write_integer (GString *out, gboolean negative, guint64 magnitude)
   out_commit (out, w + n);
 }
 
-static gboolean write_value (AtkCborReader *reader, GString *out, guint depth, GError **error);
-
 static gboolean
 write_link (AtkCborReader *reader, GString *out, GError **error)
 {
@@ -227,7 +225,7 @@ write_link (AtkCborReader *reader, GString *out, GError **error)
     return FALSE;
   if (len < 2 || data[0] != 0x00)
     return fail (error, ATK_ERROR_BAD_CBOR, "CBOR tag 42 does not hold a CID");
-  if (!atk_cid_parse (data + 1, len - 1, &cid, error))
+  if (!atk_cid_parse_link (data + 1, len - 1, &cid, error))
     return FALSE;
   OUT_LITERAL (out, "{\"$link\":\"");
   atk_cid_append_string (&cid, out);
@@ -235,34 +233,28 @@ write_link (AtkCborReader *reader, GString *out, GError **error)
   return TRUE;
 }
 
-static gboolean
-write_array (AtkCborReader *reader, GString *out, guint64 n, guint depth, GError **error)
-{
-  OUT_LITERAL (out, "[");
-  for (guint64 i = 0; i < n; i++)
-    {
-      if (i > 0)
-        OUT_LITERAL (out, ",");
-      if (!write_value (reader, out, depth, error))
-        return FALSE;
-    }
-  OUT_LITERAL (out, "]");
-  return TRUE;
-}
-
 /* What a map says about itself, for the blob rule (checked once the map is complete,
  * since canonical order puts "ref" and "size" before "$type"). */
-typedef struct
+enum
 {
-  gboolean is_blob;
-  gboolean ref_is_link;
-  gboolean size_is_int;
-  gboolean mime_is_text;
-} MapFacts;
+  FACT_IS_MAP = 1 << 0,
+  FACT_FIRST = 1 << 1, /* nothing written inside yet */
+  FACT_IS_BLOB = 1 << 2,
+  FACT_REF_IS_LINK = 1 << 3,
+  FACT_SIZE_IS_INT = 1 << 4,
+  FACT_MIME_IS_TEXT = 1 << 5,
+};
+#define FACTS_BLOB_OK (FACT_REF_IS_LINK | FACT_SIZE_IS_INT | FACT_MIME_IS_TEXT)
+
+static inline void
+set_fact (guint *facts, guint fact, gboolean value)
+{
+  *facts = value ? (*facts | fact) : (*facts & ~fact);
+}
 
 /* Looks at a key and the head of its value before the value is written. */
 static gboolean
-check_key (AtkStr key, const AtkCborReader *reader, MapFacts *facts, GError **error)
+check_key (AtkStr key, const AtkCborReader *reader, guint *facts, GError **error)
 {
   AtkCborMajor major;
 
@@ -274,11 +266,11 @@ check_key (AtkStr key, const AtkCborReader *reader, MapFacts *facts, GError **er
     {
     case 3:
       if (memcmp (key.ptr, "ref", 3) == 0)
-        facts->ref_is_link = major == ATK_CBOR_TAG;
+        set_fact (facts, FACT_REF_IS_LINK, major == ATK_CBOR_TAG);
       break;
     case 4:
       if (memcmp (key.ptr, "size", 4) == 0)
-        facts->size_is_int = major == ATK_CBOR_UINT || major == ATK_CBOR_NEGINT;
+        set_fact (facts, FACT_SIZE_IS_INT, major == ATK_CBOR_UINT || major == ATK_CBOR_NEGINT);
       break;
     case 5:
       if (memcmp (key.ptr, "$link", 5) == 0)
@@ -287,9 +279,14 @@ check_key (AtkStr key, const AtkCborReader *reader, MapFacts *facts, GError **er
         {
           AtkCborReader peek = *reader;
           AtkStr type;
-          if (major != ATK_CBOR_TEXT || !atk_cbor_read_text (&peek, &type, NULL) || type.len == 0)
+          if (major != ATK_CBOR_TEXT)
             return fail (error, ATK_ERROR_BAD_DATA_MODEL, "\"$type\" must be a non-empty string");
-          facts->is_blob = atk_str_equal (type, "blob");
+          /* A cut-short or invalid string is that, not a data-model error. */
+          if (!atk_cbor_read_text (&peek, &type, error))
+            return FALSE;
+          if (type.len == 0)
+            return fail (error, ATK_ERROR_BAD_DATA_MODEL, "\"$type\" must be a non-empty string");
+          set_fact (facts, FACT_IS_BLOB, atk_str_equal (type, "blob"));
         }
       break;
     case 6:
@@ -298,7 +295,7 @@ check_key (AtkStr key, const AtkCborReader *reader, MapFacts *facts, GError **er
       break;
     case 8:
       if (memcmp (key.ptr, "mimeType", 8) == 0)
-        facts->mime_is_text = major == ATK_CBOR_TEXT;
+        set_fact (facts, FACT_MIME_IS_TEXT, major == ATK_CBOR_TEXT);
       break;
     default:
       break;
@@ -306,56 +303,78 @@ check_key (AtkStr key, const AtkCborReader *reader, MapFacts *facts, GError **er
   return TRUE;
 }
 
-static gboolean
-write_map (AtkCborReader *reader, GString *out, guint64 n, guint depth, GError **error)
+/* One open array or map. The writer keeps these on an explicit stack instead of recursing,
+ * so nesting is limited by ATK_CBOR_MAX_DEPTH, not by the C stack. */
+typedef struct
 {
-  MapFacts facts = { FALSE, FALSE, FALSE, FALSE };
-  AtkStr prev = { NULL, 0 };
+  guint64 left; /* items (arrays) or pairs (maps) not yet written */
+  AtkStr prev;  /* maps: the previous key, for canonical order */
+  guint facts;  /* FACT_* */
+} Level;
 
-  OUT_LITERAL (out, "{");
-  for (guint64 i = 0; i < n; i++)
+/* Levels live in a small array on the C stack; deeper nesting moves them to the heap,
+ * growing by doubling up to ATK_CBOR_MAX_DEPTH levels. */
+#define INLINE_LEVELS 32
+
+typedef struct
+{
+  Level *levels;
+  guint capacity;
+  Level inline_levels[INLINE_LEVELS];
+} LevelStack;
+
+static Level *
+level_push (LevelStack *stack, guint depth)
+{
+  if (G_UNLIKELY (depth == stack->capacity))
     {
-      AtkCborMajor major;
-      AtkStr key;
-
-      if (!atk_cbor_peek_major (reader, &major, error))
-        return FALSE;
-      if (major != ATK_CBOR_TEXT)
-        return fail (error, ATK_ERROR_BAD_CBOR, "DAG-CBOR map keys must be text");
-      if (!atk_cbor_read_text (reader, &key, error))
-        return FALSE;
-      if (prev.ptr != NULL && atk_cbor_key_compare (prev.ptr, prev.len, key.ptr, key.len) >= 0)
-        return fail (error, ATK_ERROR_BAD_CBOR,
-                     "DAG-CBOR map keys out of canonical order or duplicated");
-      prev = key;
-      if (!check_key (key, reader, &facts, error))
-        return FALSE;
-
-      if (i > 0)
-        OUT_LITERAL (out, ",");
-      atk_json_append_string (out, key.ptr, key.len);
-      OUT_LITERAL (out, ":");
-      if (!write_value (reader, out, depth, error))
-        return FALSE;
+      guint capacity = MIN (stack->capacity * 2, (guint)ATK_CBOR_MAX_DEPTH);
+      if (stack->levels == stack->inline_levels)
+        {
+          stack->levels = g_new (Level, capacity);
+          memcpy (stack->levels, stack->inline_levels, sizeof stack->inline_levels);
+        }
+      else
+        stack->levels = g_renew (Level, stack->levels, capacity);
+      stack->capacity = capacity;
     }
-  OUT_LITERAL (out, "}");
+  return &stack->levels[depth];
+}
 
-  if (facts.is_blob && !(facts.ref_is_link && facts.size_is_int && facts.mime_is_text))
-    return fail (error, ATK_ERROR_BAD_DATA_MODEL,
-                 "blob needs a link \"ref\", a string \"mimeType\" and an integer \"size\"");
+/* Writes the key of the next pair of the map at `level`, with the comma before it. */
+static gboolean
+write_key (AtkCborReader *reader, GString *out, Level *level, GError **error)
+{
+  AtkCborMajor major;
+  AtkStr key;
+
+  if (!atk_cbor_peek_major (reader, &major, error))
+    return FALSE;
+  if (major != ATK_CBOR_TEXT)
+    return fail (error, ATK_ERROR_BAD_CBOR, "DAG-CBOR map keys must be text");
+  if (!atk_cbor_read_text (reader, &key, error))
+    return FALSE;
+  if (level->prev.ptr != NULL
+      && atk_cbor_key_compare (level->prev.ptr, level->prev.len, key.ptr, key.len) >= 0)
+    return fail (error, ATK_ERROR_BAD_CBOR,
+                 "DAG-CBOR map keys out of canonical order or duplicated");
+  level->prev = key;
+  if (!check_key (key, reader, &level->facts, error))
+    return FALSE;
+
+  if (level->facts & FACT_FIRST)
+    level->facts &= ~FACT_FIRST;
+  else
+    OUT_LITERAL (out, ",");
+  atk_json_append_string (out, key.ptr, key.len);
+  OUT_LITERAL (out, ":");
   return TRUE;
 }
 
-/* depth is the number of arrays/maps already open around this value. */
+/* Writes one value that is not an array or map. */
 static gboolean
-write_value (AtkCborReader *reader, GString *out, guint depth, GError **error)
+write_scalar (AtkCborReader *reader, GString *out, AtkCborMajor major, guint64 arg, GError **error)
 {
-  AtkCborMajor major;
-  guint64 arg;
-
-  if (!atk_cbor_read_head (reader, &major, &arg, error))
-    return FALSE;
-
   switch (major)
     {
     case ATK_CBOR_UINT:
@@ -391,20 +410,111 @@ write_value (AtkCborReader *reader, GString *out, guint depth, GError **error)
       return TRUE;
     case ATK_CBOR_ARRAY:
     case ATK_CBOR_MAP:
-      if (depth >= ATK_CBOR_MAX_DEPTH)
-        return fail (error, ATK_ERROR_TOO_LARGE, "CBOR nesting too deep");
-      if (major == ATK_CBOR_ARRAY)
-        return write_array (reader, out, arg, depth + 1, error);
-      return write_map (reader, out, arg, depth + 1, error);
     default:
       return fail (error, ATK_ERROR_BAD_CBOR, "unexpected CBOR item");
+    }
+}
+
+/* Closes the array or map at `level`; FALSE if it is a malformed blob. */
+static gboolean
+close_level (GString *out, const Level *level, GError **error)
+{
+  if (!(level->facts & FACT_IS_MAP))
+    {
+      OUT_LITERAL (out, "]");
+      return TRUE;
+    }
+  OUT_LITERAL (out, "}");
+  if ((level->facts & FACT_IS_BLOB) && (level->facts & FACTS_BLOB_OK) != FACTS_BLOB_OK)
+    return fail (error, ATK_ERROR_BAD_DATA_MODEL,
+                 "blob needs a link \"ref\", a string \"mimeType\" and an integer \"size\"");
+  return TRUE;
+}
+
+/* The writer proper: one value, any nesting up to ATK_CBOR_MAX_DEPTH, no recursion. */
+static gboolean
+write_value (AtkCborReader *reader, GString *out, LevelStack *stack, GError **error)
+{
+  guint depth = 0; /* open arrays/maps; stack->levels[depth - 1] is the innermost */
+
+  for (;;)
+    {
+      AtkCborMajor major;
+      guint64 arg;
+
+      /* Before the next value: a key (maps) or a comma (arrays). */
+      if (depth > 0)
+        {
+          Level *level = &stack->levels[depth - 1];
+          if (level->facts & FACT_IS_MAP)
+            {
+              if (!write_key (reader, out, level, error))
+                return FALSE;
+            }
+          else if (level->facts & FACT_FIRST)
+            level->facts &= ~FACT_FIRST;
+          else
+            OUT_LITERAL (out, ",");
+        }
+
+      if (!atk_cbor_read_head (reader, &major, &arg, error))
+        return FALSE;
+      if (major == ATK_CBOR_ARRAY || major == ATK_CBOR_MAP)
+        {
+          if (depth >= ATK_CBOR_MAX_DEPTH)
+            return fail (error, ATK_ERROR_TOO_LARGE, "CBOR nesting too deep");
+          if (arg > 0)
+            {
+              Level *level = level_push (stack, depth++);
+              level->left = arg;
+              level->prev.ptr = NULL;
+              level->prev.len = 0;
+              level->facts = FACT_FIRST;
+              if (major == ATK_CBOR_MAP)
+                {
+                  level->facts |= FACT_IS_MAP;
+                  OUT_LITERAL (out, "{");
+                }
+              else
+                OUT_LITERAL (out, "[");
+              continue;
+            }
+          if (major == ATK_CBOR_MAP)
+            OUT_LITERAL (out, "{}");
+          else
+            OUT_LITERAL (out, "[]");
+        }
+      else if (!write_scalar (reader, out, major, arg, error))
+        return FALSE;
+
+      /* A value is complete: close every container it completes. */
+      for (;;)
+        {
+          Level *level;
+
+          if (depth == 0)
+            return TRUE;
+          level = &stack->levels[depth - 1];
+          if (--level->left > 0)
+            break;
+          if (!close_level (out, level, error))
+            return FALSE;
+          depth--;
+        }
     }
 }
 
 gboolean
 atk_cbor_json_write_item (AtkCborReader *reader, GString *out, GError **error)
 {
-  gboolean ok = write_value (reader, out, 0, error);
+  LevelStack stack;
+  gboolean ok;
+
+  stack.levels = stack.inline_levels;
+  stack.capacity = INLINE_LEVELS;
+  ok = write_value (reader, out, &stack, error);
+  if (stack.levels != stack.inline_levels)
+    g_free (stack.levels);
   out_terminate (out);
   return ok;
 }

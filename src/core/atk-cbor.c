@@ -325,11 +325,34 @@ typedef struct
   gsize prev_key_len;
 } SkipLevel;
 
-/* Iterative, so that hostile nesting cannot exhaust the C stack; depth is still capped. */
-gboolean
-atk_cbor_skip (AtkCborReader *reader, GError **error)
+/* Levels on the C stack for ordinary input; deeper nesting moves to the heap, growing by
+ * doubling up to ATK_CBOR_MAX_DEPTH + 1 levels. */
+#define SKIP_INLINE_LEVELS 32
+
+/* Makes room for stack[depth]. */
+static void
+skip_reserve (SkipLevel **stack, guint *capacity, SkipLevel *inline_levels, guint depth)
 {
-  SkipLevel stack[ATK_CBOR_MAX_DEPTH + 1];
+  if (G_UNLIKELY (depth == *capacity))
+    {
+      guint grown = MIN (*capacity * 2, (guint)ATK_CBOR_MAX_DEPTH + 1);
+      if (*stack == inline_levels)
+        {
+          *stack = g_new (SkipLevel, grown);
+          memcpy (*stack, inline_levels, sizeof (SkipLevel) * *capacity);
+        }
+      else
+        *stack = g_renew (SkipLevel, *stack, grown);
+      *capacity = grown;
+    }
+}
+
+/* Iterative, so that hostile nesting cannot exhaust the C stack; depth is still capped. */
+static gboolean
+skip_item (AtkCborReader *reader, SkipLevel **stack_ptr, guint *capacity, SkipLevel *inline_levels,
+           GError **error)
+{
+  SkipLevel *stack = *stack_ptr;
   guint depth = 0;
 
   stack[0] = (SkipLevel){ .left = 1, .is_map = FALSE };
@@ -386,6 +409,8 @@ atk_cbor_skip (AtkCborReader *reader, GError **error)
           if (arg > 0)
             {
               depth++;
+              skip_reserve (stack_ptr, capacity, inline_levels, depth);
+              stack = *stack_ptr;
               stack[depth] = (SkipLevel){
                 .left = major == ATK_CBOR_MAP ? arg * 2 : arg,
                 .is_map = major == ATK_CBOR_MAP,
@@ -407,4 +432,17 @@ atk_cbor_skip (AtkCborReader *reader, GError **error)
           depth--;
         }
     }
+}
+
+gboolean
+atk_cbor_skip (AtkCborReader *reader, GError **error)
+{
+  SkipLevel inline_levels[SKIP_INLINE_LEVELS];
+  SkipLevel *stack = inline_levels;
+  guint capacity = SKIP_INLINE_LEVELS;
+  gboolean ok = skip_item (reader, &stack, &capacity, inline_levels, error);
+
+  if (stack != inline_levels)
+    g_free (stack);
+  return ok;
 }

@@ -1,6 +1,7 @@
 /* at-kafka: a strict DAG-CBOR reader over a byte buffer.
  *
- * Pure: no allocation, no I/O, no globals. Every read checks bounds and reports
+ * Pure: no I/O, no globals; only atk_cbor_skip() allocates, and only for input nested
+ * deeper than 32 levels (its explicit stack). Every read checks bounds and reports
  * ATK_ERROR_TRUNCATED / ATK_ERROR_BAD_CBOR instead of reading past the end.
  * DAG-CBOR rules enforced here: no indefinite lengths, no floats or simple values other
  * than false/true/null, no tags other than 42, minimal-length integer encoding.
@@ -11,8 +12,14 @@
 
 G_BEGIN_DECLS
 
-/* Deepest nesting of arrays/maps we accept; deeper input is ATK_ERROR_TOO_LARGE. */
-#define ATK_CBOR_MAX_DEPTH 64
+/* Deepest nesting of arrays/maps we accept; deeper input is ATK_ERROR_TOO_LARGE.
+ * The official PDS (@atproto/pds 0.4.217 on Node 20) accepts records nested up to 5,000
+ * array levels or 3,000 map levels (its JavaScript stack runs out soon after), and its
+ * 150 KiB JSON body limit (two bytes per level at least) stops any record written through
+ * it below 76,800 levels whatever its stack. 2^17 is beyond both; readers and the writer
+ * keep their levels on explicit heap stacks, so this costs no C stack, and at most
+ * 32 bytes per level of transient memory. */
+#define ATK_CBOR_MAX_DEPTH 131072
 
 typedef enum
 {

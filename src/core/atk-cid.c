@@ -1,4 +1,5 @@
-/* CIDv1: binary parsing, the base32 multibase form, SHA-256 verification.
+/* CIDs: binary parsing (v1; v0 for record links), the base32 multibase form of v1, the
+ * base58btc form of v0, SHA-256 verification.
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka-core"
 
@@ -9,6 +10,7 @@
 #define VARINT_MAX_BYTES 9
 
 static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+static const char base58_alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
 gboolean
 atk_varint_read (const guint8 *data, gsize len, guint64 *value, gsize *consumed, GError **error)
@@ -77,6 +79,7 @@ atk_cid_parse_prefix (const guint8 *data, gsize len, AtkCid *cid, gsize *consume
     }
 
   cid->bytes = data;
+  cid->v0 = FALSE;
   cid->codec = codec;
   cid->hash_code = hash_code;
   cid->digest = data + pos;
@@ -101,10 +104,86 @@ atk_cid_parse (const guint8 *data, gsize len, AtkCid *cid, GError **error)
   return TRUE;
 }
 
+/* CIDv0 is a bare multihash: 0x12 (sha2-256), digest length, digest. multiformats takes a
+ * first byte of 0x12 to mean v0 and reads the rest as a multihash, whatever its length. */
+static gboolean
+parse_v0 (const guint8 *data, gsize len, AtkCid *cid, GError **error)
+{
+  guint64 hash_code, digest_len;
+  gsize pos = 0, n;
+
+  if (!atk_varint_read (data, len, &hash_code, &n, error))
+    return FALSE;
+  pos += n;
+  if (!atk_varint_read (data + pos, len - pos, &digest_len, &n, error))
+    return FALSE;
+  pos += n;
+  if (digest_len == 0 || digest_len != len - pos)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CID,
+                           "CIDv0 digest length does not match its bytes");
+      return FALSE;
+    }
+  if (len > ATK_CID_V0_MAX_LEN)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CID, "CIDv0 multihash too long");
+      return FALSE;
+    }
+  cid->bytes = data;
+  cid->len = len;
+  cid->v0 = TRUE;
+  cid->codec = ATK_CID_CODEC_DAG_PB;
+  cid->hash_code = hash_code;
+  cid->digest = data + pos;
+  cid->digest_len = digest_len;
+  return TRUE;
+}
+
+gboolean
+atk_cid_parse_link (const guint8 *data, gsize len, AtkCid *cid, GError **error)
+{
+  if (len > 0 && data[0] == ATK_MULTIHASH_SHA2_256)
+    return parse_v0 (data, len, cid, error);
+  return atk_cid_parse (data, len, cid, error);
+}
+
 gboolean
 atk_cid_equal (const AtkCid *a, const AtkCid *b)
 {
   return a->len == b->len && memcmp (a->bytes, b->bytes, a->len) == 0;
+}
+
+/* Plain base58btc (no multibase prefix), as multiformats prints a CIDv0. Quadratic, which
+ * is why v0 multihashes are capped at ATK_CID_V0_MAX_LEN bytes. */
+static void
+append_base58 (const guint8 *p, gsize len, GString *out)
+{
+  /* log(256)/log(58) < 1.37: 138 digits per 100 bytes. */
+  guint8 digits[ATK_CID_V0_MAX_LEN * 138 / 100 + 1];
+  gsize n_digits = 0, zeros = 0;
+
+  g_assert (len <= ATK_CID_V0_MAX_LEN);
+  while (zeros < len && p[zeros] == 0)
+    zeros++;
+  for (gsize i = zeros; i < len; i++)
+    {
+      guint carry = p[i];
+      for (gsize j = 0; j < n_digits; j++)
+        {
+          carry += (guint)digits[j] << 8;
+          digits[j] = (guint8)(carry % 58);
+          carry /= 58;
+        }
+      while (carry > 0)
+        {
+          digits[n_digits++] = (guint8)(carry % 58);
+          carry /= 58;
+        }
+    }
+  for (gsize i = 0; i < zeros; i++)
+    g_string_append_c (out, base58_alphabet[0]);
+  while (n_digits > 0)
+    g_string_append_c (out, base58_alphabet[digits[--n_digits]]);
 }
 
 void
@@ -118,6 +197,11 @@ atk_cid_append_string (const AtkCid *cid, GString *out)
   guint64 acc = 0;
   guint bits = 0;
 
+  if (G_UNLIKELY (cid->v0))
+    {
+      append_base58 (p, len, out);
+      return;
+    }
   /* Grow once, then write in place: this runs for every link of every record. */
   g_string_set_size (out, old_len + n_chars);
   w = out->str + old_len;

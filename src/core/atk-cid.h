@@ -1,4 +1,5 @@
-/* at-kafka: content identifiers (CIDv1) in their binary and base32 string forms.
+/* at-kafka: content identifiers in their binary and string forms: CIDv1 (base32 multibase)
+ * everywhere, and CIDv0 (a bare sha2-256 multihash, base58btc) as a link inside a record.
  * Pure: no I/O, no globals.
  * SPDX-License-Identifier: MIT */
 #pragma once
@@ -9,13 +10,19 @@ G_BEGIN_DECLS
 
 #define ATK_CID_CODEC_DAG_CBOR 0x71
 #define ATK_CID_CODEC_RAW 0x55
+#define ATK_CID_CODEC_DAG_PB 0x70
 #define ATK_MULTIHASH_SHA2_256 0x12
+
+/* Longest CIDv0 multihash we render: v0 is sha2-256 (32-byte digest); base58 costs
+ * quadratic time, so absurd lengths are refused rather than encoded. */
+#define ATK_CID_V0_MAX_LEN 128
 
 /* A parsed CID: a view of its bytes in some buffer plus the decoded fields. */
 typedef struct
 {
-  const guint8 *bytes; /* the whole binary CID: version, codec, multihash */
+  const guint8 *bytes; /* the whole binary CID: version, codec, multihash (v0: multihash) */
   gsize len;
+  gboolean v0; /* CIDv0 (only from atk_cid_parse_link()); FALSE: CIDv1 */
   guint64 codec;
   guint64 hash_code;
   const guint8 *digest;
@@ -31,9 +38,15 @@ gboolean atk_cid_parse_prefix (const guint8 *data, gsize len, AtkCid *cid, gsize
 /* Parses exactly len bytes as a CIDv1 (as inside a tag-42 link). */
 gboolean atk_cid_parse (const guint8 *data, gsize len, AtkCid *cid, GError **error);
 
+/* Parses exactly len bytes as the CID of a link inside a record (tag 42), as the
+ * TypeScript libraries (multiformats CID.decode) do: any codec of CIDv1, or CIDv0 — a
+ * bare multihash starting with 0x12 (sha2-256), codec dag-pb. */
+gboolean atk_cid_parse_link (const guint8 *data, gsize len, AtkCid *cid, GError **error);
+
 gboolean atk_cid_equal (const AtkCid *a, const AtkCid *b);
 
-/* Appends the multibase base32-lower form ("bafy…") to out. */
+/* Appends the canonical string: base32-lower multibase ("bafy…") for v1, plain base58btc
+ * ("Qm…") for v0. */
 void atk_cid_append_string (const AtkCid *cid, GString *out);
 char *atk_cid_to_string (const AtkCid *cid);
 

@@ -27,6 +27,7 @@ struct _AtkEventTransformer
   GObject parent_instance;
 
   gboolean osprey;
+  gboolean skip_unrenderable;
   AtkPayloadFormat payload;
   AtkNameFilter *collections; /* NULL: every collection */
 
@@ -92,6 +93,8 @@ atk_transform_result_clear (AtkTransformResult *result)
   result->n_messages = 0;
   result->n_filtered = 0;
   result->n_op_errors = 0;
+  result->ops_skipped = FALSE;
+  result->n_op_error_kinds = 0;
 }
 
 void
@@ -106,6 +109,13 @@ atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self)
 {
   g_return_val_if_fail (ATK_IS_EVENT_TRANSFORMER (self), FALSE);
   return self->osprey;
+}
+
+void
+atk_event_transformer_set_skip_unrenderable_records (AtkEventTransformer *self, gboolean skip)
+{
+  g_return_if_fail (ATK_IS_EVENT_TRANSFORMER (self));
+  self->skip_unrenderable = !!skip;
 }
 
 void
@@ -311,11 +321,13 @@ append_string_body (GString *out, AtkStr s)
   g_string_truncate (out, out->len - 2);
 }
 
-/* The standard operation event. FALSE when the record does not render (out is then
- * left partly written; the caller drops the message). */
+/* The standard operation event. `block` is the record's checked block, NULL for deletes
+ * and for records that cannot be rendered (then `record_error` says why). FALSE when the
+ * record does not render: out is then left partly written and *error set; the caller
+ * either drops the message or writes it again with the error. */
 static gboolean
 append_operation_event (GString *out, const AtkFrame *frame, const AtkRepoOp *op,
-                        const AtkCarBlock *block, GError **error)
+                        const AtkCarBlock *block, const char *record_error, GError **error)
 {
   append_event_head (out, frame);
   APPEND_LITERAL (out, ",\"operation\":{\"action\":\"");
@@ -329,8 +341,9 @@ append_operation_event (GString *out, const AtkFrame *frame, const AtkRepoOp *op
   g_string_append_c (out, '/');
   append_string_body (out, op->path);
   APPEND_LITERAL (out, "\",\"cid\":\"");
-  /* Like the reference: the CID only for records we wrote, "" for deletes. */
-  if (block != NULL)
+  /* Like the reference: the CID only for records we wrote, "" for deletes; a record that
+   * cannot be rendered still has the CID its commit gives it. */
+  if (block != NULL || (record_error != NULL && op->has_cid))
     atk_cid_append_string (&op->cid, out);
   APPEND_LITERAL (out, "\",\"path\":");
   append_str (out, op->path);
@@ -339,34 +352,62 @@ append_operation_event (GString *out, const AtkFrame *frame, const AtkRepoOp *op
     APPEND_LITERAL (out, "null");
   else if (!atk_cbor_json_write_record (block->data, block->len, out, error))
     return FALSE;
+  if (record_error != NULL)
+    {
+      APPEND_LITERAL (out, ",\"recordError\":\"");
+      g_string_append (out, record_error);
+      g_string_append_c (out, '"');
+    }
   g_string_append_c (out, '}');
   append_event_tail (out);
   return TRUE;
 }
 
-/* Counts a skipped op; keeps the first error (with the op's path) for the caller's log. */
-static void
+/* Counts an op whose record cannot be rendered, by kind; keeps the first error (with the
+ * op's path) for the caller's log. Returns the kind. */
+static const char *
 note_op_error (AtkTransformResult *result, const AtkRepoOp *op, GError *error)
 {
+  const char *kind = atk_error_kind_name (error);
+  guint i;
+
   result->n_op_errors++;
-  if (result->op_error == NULL && error != NULL)
+  for (i = 0; i < result->n_op_error_kinds; i++)
+    if (result->op_error_kinds[i].kind == kind)
+      break;
+  if (i == result->n_op_error_kinds && i < ATK_TRANSFORM_MAX_OP_ERROR_KINDS)
+    result->op_error_kinds[result->n_op_error_kinds++] = (AtkOpErrorCount){ kind, 0 };
+  if (i < result->n_op_error_kinds)
+    result->op_error_kinds[i].count++;
+
+  if (result->op_error == NULL)
     {
       g_prefix_error (&error, "op %.*s: ", (int)MIN (op->path.len, 512), op->path.ptr);
       result->op_error = error;
     }
   else
     g_clear_error (&error);
+  return kind;
 }
 
 /* Builds the CAR index on first use: commits whose ops are all deletes or filtered out
- * never pay for it. */
+ * never pay for it. *state: 0 not built, 1 built, else -1 - the AtkError code it failed
+ * with (so every op of the commit reports the same kind). */
 static gboolean
 ensure_car (AtkEventTransformer *self, const AtkFrame *frame, gint *state, GError **error)
 {
   if (*state == 0)
-    *state = atk_car_index_build (self->car, frame->blocks, frame->blocks_len, error) ? 1 : -1;
+    {
+      if (atk_car_index_build (self->car, frame->blocks, frame->blocks_len, error))
+        *state = 1;
+      else
+        *state = -1
+                 - (error != NULL && *error != NULL && (*error)->domain == ATK_ERROR
+                        ? (*error)->code
+                        : ATK_ERROR_BAD_CAR);
+    }
   else if (*state < 0)
-    g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CAR, "commit CAR is unreadable");
+    g_set_error_literal (error, ATK_ERROR, -1 - *state, "commit CAR is unreadable");
   return *state > 0;
 }
 
@@ -379,21 +420,26 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
   const char *action_name = op_action_name (op->action);
   g_autoptr (AtkMessage) message = NULL;
   const AtkCarBlock *block = NULL;
-  GError *local_error = NULL;
-  /* Only the first op error's details are kept: don't build the later ones. */
-  GError **error = result->op_error == NULL ? &local_error : NULL;
+  const char *record_error = NULL;
+  GError *error = NULL;
+  gboolean skip;
+  gsize start;
 
   if (!collection_wanted (self, op->collection))
     {
       result->n_filtered++;
       return;
     }
-  if (op->action != ATK_OP_DELETE)
+  /* Jetstream's shape has no place for a record error: there they are skipped. */
+  skip = self->skip_unrenderable || self->payload == ATK_PAYLOAD_JETSTREAM;
+  if (op->action != ATK_OP_DELETE
+      && (!ensure_car (self, frame, car_state, &error)
+          || (block = find_record (self->car, op, &error)) == NULL))
     {
-      if (!ensure_car (self, frame, car_state, error)
-          || (block = find_record (self->car, op, error)) == NULL)
+      record_error = note_op_error (result, op, g_steal_pointer (&error));
+      if (skip)
         {
-          note_op_error (result, op, local_error);
+          result->ops_skipped = TRUE;
           return;
         }
     }
@@ -401,21 +447,32 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
   message = message_new (ctx, action_name, index);
   if (self->osprey)
     append_osprey_head (self, message->value, action_name, op, message->action_id);
+  start = message->value->len;
   if (self->payload == ATK_PAYLOAD_JETSTREAM)
     {
-      if (!atk_jetstream_append_commit (message->value, frame, op, block, ctx->now_us, error))
+      if (!atk_jetstream_append_commit (message->value, frame, op, block, ctx->now_us, &error))
         {
-          note_op_error (result, op, local_error);
+          note_op_error (result, op, g_steal_pointer (&error));
+          result->ops_skipped = TRUE;
           return;
         }
     }
-  else if (!append_operation_event (message->value, frame, op, block, error))
-    {
-      note_op_error (result, op, local_error);
-      return;
-    }
   else
-    message->metadata_offset = METADATA_OFFSET (message->value);
+    {
+      if (!append_operation_event (message->value, frame, op, block, record_error, &error))
+        {
+          /* Rare: the block is there and hashes right, but its bytes are not a record. */
+          record_error = note_op_error (result, op, g_steal_pointer (&error));
+          if (skip)
+            {
+              result->ops_skipped = TRUE;
+              return;
+            }
+          g_string_truncate (message->value, start);
+          append_operation_event (message->value, frame, op, NULL, record_error, NULL);
+        }
+      message->metadata_offset = METADATA_OFFSET (message->value);
+    }
   if (self->osprey)
     append_osprey_tail (self, message->value, frame);
   message->collection = g_strndup (op->collection.ptr, op->collection.len);
@@ -427,7 +484,7 @@ static void
 transform_commit (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *messages,
                   AtkTransformResult *result)
 {
-  gint car_state = 0; /* 0 not built, 1 built, -1 failed */
+  gint car_state = 0; /* see ensure_car() */
 
   for (guint i = 0; i < ctx->frame->n_ops; i++)
     transform_op (self, ctx, i, &car_state, messages, result);

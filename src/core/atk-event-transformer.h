@@ -17,14 +17,30 @@ G_BEGIN_DECLS
 #define ATK_TYPE_EVENT_TRANSFORMER (atk_event_transformer_get_type ())
 G_DECLARE_FINAL_TYPE (AtkEventTransformer, atk_event_transformer, ATK, EVENT_TRANSFORMER, GObject)
 
+/* How many ops of one frame failed with one kind of error. */
+typedef struct
+{
+  const char *kind; /* atk_error_kind_name(): "cid_mismatch", "missing_block", … (static) */
+  guint count;
+} AtkOpErrorCount;
+
+/* Distinct kinds an op error can have (every AtkError code fits). */
+#define ATK_TRANSFORM_MAX_OP_ERROR_KINDS 16
+
 /* What one frame turned into, beyond the messages themselves. */
 typedef struct
 {
   const AtkFrame *frame; /* the decoded frame; valid until the next transform */
   guint n_messages;      /* messages appended */
   guint n_filtered;      /* ops dropped by collection filters */
-  guint n_op_errors;     /* ops skipped: bad record, missing block, CID mismatch */
-  GError *op_error;      /* the first op error, for logging; owned, see clear() */
+  /* Ops whose record could not be rendered (missing block, CID mismatch, bad CBOR…): each
+   * was produced with "record":null and "recordError":"<kind>", or skipped when
+   * skip_unrenderable_records is set (then ops_skipped is TRUE). */
+  guint n_op_errors;
+  gboolean ops_skipped;
+  AtkOpErrorCount op_error_kinds[ATK_TRANSFORM_MAX_OP_ERROR_KINDS]; /* n_op_errors by kind */
+  guint n_op_error_kinds;
+  GError *op_error; /* the first op error, for logging; owned, see clear() */
 } AtkTransformResult;
 
 void atk_transform_result_clear (AtkTransformResult *result);
@@ -33,6 +49,11 @@ AtkEventTransformer *atk_event_transformer_new (void);
 
 void atk_event_transformer_set_osprey_compatible (AtkEventTransformer *self, gboolean osprey);
 gboolean atk_event_transformer_get_osprey_compatible (AtkEventTransformer *self);
+
+/* Default FALSE: an op whose record cannot be rendered is still produced, with
+ * "record":null and "recordError":"<kind>". TRUE skips it, as the reference does
+ * (the Jetstream payload format always skips them). */
+void atk_event_transformer_set_skip_unrenderable_records (AtkEventTransformer *self, gboolean skip);
 
 /* The event inside each message: the standard shape (default) or Jetstream v1's, whose
  * time_us is now_us of the transform (when at-kafka saw the event) and which has no

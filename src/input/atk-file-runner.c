@@ -37,8 +37,9 @@ count_frame (const AtkTransformResult *result, gboolean ok, const GError *error,
   summary->filtered += result->n_filtered;
   summary->errors += result->n_op_errors;
   if (result->op_error != NULL)
-    g_debug ("seq %" G_GINT64_FORMAT ": %u op(s) skipped: %s", result->frame->seq,
-             result->n_op_errors, result->op_error->message);
+    g_debug ("seq %" G_GINT64_FORMAT ": %u record(s) not rendered%s: %s", result->frame->seq,
+             result->n_op_errors, result->ops_skipped ? ", op(s) skipped" : "",
+             result->op_error->message);
 }
 
 gboolean
@@ -59,6 +60,8 @@ atk_file_runner_run (const AtkConfig *config, FILE *out, AtkFileRunSummary *summ
     return FALSE;
 
   atk_event_transformer_set_osprey_compatible (transformer, config->osprey_compatible);
+  atk_event_transformer_set_skip_unrenderable_records (transformer,
+                                                       config->skip_unrenderable_records);
   atk_event_transformer_set_payload_format (transformer, config->payload_format);
   if (!atk_event_transformer_set_collection_filter (
           transformer, (const char *const *)config->watched_collections,

@@ -308,6 +308,9 @@ firehose_decode (AtkInput *input, GBytes *payload, AtkEventTransformer *transfor
     event->notice = control_notice (self, frame);
   event->n_filtered = result.n_filtered;
   event->n_op_errors = result.n_op_errors;
+  event->ops_skipped = result.ops_skipped;
+  event->n_op_error_kinds = result.n_op_error_kinds;
+  memcpy (event->op_error_kinds, result.op_error_kinds, sizeof event->op_error_kinds);
   event->op_error = g_steal_pointer (&result.op_error);
   if (frame->did.len > 0)
     event->did = g_strndup (frame->did.ptr, frame->did.len);

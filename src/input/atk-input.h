@@ -48,9 +48,12 @@ typedef struct
   gboolean unknown;      /* an event type we do not know (counted, skipped) */
   AtkInputNotice notice; /* for the pipeline to act on */
   guint n_filtered;      /* operations the collection filter dropped */
-  guint n_op_errors;     /* operations skipped as undecodable */
-  GError *op_error;      /* the first of them; owned (atk_input_event_clear()) */
-  char *did;             /* the event's DID when known, for logs; owned */
+  guint n_op_errors;     /* operations whose record could not be rendered (AtkTransformResult) */
+  gboolean ops_skipped;  /* … and were skipped (--skip-unrenderable-records) */
+  AtkOpErrorCount op_error_kinds[ATK_TRANSFORM_MAX_OP_ERROR_KINDS]; /* n_op_errors by kind */
+  guint n_op_error_kinds;
+  GError *op_error; /* the first of them; owned (atk_input_event_clear()) */
+  char *did;        /* the event's DID when known, for logs; owned */
 } AtkInputEvent;
 
 void atk_input_event_clear (AtkInputEvent *event);

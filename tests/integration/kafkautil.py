@@ -23,6 +23,15 @@ import uuid
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
+def _children_report():
+    """What the harness's children said, for a timeout's message ("" without the harness)."""
+    try:
+        from atkharness import children_report
+    except (ImportError, KeyError):
+        return ""
+    return children_report()
+
+
 def bootstrap():
     """The broker address the tests use."""
     return os.environ.get("ATK_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
@@ -148,10 +157,11 @@ def wait_for_count(topic, expected, servers=None, timeout=60, exact=False):
         remaining = deadline - time.monotonic()
         n = count(topic, servers, timeout=max(10, remaining))
         if exact and n > expected:
-            raise AssertionError("topic %s holds %d messages, expected %d" % (topic, n, expected))
+            raise AssertionError("topic %s holds %d messages, expected %d%s"
+                                 % (topic, n, expected, _children_report()))
         if n >= expected:
             return n
         if time.monotonic() >= deadline:
-            raise TimeoutError("topic %s holds %d messages after %ss, expected %d"
-                               % (topic, n, timeout, expected))
+            raise TimeoutError("topic %s holds %d messages after %ss, expected %d%s"
+                               % (topic, n, timeout, expected, _children_report()))
         time.sleep(0.25)

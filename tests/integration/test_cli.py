@@ -6,11 +6,10 @@ import os
 import pathlib
 import socket
 import subprocess
-import sys
 import tempfile
 import unittest
 
-from atkharness import json_lines
+from atkharness import Oracle, canonical, expected_for_frame, json_lines
 
 AT_KAFKA = os.environ["ATK_AT_KAFKA"]
 VECTORS = os.environ["ATK_VECTORS_DIR"]
@@ -173,12 +172,16 @@ class FileMode(unittest.TestCase):
 
     def test_watched_collections_env(self):
         path = os.path.join(VECTORS, "relay-capture/frames.bin")
-        r = run(["--input", path, "--stdout"], {"ATKAFKA_WATCHED_COLLECTIONS": "app.bsky.feed.like"})
+        like = "app.bsky.feed.like"
+        r = run(["--input", path, "--stdout"], {"ATKAFKA_WATCHED_COLLECTIONS": like})
         self.assertEqual(r.returncode, 0, r.stderr)
-        values = [json.loads(line) for line in json_lines(r.stdout)]
-        ops = [v for v in values if "operation" in v]
-        self.assertTrue(ops)
-        self.assertTrue(all(v["operation"]["collection"] == "app.bsky.feed.like" for v in ops))
+        # Exactly the oracle's likes (every one of them) and the non-commit events, in order.
+        want = [e for e in Oracle("relay-capture/frames.bin").messages()
+                if e.kind != "commit" or e.collection == like]
+        self.assertEqual(len([e for e in want if e.kind == "commit"]), 105)
+        got = [canonical(json.loads(line)) for line in json_lines(r.stdout)]
+        self.assertEqual(got, [canonical(e.value) for e in want])
+        self.assertIn(f"messages={len(want)} ", r.stderr)
 
     def test_missing_file(self):
         r = self.run_file("/nonexistent/frames.bin")
@@ -192,9 +195,12 @@ class FileMode(unittest.TestCase):
             f.flush()
             r = self.run_file(f.name)
         self.assertNotEqual(r.returncode, 0)
-        # Every whole frame before the cut is still written.
+        # Every whole frame before the cut is still written, exactly as the oracle says.
         self.assertIn("frames=149 ", r.stderr)
-        self.assertGreater(len(json_lines(r.stdout)), 140)
+        want = [e for frame in Oracle("relay-capture/frames.bin").frames[:149]
+                for e in expected_for_frame(frame)]
+        self.assertEqual([canonical(json.loads(line)) for line in json_lines(r.stdout)],
+                         [canonical(e.value) for e in want])
 
     def test_garbage_frame_between_good_ones(self):
         src = pathlib.Path(VECTORS, "pds-capture/frames.bin").read_bytes()
@@ -205,6 +211,10 @@ class FileMode(unittest.TestCase):
             bad = self.run_file(f.name)
         good = self.run_file(os.path.join(VECTORS, "pds-capture/frames.bin"))
         self.assertEqual(bad.returncode, 0, bad.stderr)
+        self.assertEqual(good.returncode, 0, good.stderr)
+        want = [canonical(e.value) for e in Oracle("pds-capture/frames.bin").messages()]
+        self.assertEqual(len(want), 34)
+        self.assertEqual([canonical(json.loads(line)) for line in json_lines(good.stdout)], want)
         self.assertEqual(bad.stdout, good.stdout)
         self.assertIn("errors=1", bad.stderr)
 

@@ -16,7 +16,7 @@ import tempfile
 import unittest
 
 import kafkautil
-from atkharness import Daemon, Replay, file_mode_values, vector, wait_until
+from atkharness import Daemon, Replay, file_mode_values, temp_dir, vector, wait_until
 
 TEST_TOPIC = os.environ["ATK_TEST_TOPIC"]
 MAX_SEQ = 2 ** 53
@@ -193,7 +193,8 @@ class HostileState(unittest.TestCase):
         wait_until(lambda: daemon.metric("atkafka_seen_frames_total") == 110, 30,
                    "110 frames counted as seen")
         self.assertEqual(kafkautil.count(topic), 51)
-        self.assertEqual(daemon.metric("atkafka_decode_errors_total", kind="bad_frame"), 0)
+        # no bad frame: the series is absent (it appears with its first count) or 0
+        self.assertIn(daemon.sample("atkafka_decode_errors_total", kind="bad_frame"), (None, 0))
         self.assertEqual(daemon.stop(), 0, daemon.output())
 
     # ---- item 2 ----
@@ -235,7 +236,7 @@ class HostileState(unittest.TestCase):
     def test_corrupt_state_file_refuses_start(self):
         """The same for the state file (this held before: keep it)."""
         topic = kafkautil.unique_topic("hostile-file")
-        state_dir = tempfile.mkdtemp(prefix="atk-state-")
+        state_dir = temp_dir("atk-state-")
         with open(os.path.join(state_dir, "cursor"), "w") as f:
             f.write("-5\n")
         replay = self.serve([identity(s) for s in range(1, 11)])
@@ -248,7 +249,7 @@ class HostileState(unittest.TestCase):
         topic = kafkautil.unique_topic("hostile-apart")
         create_topic(topic + ".cursor", 1, "cleanup.policy=compact")
         put_cursor_record(topic, '{"seq":9000000000000}')
-        state_dir = tempfile.mkdtemp(prefix="atk-state-")
+        state_dir = temp_dir("atk-state-")
         with open(os.path.join(state_dir, "cursor"), "w") as f:
             f.write("1500\n")
         replay = self.serve([identity(s) for s in range(1501, 1701)])
@@ -268,7 +269,7 @@ class HostileState(unittest.TestCase):
         topic = kafkautil.unique_topic("hostile-close")
         create_topic(topic + ".cursor", 1, "cleanup.policy=compact")
         put_cursor_record(topic, '{"seq":1600}')
-        state_dir = tempfile.mkdtemp(prefix="atk-state-")
+        state_dir = temp_dir("atk-state-")
         with open(os.path.join(state_dir, "cursor"), "w") as f:
             f.write("1500\n")
         replay = self.serve([identity(s) for s in range(1501, 1701)])

@@ -16,7 +16,7 @@ import time
 import unittest
 
 import kafkautil
-from atkharness import (BOOTSTRAP, BUILD_DIR, Daemon, Replay, file_mode_values, free_port,
+from atkharness import (BOOTSTRAP, BUILD_DIR, Daemon, Replay, file_mode_values, refusing_port,
                         vector, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -125,7 +125,7 @@ class Osprey(unittest.TestCase):
     def create_topic(self, topic):
         """What the README says to do before the worker starts: at-kafka creates the topic
         (here with a relay that is not there, so nothing is produced yet)."""
-        daemon = Daemon(f"ws://127.0.0.1:{free_port()}", topic, "--osprey-compatible")
+        daemon = Daemon(f"ws://127.0.0.1:{refusing_port()}", topic, "--osprey-compatible")
         self.addCleanup(daemon.kill)
         kafkautil.wait_for_topic(topic, timeout=60)
         self.assertEqual(daemon.stop(), 0, daemon.output())

@@ -12,12 +12,11 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import unittest
 import urllib.request
 
 import kafkautil
-from atkharness import Daemon, free_port, parse_prometheus, wait_until
+from atkharness import Daemon, listening_ports, parse_prometheus, temp_dir, wait_until
 from test_metadata import Plc, xrpc
 
 SOURCE_DIR = os.environ["ATK_SOURCE_DIR"]
@@ -48,15 +47,24 @@ def find_tap():
     return path
 
 
+def tap_ports(proc, count=1):
+    """The ports Tap (started with port 0) listens on, once it listens on count of them."""
+    def listening():
+        if proc.poll() is not None:
+            raise AssertionError(f"Tap exited with status {proc.returncode}")
+        ports = listening_ports(proc.pid)
+        return ports if len(ports) >= count else None
+    return wait_until(listening, 60, f"Tap listening on {count} port(s)")
+
+
 class Tap:
     """A real Tap whose outbox holds the session, as its own pipeline would have left it."""
 
     def __init__(self, disable_acks=False):
         self.bin = find_tap()
-        self.dir = tempfile.mkdtemp(prefix="atk-tap-")
+        self.dir = temp_dir("atk-tap-")
         self.db = os.path.join(self.dir, "tap.db")
-        self.port = free_port()
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.port = None
         self.disable_acks = disable_acks
         self.proc = None
         self.start()  # creates its schema
@@ -72,11 +80,14 @@ class Tap:
             return False
 
     def start(self):
+        """Starts Tap on port 0 (a new port each start); the port is the one it listens on."""
         args = [self.bin, "run", "--outbox-only", "--db-url", f"sqlite://{self.db}", "--bind",
-                f"127.0.0.1:{self.port}", "--retry-timeout", "1s", "--log-level", "warn"]
+                "127.0.0.1:0", "--retry-timeout", "1s", "--log-level", "warn"]
         if self.disable_acks:
             args.append("--disable-acks")
         self.proc = subprocess.Popen(args, cwd=self.dir, stdout=subprocess.DEVNULL)
+        self.port = tap_ports(self.proc)[0]
+        self.url = f"ws://127.0.0.1:{self.port}"
         wait_until(self.healthy, 30, "Tap's /health")
 
     def stop(self):
@@ -100,17 +111,26 @@ class LiveTap:
 
     def __init__(self, relay_url, plc_url):
         self.bin = find_tap()
-        self.dir = tempfile.mkdtemp(prefix="atk-tap-live-")
-        self.port, self.metrics_port = free_port(), free_port()
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.dir = temp_dir("atk-tap-live-")
         self.log = open(os.path.join(self.dir, "tap.log"), "wb")
         self.proc = subprocess.Popen(
             [self.bin, "run", "--db-url", f"sqlite://{self.dir}/tap.db", "--bind",
-             f"127.0.0.1:{self.port}", "--relay-url", relay_url, "--plc-url", plc_url,
-             "--retry-timeout", "1s", "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+             "127.0.0.1:0", "--relay-url", relay_url, "--plc-url", plc_url,
+             "--retry-timeout", "1s", "--metrics-listen", "127.0.0.1:0",
              "--log-level", "info"],
             cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self.get("health"), 30, "Tap's /health")
+        # Both servers on port 0: the one answering /health is the API, the other metrics.
+        ports = tap_ports(self.proc, 2)
+
+        def api_port():
+            for port in ports:
+                self.port = port
+                if self.get("health"):
+                    return port
+            return None
+        self.port = wait_until(api_port, 30, "Tap's /health")
+        self.metrics_port = next(p for p in ports if p != self.port)
+        self.url = f"ws://127.0.0.1:{self.port}"
 
     def get(self, path):
         try:
