@@ -133,7 +133,7 @@ class RecordsTest(unittest.TestCase):
                 want = canonical(json.loads(text))
             self.assertEqual(canonical(operation["record"]), want, name)
 
-        self.assertEqual(daemon.metric("atkafka_decode_errors_total"), 0,
+        self.assertIsNone(daemon.sample("atkafka_decode_errors_total"),
                          daemon.output()[-3000:])
         self.assertEqual(daemon.stop(), 0, daemon.output()[-3000:])
         print(f"deepest array nesting the PDS accepted: {deepest[0]}", file=sys.stderr)
@@ -165,10 +165,10 @@ class UnrenderableTest(unittest.TestCase):
         self.addCleanup(replay.stop)
         daemon = Daemon(replay.url, topic, *extra, env=env)
         self.addCleanup(daemon.kill)
-        wait_until(lambda: daemon.metric("atkafka_last_seq") == self.oracle[-1]["seq"], 60,
+        wait_until(lambda: daemon.sample("atkafka_last_seq") == self.oracle[-1]["seq"], 60,
                    f"the last frame handled\n{daemon.output()}")
         wait_until(lambda: daemon.metric("atkafka_kafka_in_flight_messages") == 0
-                   and daemon.metric("atkafka_produced_events", status="ok") > 0, 60,
+                   and (daemon.sample("atkafka_produced_events", status="ok") or 0) > 0, 60,
                    "every message delivered")
         return daemon, topic
 
