@@ -43,7 +43,9 @@ struct _AtkPipeline
   gboolean paused_by_operator;
   gboolean paused_by_backpressure;
   gboolean halted;
-  guint rewind_id;
+  guint rewind_id;       /* a rewind is due: idle, or a timeout while it waits */
+  gboolean rewind_waits; /* rewind_id is the timeout */
+  guint64 reports_since_rewind;
 
   AtkLogLimit skipped_lines; /* payloads skipped */
   AtkLogLimit op_lines;      /* operations skipped */
@@ -186,6 +188,7 @@ atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor, cons
   if (self->stage != NULL)
     atk_metadata_stage_clear (self->stage);
   atk_kafka_sink_forget_in_flight (self->sink);
+  self->reports_since_rewind = 0;
   atk_pipeline_reset_cursor (self, has_cursor, cursor);
   atk_pipeline_reconnect (self);
 }
@@ -196,17 +199,39 @@ on_rewind (gpointer user_data)
   AtkPipeline *self = user_data;
 
   self->rewind_id = 0;
+  self->rewind_waits = FALSE;
   if (!self->halted)
     g_signal_emit (self, signals[SIGNAL_NEED_REWIND], 0, "Messages did not reach Kafka");
   return G_SOURCE_REMOVE;
 }
 
-/* Failures come in bursts: one rewind for all of them, once the burst is handled. */
+/* Failures come in bursts: one rewind for all of them, once the burst is handled. A rewind
+ * right after another, before librdkafka reported on anything it still holds (a full queue
+ * refusing the replayed messages again), would only spin: it waits for the next report, or
+ * REWIND_WAIT_MS at most. */
+#define REWIND_WAIT_MS 1000
+
 static void
 schedule_rewind (AtkPipeline *self)
 {
-  if (self->rewind_id == 0)
-    self->rewind_id = g_idle_add (on_rewind, self);
+  if (self->rewind_id != 0)
+    return;
+  self->rewind_waits
+      = self->reports_since_rewind == 0 && atk_kafka_sink_get_in_flight (self->sink) > 0;
+  self->rewind_id = self->rewind_waits ? g_timeout_add (REWIND_WAIT_MS, on_rewind, self)
+                                       : g_idle_add (on_rewind, self);
+}
+
+/* A message left librdkafka: a waiting rewind may go now. */
+static void
+count_report (AtkPipeline *self)
+{
+  self->reports_since_rewind++;
+  if (!self->rewind_waits)
+    return;
+  g_clear_handle_id (&self->rewind_id, g_source_remove);
+  self->rewind_waits = FALSE;
+  self->rewind_id = g_idle_add (on_rewind, self);
 }
 
 /* ---- settling and producing ------------------------------------------------------- */
@@ -224,6 +249,14 @@ on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
               const char *error_message, gdouble latency, AtkPipeline *self)
 {
   atk_ledger_settle (self->ledger, has_seq, seq, ok);
+  count_report (self);
+  recheck_backpressure (self);
+}
+
+static void
+on_released (AtkKafkaSink *sink, AtkPipeline *self)
+{
+  count_report (self);
   recheck_backpressure (self);
 }
 
@@ -242,6 +275,7 @@ on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *er
   /* With transactions the commit reports it and aborts; a fatal error ends it all. */
   if (self->txn == NULL && !self->halted)
     schedule_rewind (self);
+  count_report (self);
   recheck_backpressure (self);
 }
 
@@ -553,7 +587,7 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
    * structured fields (RELAY, CURSOR). */
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
   g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
-  g_signal_connect_swapped (self->sink, "released", G_CALLBACK (recheck_backpressure), self);
+  g_signal_connect (self->sink, "released", G_CALLBACK (on_released), self);
   return g_steal_pointer (&self);
 }
 

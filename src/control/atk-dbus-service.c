@@ -243,12 +243,14 @@ on_unix_user (GObject *object, GAsyncResult *result, gpointer user_data)
   g_autoptr (GVariant) reply
       = g_dbus_connection_call_finish (G_DBUS_CONNECTION (object), result, &error);
   g_autoptr (GPtrArray) calls = NULL;
+  g_autofree char *waiting_for = NULL; /* the table's key, stolen with its calls */
   Verdict *verdict = NULL;
   guint32 uid = 0;
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     goto out; /* disposed */
-  g_hash_table_steal_extended (self->lookups, lookup->sender, NULL, (gpointer *)&calls);
+  g_hash_table_steal_extended (self->lookups, lookup->sender, (gpointer *)&waiting_for,
+                               (gpointer *)&calls);
   if (reply != NULL)
     {
       g_variant_get (reply, "(u)", &uid);

@@ -447,8 +447,11 @@ class NoLoss(unittest.TestCase):
               flush=True)
         self.assertGreaterEqual(drops, 1, "the bound was never reached: the test proves nothing")
         self.assertGreaterEqual(in_flight_bytes, bound)
-        self.assertLess(peak_outage, limit_outage)
-        self.assertLess(peak, limit)
+        # Under ASan/UBSan the sanitizer's quarantine and shadow memory dominate RSS: the
+        # bounds hold for the plain build (the gcc run of this test), the rest holds here too.
+        if os.environ.get("ATK_SANITIZE", "none") == "none":
+            self.assertLess(peak_outage, limit_outage)
+            self.assertLess(peak, limit)
         wait_until(lambda: daemon.metric("atkafka_kafka_in_flight_messages") == 0, 60, "drain")
         self.assertEqual(daemon.stop(), 0, daemon.output()[-3000:])
         messages = kafkautil.consume_all(topic, servers)

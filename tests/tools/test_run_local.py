@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import kafkautil  # noqa: E402
-from atkharness import Replay, free_port, stop_process, vector, wait_until  # noqa: E402
+from atkharness import Replay, stop_process, unused_port_pair, vector, wait_until  # noqa: E402
 
 SOURCE_DIR = os.environ["ATK_SOURCE_DIR"]
 RUN_LOCAL = os.path.join(SOURCE_DIR, "tools", "run-local")
@@ -124,7 +124,7 @@ class RunLocalTest(unittest.TestCase):
     def test_quick_start_commands_work_as_printed(self):
         replay = Replay(CAPTURE)
         self.addCleanup(replay.stop)
-        metrics_port = free_port()
+        metrics_port = unused_port_pair()
         run = RunLocal(self, "--relay-host", replay.url,
                        "--output-topic", kafkautil.unique_topic("run-local"),
                        "--metrics-listen-address", f"127.0.0.1:{metrics_port}",
@@ -217,7 +217,7 @@ class RunLocalTest(unittest.TestCase):
 
         run = RunLocal(self, "--relay-host", f"ws://127.0.0.1:{server.getsockname()[1]}",
                        "--output-topic", kafkautil.unique_topic("run-local-norelay"),
-                       "--metrics-listen-address", f"127.0.0.1:{free_port()}",
+                       "--metrics-listen-address", f"127.0.0.1:{unused_port_pair()}",
                        "--topic-partitions", "1",
                        env={"DBUS_SESSION_BUS_ADDRESS": address})
         banner = run.banner()
