@@ -171,14 +171,14 @@ class MetadataTest(unittest.TestCase):
         """A producer queue of one message refuses most of a burst: each refusal rewinds to
         the cursor (dropping what waits in the stage) and the PDS sends the rest again. Every
         post ends up in Kafka, with its metadata, in order per account."""
-        # linger.ms keeps each message in the queue for a second, so the next post's message
-        # finds the queue full whatever the machine's speed.
+        # linger.ms keeps each message in the queue a while, so the next post's message
+        # finds the queue full (posts come tens of ms apart).
         daemon, topic = self.start_daemon(ALICE, "--event-metadata",
                                           "-X", "queue.buffering.max.messages=1",
-                                          "-X", "linger.ms=1000")
+                                          "-X", "linger.ms=250")
         posts = [(i % 2 and CAROL or ALICE, f"burst {i}") for i in range(12)]
         uris = [self.plc.post(account, text) for account, text in posts]
-        ops = wait_for_uris(topic, uris, timeout=120)
+        ops = wait_for_uris(topic, uris, timeout=240)
         for uri, (account, text) in zip(uris, posts):
             self.assert_metadata(ops[uri], account)
             self.assertEqual(ops[uri]["operation"]["record"]["text"], text)
