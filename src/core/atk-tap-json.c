@@ -392,3 +392,32 @@ atk_tap_json_peek_uint_member (const char *text, gsize len, const char *name, gu
     }
   return found;
 }
+
+gboolean
+atk_json_depth_within (const char *text, gsize len, guint max_depth)
+{
+  const char *p = text, *end = text + len;
+  guint depth = 0;
+
+  while (p < end)
+    {
+      char c = *p;
+
+      if (c == '"')
+        {
+          p = skip_string (p, end);
+          if (p == NULL)
+            return TRUE; /* unterminated: the parser will refuse it */
+          continue;
+        }
+      if (c == '{' || c == '[')
+        {
+          if (++depth > max_depth)
+            return FALSE;
+        }
+      else if ((c == '}' || c == ']') && depth > 0)
+        depth--;
+      p++;
+    }
+  return TRUE;
+}

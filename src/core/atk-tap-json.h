@@ -48,4 +48,10 @@ gboolean atk_tap_json_read_object (AtkTapJsonReader *r, AtkTapJsonMemberFunc mem
 gboolean atk_tap_json_peek_uint_member (const char *text, gsize len, const char *name,
                                         guint64 *out);
 
+/* TRUE when no container in text nests deeper than max_depth (the top-level value is depth
+ * 1). A bracket count that steps over strings, no recursion: run it before handing a peer's
+ * JSON to a recursive parser (json-glib recurses once per level and overflows the stack on
+ * a few hundred thousand '['). */
+gboolean atk_json_depth_within (const char *text, gsize len, guint max_depth);
+
 G_END_DECLS

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "atk-error.h"
+#include "atk-tap-json.h"
 #include "atk-time.h"
 
 #define USER_AGENT "at-kafka/" ATK_VERSION
@@ -111,6 +112,8 @@ atk_did_info_unref (AtkDidInfo *info)
   g_atomic_rc_box_release_full (info, did_info_clear);
 }
 
+#define DID_JSON_MAX_DEPTH 64
+
 static JsonNode *
 parse_json (const char *json, gssize len, GError **error)
 {
@@ -128,6 +131,14 @@ parse_json (const char *json, gssize len, GError **error)
                      i);
         return NULL;
       }
+  /* A DID document is a few levels deep; a did:web host is anyone's, and json-glib recurses
+   * once per level. */
+  if (!atk_json_depth_within (json, n, DID_JSON_MAX_DEPTH))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "Not a DID document: nested deeper than %u levels", DID_JSON_MAX_DEPTH);
+      return NULL;
+    }
   if (!json_parser_load_from_data (parser, json, len, &local_error))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: %s",
