@@ -128,8 +128,8 @@ prepare (const char *path, GArray *prepared, GArray *spans, GError **error)
       for (guint i = 0; i < messages->len; i++)
         {
           AtkMessage *message = g_ptr_array_index (messages, i);
-          Prepared p = { g_strdup (message->key), g_string_new_len (message->value->str,
-                                                                    message->value->len),
+          Prepared p = { g_strdup (message->key),
+                         g_string_new_len (message->value->str, message->value->len),
                          headers_for (message) };
           g_array_append_val (prepared, p);
           span.count++;

@@ -10,6 +10,9 @@
 
 /* Bytes handed to libsoup per main-loop turn. */
 #define SLICE_BYTES (256 * 1024)
+/* Bytes taken from the socket per read: libsoup 3.2 asks for 1 KiB at a time, which would
+ * be one recvfrom() per KiB (two to six per firehose frame); the rest waits in `buffered`. */
+#define READ_BYTES (64 * 1024)
 /* Pings received while our writes stay blocked before the peer counts as not reading. */
 #define UNANSWERED_PINGS 64
 
@@ -152,6 +155,9 @@ struct _AtkWsGuardInput
   AtkWsGuardOutput *output; /* not a reference: the guard holds both */
   GBytes *leftover;
   gsize leftover_pos;
+  guint8 *buffered; /* READ_BYTES: checked bytes from the socket that libsoup has not read */
+  gsize buffered_pos;
+  gsize buffered_len;
   AtkWsMeter meter;
   gsize slice_left;      /* bytes libsoup may still have this turn */
   guint64 pings_blocked; /* meter.pings when our writes were first seen blocked */
@@ -199,39 +205,35 @@ check (AtkWsGuardInput *self, guint8 *data, gsize *len, GError **error)
   return TRUE;
 }
 
+/* Refills `buffered` from the leftover or the socket with checked bytes; <= 0 as a read. */
 static gssize
-guard_read (AtkWsGuardInput *self, void *buffer, gsize count, gboolean blocking,
-            GCancellable *cancellable, GError **error)
+refill (AtkWsGuardInput *self, gboolean blocking, GCancellable *cancellable, GError **error)
 {
   gssize n;
   gsize kept;
 
-  if (self->slice_left == 0 && !blocking)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "slice used up");
-      return -1;
-    }
-  count = MIN (count, MAX (self->slice_left, 1u));
+  self->buffered_pos = self->buffered_len = 0;
   if (self->leftover != NULL)
     {
       gsize size;
       const guint8 *data = g_bytes_get_data (self->leftover, &size);
 
-      n = MIN (count, size - self->leftover_pos);
-      memcpy (buffer, data + self->leftover_pos, n);
+      n = MIN (READ_BYTES, size - self->leftover_pos);
+      memcpy (self->buffered, data + self->leftover_pos, n);
       self->leftover_pos += n;
       if (self->leftover_pos == size)
         g_clear_pointer (&self->leftover, g_bytes_unref);
     }
   else if (blocking)
-    n = g_input_stream_read (G_INPUT_STREAM (self->base), buffer, count, cancellable, error);
+    n = g_input_stream_read (G_INPUT_STREAM (self->base), self->buffered, READ_BYTES, cancellable,
+                             error);
   else
-    n = g_pollable_input_stream_read_nonblocking (self->base, buffer, count, cancellable, error);
+    n = g_pollable_input_stream_read_nonblocking (self->base, self->buffered, READ_BYTES,
+                                                  cancellable, error);
   if (n <= 0)
     return n;
-  self->slice_left -= MIN ((gsize)n, self->slice_left);
   kept = n;
-  if (!check (self, buffer, &kept, error))
+  if (!check (self, self->buffered, &kept, error))
     return -1;
   if (kept == 0)
     {
@@ -239,7 +241,30 @@ guard_read (AtkWsGuardInput *self, void *buffer, gsize count, gboolean blocking,
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "only control frames cut");
       return -1;
     }
+  self->buffered_len = kept;
   return kept;
+}
+
+static gssize
+guard_read (AtkWsGuardInput *self, void *buffer, gsize count, gboolean blocking,
+            GCancellable *cancellable, GError **error)
+{
+  gssize n;
+
+  if (self->slice_left == 0 && !blocking)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "slice used up");
+      return -1;
+    }
+  count = MIN (count, MAX (self->slice_left, 1u));
+  if (self->buffered_pos == self->buffered_len
+      && (n = refill (self, blocking, cancellable, error)) <= 0)
+    return n;
+  n = MIN (count, self->buffered_len - self->buffered_pos);
+  memcpy (buffer, self->buffered + self->buffered_pos, n);
+  self->buffered_pos += n;
+  self->slice_left -= MIN ((gsize)n, self->slice_left);
+  return n;
 }
 
 static gssize
@@ -267,20 +292,20 @@ atk_ws_guard_input_is_readable (GPollableInputStream *stream)
 {
   AtkWsGuardInput *self = ATK_WS_GUARD_INPUT (stream);
 
-  return self->leftover != NULL || self->slice_left == 0
+  return self->buffered_pos < self->buffered_len || self->leftover != NULL || self->slice_left == 0
          || g_pollable_input_stream_is_readable (self->base);
 }
 
 /* libsoup waits for input: the next read is in a later main-loop turn, with a new slice.
- * Leftover bytes or a used-up slice make the source ready at once (at the next turn, after
- * whatever else is ready now); otherwise it waits for the socket. */
+ * Buffered or leftover bytes or a used-up slice make the source ready at once (at the next turn,
+ * after whatever else is ready now); otherwise it waits for the socket. */
 static GSource *
 atk_ws_guard_input_create_source (GPollableInputStream *stream, GCancellable *cancellable)
 {
   AtkWsGuardInput *self = ATK_WS_GUARD_INPUT (stream);
   g_autoptr (GSource) child = NULL;
 
-  if (self->leftover != NULL || self->slice_left == 0)
+  if (self->buffered_pos < self->buffered_len || self->leftover != NULL || self->slice_left == 0)
     child = g_timeout_source_new (0);
   else
     child = g_pollable_input_stream_create_source (self->base, NULL);
@@ -307,6 +332,7 @@ static void
 atk_ws_guard_input_finalize (GObject *object)
 {
   g_clear_pointer (&ATK_WS_GUARD_INPUT (object)->leftover, g_bytes_unref);
+  g_free (ATK_WS_GUARD_INPUT (object)->buffered);
   G_OBJECT_CLASS (atk_ws_guard_input_parent_class)->finalize (object);
 }
 
@@ -324,6 +350,7 @@ static void
 atk_ws_guard_input_init (AtkWsGuardInput *self)
 {
   self->slice_left = SLICE_BYTES;
+  self->buffered = g_malloc (READ_BYTES);
 }
 
 /* ---- the stream ---- */
