@@ -199,7 +199,7 @@ static const AtkOption options[] = {
     .fallback_variable = "STATE_DIRECTORY" /* systemd's StateDirectory= */ },
   { .name = "cursor-save-interval",
     .type = ATK_OPTION_UINT,
-    .fallback = "1000",
+    .fallback = "100",
     .min = 10,
     .max = 3600 * 1000,
     .offset = FIELD (cursor_save_interval_ms),

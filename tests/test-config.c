@@ -343,7 +343,7 @@ test_defaults (void)
   assert_field (config, F_TRANSACTIONAL_ID, "(none)", "default");
   assert_field (config, F_CURSOR, "stored", "default");
   assert_field (config, F_STATE_DIRECTORY, "(none)", "default");
-  assert_field (config, F_SAVE_INTERVAL, "1000", "default");
+  assert_field (config, F_SAVE_INTERVAL, "100", "default");
   assert_field (config, F_IN_FLIGHT_MESSAGES, "200000", "default");
   assert_field (config, F_IN_FLIGHT_BYTES, "268435456", "default");
   assert_field (config, F_MAX_FRAME_BYTES, "6291456", "default");
