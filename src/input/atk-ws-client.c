@@ -545,6 +545,24 @@ atk_ws_client_finalize (GObject *object)
   G_OBJECT_CLASS (atk_ws_client_parent_class)->finalize (object);
 }
 
+/* "message" is emitted once per frame: a C marshaller instead of the generic one, which goes
+ * through libffi. */
+typedef void (*MessageFunc) (gpointer instance, GBytes *payload, gboolean is_text, gpointer data);
+
+static void
+marshal_message (GClosure *closure, GValue *return_value, guint n_param_values,
+                 const GValue *param_values, gpointer invocation_hint, gpointer marshal_data)
+{
+  gpointer instance = g_value_peek_pointer (param_values + 0);
+  gboolean swap = G_CCLOSURE_SWAP_DATA (closure);
+  MessageFunc callback
+      = (MessageFunc)(marshal_data != NULL ? marshal_data : ((GCClosure *)closure)->callback);
+
+  g_return_if_fail (n_param_values == 3);
+  callback (swap ? closure->data : instance, g_value_get_boxed (param_values + 1),
+            g_value_get_boolean (param_values + 2), swap ? instance : closure->data);
+}
+
 static void
 atk_ws_client_class_init (AtkWsClientClass *klass)
 {
@@ -553,9 +571,9 @@ atk_ws_client_class_init (AtkWsClientClass *klass)
   object_class->dispose = atk_ws_client_dispose;
   object_class->finalize = atk_ws_client_finalize;
 
-  signals[SIGNAL_MESSAGE]
-      = g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-                      G_TYPE_NONE, 2, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE, G_TYPE_BOOLEAN);
+  signals[SIGNAL_MESSAGE] = g_signal_new (
+      "message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, marshal_message,
+      G_TYPE_NONE, 2, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE, G_TYPE_BOOLEAN);
   signals[SIGNAL_STATE_CHANGED]
       = g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 1, ATK_TYPE_SOURCE_STATE);

@@ -536,6 +536,28 @@ atk_kafka_sink_finalize (GObject *object)
   G_OBJECT_CLASS (atk_kafka_sink_parent_class)->finalize (object);
 }
 
+/* "delivered" is emitted once per message: a C marshaller instead of the generic one, which
+ * goes through libffi (measured with callgrind: ~5 % of the daemon's instructions at the live
+ * rate were libffi's). */
+typedef void (*DeliveredFunc) (gpointer instance, gint64 seq, gboolean has_seq, gboolean ok,
+                               const char *error_message, gdouble latency, gpointer data);
+
+static void
+marshal_delivered (GClosure *closure, GValue *return_value, guint n_param_values,
+                   const GValue *param_values, gpointer invocation_hint, gpointer marshal_data)
+{
+  gpointer instance = g_value_peek_pointer (param_values + 0);
+  gboolean swap = G_CCLOSURE_SWAP_DATA (closure);
+  DeliveredFunc callback
+      = (DeliveredFunc)(marshal_data != NULL ? marshal_data : ((GCClosure *)closure)->callback);
+
+  g_return_if_fail (n_param_values == 6);
+  callback (swap ? closure->data : instance, g_value_get_int64 (param_values + 1),
+            g_value_get_boolean (param_values + 2), g_value_get_boolean (param_values + 3),
+            g_value_get_string (param_values + 4), g_value_get_double (param_values + 5),
+            swap ? instance : closure->data);
+}
+
 static void
 atk_kafka_sink_class_init (AtkKafkaSinkClass *klass)
 {
@@ -545,8 +567,8 @@ atk_kafka_sink_class_init (AtkKafkaSinkClass *klass)
   object_class->finalize = atk_kafka_sink_finalize;
 
   signals[SIGNAL_DELIVERED] = g_signal_new (
-      "delivered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
-      5, G_TYPE_INT64, G_TYPE_BOOLEAN, G_TYPE_BOOLEAN, G_TYPE_STRING, G_TYPE_DOUBLE);
+      "delivered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, marshal_delivered,
+      G_TYPE_NONE, 5, G_TYPE_INT64, G_TYPE_BOOLEAN, G_TYPE_BOOLEAN, G_TYPE_STRING, G_TYPE_DOUBLE);
   signals[SIGNAL_UNDELIVERED]
       = g_signal_new ("undelivered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 3, G_TYPE_INT64, G_TYPE_BOOLEAN, G_TYPE_STRING);
