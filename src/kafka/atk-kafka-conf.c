@@ -61,12 +61,11 @@ atk_kafka_conf_build (const AtkKafkaSinkOptions *options, GError **error)
     /* lz4 unless told (the daemon picks gzip for Osprey, whose stock worker reads only
      * gzip and uncompressed batches). */
     { "compression.codec", options->compression != NULL ? options->compression : "lz4" },
-    /* Batches of 50 ms: at the live rate most batches hold one or two messages per
-     * partition at 10 ms, and librdkafka sets an lz4 frame up per batch (~80k instructions,
-     * callgrind): 50 ms took a quarter to a third off the CPU of both at-kafka and a bare
-     * producer at 3,000 frames/s (tools/bench-pipeline, README "Performance") for up to
-     * 50 ms more latency. */
-    { "linger.ms", "50" },
+    /* Batches of 25 ms: at the live rate a batch holds one or two messages per partition at
+     * 10 ms, and librdkafka sets an lz4 frame up per batch (~80k instructions, callgrind).
+     * Measured at 3,000 frames/s (tools/bench-pipeline, README "Performance"): 10 ms 89 CPU-s
+     * per million, p99 32 ms; 25 ms 71-80, p99 49 ms; 50 ms 66-70, p99 96 ms. */
+    { "linger.ms", "25" },
     /* Never give a message up while the broker is away: the daemon bounds what is in
      * flight (and so memory) by pausing the relay instead. */
     { "message.timeout.ms", "0" },
