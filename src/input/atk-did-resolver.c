@@ -9,13 +9,11 @@
 
 #include "atk-did-resolver.h"
 
-#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include <string.h>
 
 #include "atk-error.h"
-#include "atk-tap-json.h"
-#include "atk-time.h"
+#include "atk-handle-resolver.h"
 
 #define USER_AGENT "at-kafka/" ATK_VERSION
 #define MAX_DID_LEN 2048
@@ -70,6 +68,7 @@ struct _AtkDidResolver
   gpointer clock_data;
 
   SoupSession *session;
+  AtkHandleResolver *handles;
   GHashTable *cache; /* did → CacheEntry* (owned) */
   GQueue lru;        /* of CacheEntry, through entry->link */
   GHashTable *jobs;  /* did → Job* (not owned): running or queued, not detached */
@@ -83,175 +82,6 @@ struct _AtkDidResolver
 G_DEFINE_FINAL_TYPE (AtkDidResolver, atk_did_resolver, G_TYPE_OBJECT)
 
 static void start_job (Job *job);
-
-/* ---- AtkDidInfo ---- */
-
-static void
-did_info_clear (gpointer data)
-{
-  AtkDidInfo *info = data;
-
-  g_free (info->did);
-  g_free (info->handle);
-  g_free (info->pds_endpoint);
-  g_free (info->pds_host);
-  g_free (info->document);
-  g_free (info->created_at);
-  g_free (info->profile);
-}
-
-AtkDidInfo *
-atk_did_info_ref (AtkDidInfo *info)
-{
-  return g_atomic_rc_box_acquire (info);
-}
-
-void
-atk_did_info_unref (AtkDidInfo *info)
-{
-  g_atomic_rc_box_release_full (info, did_info_clear);
-}
-
-#define DID_JSON_MAX_DEPTH 64
-
-static JsonNode *
-parse_json (const char *json, gssize len, GError **error)
-{
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
-  g_autoptr (GError) local_error = NULL;
-  gsize n = len < 0 ? strlen (json) : (gsize)len;
-
-  /* json-glib takes raw control characters inside strings and writes them back raw: what
-   * we re-serialize into Kafka messages would not be JSON. RFC 8259 forbids them. */
-  for (gsize i = 0; i < n; i++)
-    if ((guchar)json[i] < 0x20 && json[i] != '\t' && json[i] != '\n' && json[i] != '\r')
-      {
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                     "Not JSON: control character 0x%02x at byte %" G_GSIZE_FORMAT, (guchar)json[i],
-                     i);
-        return NULL;
-      }
-  /* A DID document is a few levels deep; a did:web host is anyone's, and json-glib recurses
-   * once per level. */
-  if (!atk_json_depth_within (json, n, DID_JSON_MAX_DEPTH))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "Not a DID document: nested deeper than %u levels", DID_JSON_MAX_DEPTH);
-      return NULL;
-    }
-  if (!json_parser_load_from_data (parser, json, len, &local_error))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: %s",
-                   local_error->message);
-      return NULL;
-    }
-  /* An empty body parses, to no value at all. */
-  if (json_parser_get_root (parser) == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: empty");
-      return NULL;
-    }
-  return json_node_ref (json_parser_get_root (parser));
-}
-
-/* A string member, or NULL when it is missing or not a string (json-glib's own getter
- * crashes callers on a number and warns on a container: the document is the peer's). */
-static const char *
-string_member (JsonObject *object, const char *name)
-{
-  JsonNode *node = json_object_get_member (object, name);
-
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
-      || json_node_get_value_type (node) != G_TYPE_STRING)
-    return NULL;
-  return json_node_get_string (node);
-}
-
-/* "at://alice.example.com" → "alice.example.com" */
-static char *
-find_handle (JsonObject *doc)
-{
-  JsonNode *node = json_object_get_member (doc, "alsoKnownAs");
-  JsonArray *names;
-
-  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
-    return NULL;
-  names = json_node_get_array (node);
-  for (guint i = 0; i < json_array_get_length (names); i++)
-    {
-      JsonNode *name = json_array_get_element (names, i);
-      const char *text = JSON_NODE_HOLDS_VALUE (name) ? json_node_get_string (name) : NULL;
-
-      if (text != NULL && g_str_has_prefix (text, "at://") && text[5] != '\0')
-        return g_strdup (text + 5);
-    }
-  return NULL;
-}
-
-static gboolean
-is_pds_service (JsonObject *service, const char *did)
-{
-  const char *id = string_member (service, "id");
-
-  if (id == NULL)
-    return FALSE;
-
-  return strcmp (id, "#atproto_pds") == 0
-         || (g_str_has_prefix (id, did) && strcmp (id + strlen (did), "#atproto_pds") == 0);
-}
-
-static void
-find_pds (JsonObject *doc, AtkDidInfo *info)
-{
-  JsonNode *node = json_object_get_member (doc, "service");
-  JsonArray *services;
-
-  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
-    return;
-  services = json_node_get_array (node);
-  for (guint i = 0; i < json_array_get_length (services); i++)
-    {
-      JsonNode *element = json_array_get_element (services, i);
-      JsonObject *service
-          = JSON_NODE_HOLDS_OBJECT (element) ? json_node_get_object (element) : NULL;
-      const char *endpoint;
-      g_autoptr (GUri) uri = NULL;
-
-      if (service == NULL || !is_pds_service (service, info->did))
-        continue;
-      endpoint = string_member (service, "serviceEndpoint");
-      if (endpoint == NULL)
-        continue;
-      uri = g_uri_parse (endpoint, G_URI_FLAGS_NONE, NULL);
-      info->pds_endpoint = g_strdup (endpoint);
-      if (uri != NULL && g_uri_get_host (uri) != NULL)
-        info->pds_host = g_ascii_strdown (g_uri_get_host (uri), -1);
-      return;
-    }
-}
-
-AtkDidInfo *
-atk_did_info_new_from_document (const char *did, const char *json, gssize len, GError **error)
-{
-  g_autoptr (JsonNode) root = parse_json (json, len, error);
-  g_autoptr (AtkDidInfo) info = NULL;
-  JsonObject *doc;
-
-  if (root == NULL)
-    return NULL;
-  doc = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  if (doc == NULL || g_strcmp0 (string_member (doc, "id"), did) != 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not a DID document for %s", did);
-      return NULL;
-    }
-  info = g_atomic_rc_box_new0 (AtkDidInfo);
-  info->did = g_strdup (did);
-  info->handle = find_handle (doc);
-  find_pds (doc, info);
-  info->document = json_to_string (root, FALSE);
-  return g_steal_pointer (&info);
-}
 
 /* ---- construction ---- */
 
@@ -275,6 +105,7 @@ atk_did_resolver_finalize (GObject *object)
   g_hash_table_destroy (self->jobs);
   g_hash_table_destroy (self->cache);
   g_hash_table_destroy (self->counts);
+  g_clear_object (&self->handles);
   g_clear_object (&self->session);
   g_free (self->plc_url);
   g_free (self->api_url);
@@ -343,6 +174,7 @@ atk_did_resolver_new (const char *plc_url, const char *api_url, GError **error)
   self->api_url = g_steal_pointer (&api);
   self->session = soup_session_new_with_options ("user-agent", USER_AGENT, "timeout", 5,
                                                  "max-conns", 64, "max-conns-per-host", 32, NULL);
+  self->handles = atk_handle_resolver_new (self->session);
   return g_steal_pointer (&self);
 }
 
@@ -374,6 +206,7 @@ atk_did_resolver_set_cache (AtkDidResolver *self, guint max_entries, guint ttl_s
   self->ttl_us = (gint64)ttl_s * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)negative_ttl_s * G_USEC_PER_SEC;
   evict_to (self, max_entries);
+  atk_handle_resolver_set_cache (self->handles, max_entries, ttl_s, negative_ttl_s);
 }
 
 void
@@ -381,6 +214,21 @@ atk_did_resolver_set_timeout (AtkDidResolver *self, guint seconds)
 {
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
   g_object_set (self->session, "timeout", MAX (seconds, 1u), NULL);
+  atk_handle_resolver_set_dns_timeout (self->handles, seconds);
+}
+
+void
+atk_did_resolver_set_handle_well_known (AtkDidResolver *self, const char *scheme, guint port)
+{
+  g_return_if_fail (ATK_IS_DID_RESOLVER (self));
+  atk_handle_resolver_set_well_known (self->handles, scheme, port);
+}
+
+AtkHandleResolver *
+atk_did_resolver_get_handle_resolver (AtkDidResolver *self)
+{
+  g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), NULL);
+  return self->handles;
 }
 
 void
@@ -405,6 +253,7 @@ atk_did_resolver_set_clock (AtkDidResolver *self, AtkDidResolverClock clock, gpo
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
   self->clock = clock;
   self->clock_data = user_data;
+  atk_handle_resolver_set_clock (self->handles, clock, user_data);
 }
 
 static gint64
@@ -506,6 +355,7 @@ atk_did_resolver_render_prometheus (AtkDidResolver *self, GString *out)
                           "# TYPE atkafka_cache_size gauge\n"
                           "atkafka_cache_size{kind=\"did_doc\"} %u\n",
                           self->lru.length);
+  atk_handle_resolver_render_prometheus (self->handles, out);
 }
 
 /* ---- the cache ---- */
@@ -544,6 +394,10 @@ cache_put (AtkDidResolver *self, const char *did, AtkDidInfo *info, const GError
   CacheEntry *entry;
   gint64 ttl = info != NULL ? self->ttl_us : self->negative_ttl_us;
 
+  /* A handle that did not verify may be being set up: ask again as soon as for a failure. */
+  if (info != NULL && info->declared_handle != NULL
+      && g_strcmp0 (info->handle, ATK_HANDLE_INVALID) == 0)
+    ttl = MIN (ttl, self->negative_ttl_us);
   if (self->max_entries == 0 || ttl <= 0)
     return;
   entry = g_hash_table_lookup (self->cache, did);
@@ -594,6 +448,9 @@ atk_did_resolver_invalidate (AtkDidResolver *self, const char *did)
   entry = g_hash_table_lookup (self->cache, did);
   if (entry != NULL)
     {
+      /* the handle may have moved too */
+      if (entry->info != NULL && entry->info->declared_handle != NULL)
+        atk_handle_resolver_forget (self->handles, entry->info->declared_handle);
       g_queue_unlink (&self->lru, &entry->link);
       g_hash_table_remove (self->cache, did);
     }
@@ -713,36 +570,28 @@ send_get (Job *job, const char *url, const char *service, const char *kind, Resp
 static void
 on_audit_log (Job *job, guint status, GBytes *body, const GError *error)
 {
-  g_autoptr (JsonNode) root = NULL;
-  JsonNode *first;
-  const char *created_at;
+  g_autoptr (GError) local_error = NULL;
+  AtkDidInfo *info = job->info;
 
-  if (body == NULL || job->info == NULL)
+  if (body == NULL || info == NULL)
     return;
-  root = parse_json (g_bytes_get_data (body, NULL), g_bytes_get_size (body), NULL);
-  if (root == NULL || !JSON_NODE_HOLDS_ARRAY (root)
-      || json_array_get_length (json_node_get_array (root)) == 0)
-    return;
-  first = json_array_get_element (json_node_get_array (root), 0);
-  if (!JSON_NODE_HOLDS_OBJECT (first))
-    return;
-  created_at = string_member (json_node_get_object (first), "createdAt");
-  if (created_at == NULL
-      || !atk_parse_datetime_ms (created_at, strlen (created_at), &job->info->created_at_ms))
-    return;
-  job->info->created_at = g_strdup (created_at);
+  if (!atk_did_audit_log_parse (g_bytes_get_data (body, NULL), (gssize)g_bytes_get_size (body),
+                                &info->created_at, &info->created_at_known, &info->created_at_ms,
+                                &local_error))
+    g_debug ("Audit log of %s: %s", job->did, local_error->message);
 }
 
 static void
 on_profile (Job *job, guint status, GBytes *body, const GError *error)
 {
-  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (GError) local_error = NULL;
 
   if (body == NULL || job->info == NULL)
     return;
-  root = parse_json (g_bytes_get_data (body, NULL), g_bytes_get_size (body), NULL);
-  if (root != NULL && JSON_NODE_HOLDS_OBJECT (root))
-    job->info->profile = json_to_string (root, FALSE);
+  job->info->profile = atk_did_profile_parse (g_bytes_get_data (body, NULL),
+                                              (gssize)g_bytes_get_size (body), &local_error);
+  if (job->info->profile == NULL)
+    g_debug ("Profile of %s: %s", job->did, local_error->message);
 }
 
 static void
@@ -765,10 +614,30 @@ fetch_details (Job *job)
     }
 }
 
+/* The declared handle resolved (or not): it is the account's only if it names this DID. */
+static void
+on_handle (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Job *job = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *did
+      = atk_handle_resolver_resolve_finish (ATK_HANDLE_RESOLVER (source), result, &error);
+  AtkDidInfo *info = job->info;
+
+  if (error != NULL)
+    g_debug ("Handle %s of %s: %s", info->declared_handle, job->did, error->message);
+  else if (strcmp (did, job->did) != 0)
+    g_debug ("Handle %s of %s names %s", info->declared_handle, job->did, did);
+  info->handle
+      = g_strdup (g_strcmp0 (did, job->did) == 0 ? info->declared_handle : ATK_HANDLE_INVALID);
+  request_done (job);
+}
+
 static void
 on_document (Job *job, guint status, GBytes *body, const GError *error)
 {
   g_autoptr (GError) local_error = NULL;
+  const char *declared;
   AtkDidInfo *info;
 
   if (body == NULL)
@@ -783,9 +652,28 @@ on_document (Job *job, guint status, GBytes *body, const GError *error)
       job->error = g_steal_pointer (&local_error);
       return;
     }
+  declared = info->declared_handle;
+  if (declared != NULL
+      && (strcmp (declared, ATK_HANDLE_INVALID) == 0 || !atk_handle_tld_allowed (declared)))
+    {
+      /* What the reference's identity directory refuses as a whole. */
+      job->error
+          = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                         "%s declares the handle “%s”, which no one may have", job->did, declared);
+      atk_did_info_unref (info);
+      return;
+    }
   job->info = info;
-  if (job->self->fetch_details)
-    fetch_details (job);
+  if (!job->self->fetch_details)
+    return;
+  fetch_details (job);
+  if (declared == NULL)
+    {
+      info->handle = g_strdup (ATK_HANDLE_INVALID);
+      return;
+    }
+  job->requests_left++;
+  atk_handle_resolver_resolve_async (job->self->handles, declared, on_handle, job);
 }
 
 /* did:web:example.com → https://example.com/.well-known/did.json;

@@ -1,0 +1,506 @@
+/* at-kafka: handle resolution (DNS TXT, then HTTPS well-known), shared and cached.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka-did"
+
+#include "atk-handle-resolver.h"
+
+#include <string.h>
+
+#include "atk-did-document.h"
+
+#define WELL_KNOWN_MAX_BYTES 2048
+
+typedef struct
+{
+  char *handle;
+  char *did;     /* NULL for a negative entry */
+  GError *error; /* set for a negative entry */
+  gint64 expires_us;
+  GList link; /* in self->lru, most recent first */
+} Entry;
+
+typedef struct
+{
+  AtkHandleResolver *self; /* a reference */
+  char *handle;
+  GPtrArray *tasks; /* GTask*, the callers */
+  GCancellable *cancellable;
+  guint timeout_id;
+  SoupMessage *msg;
+  guint8 body[WELL_KNOWN_MAX_BYTES];
+} Lookup;
+
+struct _AtkHandleResolver
+{
+  GObject parent_instance;
+
+  SoupSession *session;
+  GResolver *resolver;
+  char *scheme;
+  guint port;
+  guint dns_timeout_s;
+  guint max_entries;
+  gint64 ttl_us;
+  gint64 negative_ttl_us;
+  AtkHandleResolverClock clock;
+  gpointer clock_data;
+
+  GHashTable *cache;   /* handle → Entry* (owned) */
+  GQueue lru;          /* of Entry */
+  GHashTable *lookups; /* handle → Lookup* (not owned) */
+  GHashTable *counts;  /* "kind\nstatus" → guint64* */
+};
+
+G_DEFINE_FINAL_TYPE (AtkHandleResolver, atk_handle_resolver, G_TYPE_OBJECT)
+
+static void
+entry_free (gpointer data)
+{
+  Entry *entry = data;
+
+  g_free (entry->handle);
+  g_free (entry->did);
+  g_clear_error (&entry->error);
+  g_free (entry);
+}
+
+static void
+atk_handle_resolver_finalize (GObject *object)
+{
+  AtkHandleResolver *self = ATK_HANDLE_RESOLVER (object);
+
+  g_hash_table_destroy (self->cache);
+  g_hash_table_destroy (self->lookups);
+  g_hash_table_destroy (self->counts);
+  g_clear_object (&self->session);
+  g_clear_object (&self->resolver);
+  g_free (self->scheme);
+  G_OBJECT_CLASS (atk_handle_resolver_parent_class)->finalize (object);
+}
+
+static void
+atk_handle_resolver_class_init (AtkHandleResolverClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = atk_handle_resolver_finalize;
+}
+
+static void
+atk_handle_resolver_init (AtkHandleResolver *self)
+{
+  self->scheme = g_strdup ("https");
+  self->dns_timeout_s = 5;
+  self->max_entries = 100000;
+  self->ttl_us = (gint64)3600 * G_USEC_PER_SEC;
+  self->negative_ttl_us = (gint64)60 * G_USEC_PER_SEC;
+  self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, entry_free);
+  self->lookups = g_hash_table_new (g_str_hash, g_str_equal);
+  self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_queue_init (&self->lru);
+}
+
+AtkHandleResolver *
+atk_handle_resolver_new (SoupSession *session)
+{
+  AtkHandleResolver *self = g_object_new (ATK_TYPE_HANDLE_RESOLVER, NULL);
+
+  self->session = g_object_ref (session);
+  self->resolver = g_resolver_get_default ();
+  return self;
+}
+
+static void
+evict_to (AtkHandleResolver *self, guint max)
+{
+  while (self->lru.length > max)
+    {
+      Entry *entry = g_queue_peek_tail (&self->lru);
+
+      g_queue_unlink (&self->lru, &entry->link);
+      g_hash_table_remove (self->cache, entry->handle);
+    }
+}
+
+void
+atk_handle_resolver_set_cache (AtkHandleResolver *self, guint max_entries, guint ttl_s,
+                               guint negative_ttl_s)
+{
+  g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
+  self->max_entries = max_entries;
+  self->ttl_us = (gint64)ttl_s * G_USEC_PER_SEC;
+  self->negative_ttl_us = (gint64)negative_ttl_s * G_USEC_PER_SEC;
+  evict_to (self, max_entries);
+}
+
+void
+atk_handle_resolver_set_dns_timeout (AtkHandleResolver *self, guint seconds)
+{
+  g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
+  self->dns_timeout_s = MAX (seconds, 1u);
+}
+
+void
+atk_handle_resolver_set_well_known (AtkHandleResolver *self, const char *scheme, guint port)
+{
+  g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
+  g_return_if_fail (g_strcmp0 (scheme, "http") == 0 || g_strcmp0 (scheme, "https") == 0);
+  g_free (self->scheme);
+  self->scheme = g_strdup (scheme);
+  self->port = port;
+}
+
+void
+atk_handle_resolver_set_clock (AtkHandleResolver *self, AtkHandleResolverClock clock,
+                               gpointer user_data)
+{
+  g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
+  self->clock = clock;
+  self->clock_data = user_data;
+}
+
+static gint64
+now_us (AtkHandleResolver *self)
+{
+  return self->clock != NULL ? self->clock (self->clock_data) : g_get_monotonic_time ();
+}
+
+/* ---- counters ---- */
+
+static void
+count (AtkHandleResolver *self, const char *kind, const char *status)
+{
+  g_autofree char *key = g_strjoin ("\n", kind, status, NULL);
+  guint64 *value = g_hash_table_lookup (self->counts, key);
+
+  if (value == NULL)
+    {
+      value = g_new0 (guint64, 1);
+      g_hash_table_insert (self->counts, g_steal_pointer (&key), value);
+    }
+  (*value)++;
+}
+
+guint64
+atk_handle_resolver_get_request_count (AtkHandleResolver *self, const char *kind,
+                                       const char *status)
+{
+  g_autofree char *key = NULL;
+  guint64 *value;
+
+  g_return_val_if_fail (ATK_IS_HANDLE_RESOLVER (self), 0);
+  key = g_strjoin ("\n", kind, status, NULL);
+  value = g_hash_table_lookup (self->counts, key);
+  return value != NULL ? *value : 0;
+}
+
+guint
+atk_handle_resolver_get_cache_size (AtkHandleResolver *self)
+{
+  g_return_val_if_fail (ATK_IS_HANDLE_RESOLVER (self), 0);
+  return self->lru.length;
+}
+
+static gint
+compare_keys (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
+void
+atk_handle_resolver_render_prometheus (AtkHandleResolver *self, GString *out)
+{
+  g_autoptr (GPtrArray) keys = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+
+  g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
+  g_hash_table_iter_init (&iter, self->counts);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (keys, key);
+  g_ptr_array_sort (keys, compare_keys);
+  g_string_append (out, "# HELP atkafka_handle_requests Handle verification lookups (DNS TXT, "
+                        "HTTPS well-known, cache) by status.\n"
+                        "# TYPE atkafka_handle_requests counter\n");
+  for (guint i = 0; i < keys->len; i++)
+    {
+      g_auto (GStrv) parts = g_strsplit (keys->pdata[i], "\n", 2);
+      const guint64 *value = g_hash_table_lookup (self->counts, keys->pdata[i]);
+
+      g_string_append_printf (
+          out, "atkafka_handle_requests{kind=\"%s\",status=\"%s\"} %" G_GUINT64_FORMAT "\n",
+          parts[0], parts[1], *value);
+    }
+  g_string_append_printf (out, "atkafka_cache_size{kind=\"handle\"} %u\n", self->lru.length);
+}
+
+static const char *
+error_status (const GError *error)
+{
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)
+      || g_error_matches (error, G_RESOLVER_ERROR, G_RESOLVER_ERROR_NOT_FOUND))
+    return "not_found";
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    return "timeout";
+  return "error";
+}
+
+/* ---- the cache ---- */
+
+static Entry *
+cache_get (AtkHandleResolver *self, const char *handle)
+{
+  Entry *entry = g_hash_table_lookup (self->cache, handle);
+
+  if (entry == NULL)
+    return NULL;
+  g_queue_unlink (&self->lru, &entry->link);
+  if (now_us (self) >= entry->expires_us)
+    {
+      g_hash_table_remove (self->cache, handle);
+      return NULL;
+    }
+  g_queue_push_head_link (&self->lru, &entry->link);
+  return entry;
+}
+
+static void
+cache_put (AtkHandleResolver *self, const char *handle, const char *did, const GError *error)
+{
+  gint64 ttl = did != NULL ? self->ttl_us : self->negative_ttl_us;
+  Entry *entry;
+
+  if (self->max_entries == 0 || ttl <= 0)
+    return;
+  atk_handle_resolver_forget (self, handle);
+  entry = g_new0 (Entry, 1);
+  entry->handle = g_strdup (handle);
+  entry->did = g_strdup (did);
+  entry->error = error != NULL ? g_error_copy (error) : NULL;
+  entry->expires_us = now_us (self) + ttl;
+  entry->link.data = entry;
+  g_hash_table_insert (self->cache, entry->handle, entry);
+  g_queue_push_head_link (&self->lru, &entry->link);
+  evict_to (self, self->max_entries);
+}
+
+void
+atk_handle_resolver_forget (AtkHandleResolver *self, const char *handle)
+{
+  Entry *entry;
+
+  g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
+  entry = g_hash_table_lookup (self->cache, handle);
+  if (entry == NULL)
+    return;
+  g_queue_unlink (&self->lru, &entry->link);
+  g_hash_table_remove (self->cache, handle);
+}
+
+/* ---- lookups ---- */
+
+static void
+finish (Lookup *lookup, const char *did, const GError *error)
+{
+  AtkHandleResolver *self = lookup->self;
+
+  g_hash_table_remove (self->lookups, lookup->handle);
+  cache_put (self, lookup->handle, did, error);
+  for (guint i = 0; i < lookup->tasks->len; i++)
+    {
+      GTask *task = lookup->tasks->pdata[i];
+
+      if (did != NULL)
+        g_task_return_pointer (task, g_strdup (did), g_free);
+      else
+        g_task_return_error (task, g_error_copy (error));
+    }
+  g_clear_handle_id (&lookup->timeout_id, g_source_remove);
+  g_clear_object (&lookup->msg);
+  g_ptr_array_unref (lookup->tasks);
+  g_object_unref (lookup->cancellable);
+  g_free (lookup->handle);
+  g_object_unref (lookup->self);
+  g_free (lookup);
+}
+
+static void
+on_body (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Lookup *lookup = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *did = NULL;
+  gsize n = 0;
+
+  if (g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, &n, &error))
+    did = atk_handle_did_from_well_known ((const char *)lookup->body, n, &error);
+  g_input_stream_close (G_INPUT_STREAM (source), NULL, NULL);
+  g_object_unref (source);
+  count (lookup->self, "well_known", did != NULL ? "ok" : error_status (error));
+  finish (lookup, did, error);
+}
+
+static void
+on_well_known (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Lookup *lookup = user_data;
+  g_autoptr (GError) error = NULL;
+  GInputStream *stream = soup_session_send_finish (SOUP_SESSION (source), result, &error);
+  guint status = soup_message_get_status (lookup->msg);
+  goffset length
+      = soup_message_headers_get_content_length (soup_message_get_response_headers (lookup->msg));
+
+  if (stream != NULL && status != SOUP_STATUS_OK)
+    g_set_error (&error, G_IO_ERROR,
+                 status == SOUP_STATUS_NOT_FOUND ? G_IO_ERROR_NOT_FOUND : G_IO_ERROR_FAILED,
+                 "%s: HTTP %u", lookup->handle, status);
+  else if (stream != NULL && length > WELL_KNOWN_MAX_BYTES)
+    g_set_error (&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: answer too large",
+                 lookup->handle);
+  if (error != NULL)
+    {
+      g_clear_object (&stream);
+      g_debug ("Well-known lookup of %s: %s", lookup->handle, error->message);
+      count (lookup->self, "well_known", error_status (error));
+      finish (lookup, NULL, error);
+      return;
+    }
+  /* The first 2 kB; a longer body is cut there (and then is no DID). */
+  g_input_stream_read_all_async (stream, lookup->body, sizeof lookup->body, G_PRIORITY_DEFAULT,
+                                 NULL, on_body, lookup);
+}
+
+static void
+lookup_well_known (Lookup *lookup)
+{
+  AtkHandleResolver *self = lookup->self;
+  g_autofree char *url = NULL;
+
+  if (self->port != 0)
+    url = g_strdup_printf ("%s://%s:%u/.well-known/atproto-did", self->scheme, lookup->handle,
+                           self->port);
+  else
+    url = g_strdup_printf ("%s://%s/.well-known/atproto-did", self->scheme, lookup->handle);
+  lookup->msg = soup_message_new (SOUP_METHOD_GET, url);
+  if (lookup->msg == NULL)
+    {
+      g_autoptr (GError) error
+          = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "Bad URL %s", url);
+      count (self, "well_known", "error");
+      finish (lookup, NULL, error);
+      return;
+    }
+  soup_session_send_async (self->session, lookup->msg, G_PRIORITY_DEFAULT, NULL, on_well_known,
+                           lookup);
+}
+
+static void
+on_txt (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Lookup *lookup = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *did = NULL;
+  GList *records = g_resolver_lookup_records_finish (G_RESOLVER (source), result, &error);
+
+  g_clear_handle_id (&lookup->timeout_id, g_source_remove);
+  for (GList *l = records; l != NULL; l = l->next)
+    {
+      g_autofree const char **strings = NULL;
+      g_autoptr (GString) text = g_string_new (NULL);
+
+      g_variant_get (l->data, "(^a&s)", &strings);
+      for (guint i = 0; strings[i] != NULL; i++)
+        g_string_append (text, strings[i]);
+      g_ptr_array_add (texts, g_string_free (g_steal_pointer (&text), FALSE));
+    }
+  g_list_free_full (records, (GDestroyNotify)g_variant_unref);
+  g_ptr_array_add (texts, NULL);
+  if (error == NULL)
+    did = atk_handle_did_from_txt ((const char *const *)texts->pdata, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_clear_error (&error);
+      g_set_error (&error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "DNS lookup timed out");
+    }
+  count (lookup->self, "dns", did != NULL ? "ok" : error_status (error));
+  if (did != NULL)
+    {
+      finish (lookup, did, NULL);
+      return;
+    }
+  g_debug ("DNS lookup of _atproto.%s: %s", lookup->handle, error->message);
+  lookup_well_known (lookup);
+}
+
+static gboolean
+on_dns_timeout (gpointer user_data)
+{
+  Lookup *lookup = user_data;
+
+  lookup->timeout_id = 0;
+  g_cancellable_cancel (lookup->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+/* As the reference is configured: no DNS for the big hosting providers' subdomains. */
+static gboolean
+skip_dns (const char *handle)
+{
+  return g_str_has_suffix (handle, ".bsky.social")
+         || g_str_has_suffix (handle, ".staging.bsky.dev");
+}
+
+void
+atk_handle_resolver_resolve_async (AtkHandleResolver *self, const char *handle,
+                                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = NULL;
+  Lookup *lookup;
+  Entry *entry;
+
+  g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, atk_handle_resolver_resolve_async);
+
+  entry = cache_get (self, handle);
+  if (entry != NULL)
+    {
+      count (self, "cached", entry->did != NULL ? "ok" : error_status (entry->error));
+      if (entry->did != NULL)
+        g_task_return_pointer (task, g_strdup (entry->did), g_free);
+      else
+        g_task_return_error (task, g_error_copy (entry->error));
+      return;
+    }
+  lookup = g_hash_table_lookup (self->lookups, handle);
+  if (lookup != NULL)
+    {
+      g_ptr_array_add (lookup->tasks, g_steal_pointer (&task));
+      return;
+    }
+  lookup = g_new0 (Lookup, 1);
+  lookup->self = g_object_ref (self);
+  lookup->handle = g_strdup (handle);
+  lookup->tasks = g_ptr_array_new_with_free_func (g_object_unref);
+  lookup->cancellable = g_cancellable_new ();
+  g_ptr_array_add (lookup->tasks, g_steal_pointer (&task));
+  g_hash_table_insert (self->lookups, lookup->handle, lookup);
+  if (skip_dns (handle))
+    {
+      lookup_well_known (lookup);
+      return;
+    }
+  {
+    g_autofree char *name = g_strconcat ("_atproto.", handle, NULL);
+
+    lookup->timeout_id = g_timeout_add_seconds (self->dns_timeout_s, on_dns_timeout, lookup);
+    g_resolver_lookup_records_async (self->resolver, name, G_RESOLVER_RECORD_TXT,
+                                     lookup->cancellable, on_txt, lookup);
+  }
+}
+
+char *
+atk_handle_resolver_resolve_finish (AtkHandleResolver *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
