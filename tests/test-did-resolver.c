@@ -1,5 +1,8 @@
 /* AtkDidResolver against a real PLC directory with accounts created by real PDSes
- * (tests/plc/run-plc.mjs), and against local SoupServers for did:web and the AppView.
+ * (tests/plc/run-plc.mjs), against local SoupServers for did:web, the AppView and handles'
+ * /.well-known/atproto-did, and against a real DNS server on loopback for handles' TXT
+ * records (tests/integration/testdns.py runs this program with it as its name server; the
+ * zone is the file $ATK_TEST_DNS_ZONE).
  * SPDX-License-Identifier: MIT */
 #include <libsoup/soup.h>
 
@@ -14,6 +17,38 @@
 
 static AtkTestPlc *plc; /* shared; the last test stops its PLC directory */
 static gint64 test_start_ms;
+
+/* The test DNS server's zone: TXT records, names answering A 127.0.0.1, dropped names. */
+static void
+set_zone (const char *json)
+{
+  g_autoptr (GError) error = NULL;
+  const char *path = g_getenv ("ATK_TEST_DNS_ZONE");
+
+  g_assert_nonnull (path);
+  g_file_set_contents (path, json, -1, &error);
+  g_assert_no_error (error);
+}
+
+/* The port of run-plc.mjs's PDS i (0: localhost, 1: pds.b.test). */
+static guint
+pds_port (guint i)
+{
+  JsonArray *pdses = json_object_get_array_member (json_node_get_object (plc->ready), "pds");
+  g_autoptr (GUri) uri = g_uri_parse (
+      json_object_get_string_member (json_array_get_object_element (pdses, i), "url"),
+      G_URI_FLAGS_NONE, NULL);
+
+  g_assert_nonnull (uri);
+  return (guint)g_uri_get_port (uri);
+}
+
+static guint64
+handle_requests (AtkDidResolver *resolver, const char *kind, const char *status)
+{
+  return atk_handle_resolver_get_request_count (atk_did_resolver_get_handle_resolver (resolver),
+                                                kind, status);
+}
 
 /* ---- resolving synchronously for the tests ---- */
 
@@ -81,7 +116,7 @@ check_account (const AtkDidInfo *info, guint account, const char *pds_host)
   gint64 now_ms = g_get_real_time () / 1000;
 
   g_assert_cmpstr (info->did, ==, atk_test_plc_account (plc, account, "did"));
-  g_assert_cmpstr (info->handle, ==, atk_test_plc_account (plc, account, "handle"));
+  g_assert_cmpstr (info->declared_handle, ==, atk_test_plc_account (plc, account, "handle"));
   g_assert_cmpstr (info->pds_endpoint, ==, atk_test_plc_account (plc, account, "pds"));
   g_assert_cmpstr (info->pds_host, ==, pds_host);
   doc = json_from_string (info->document, &error);
@@ -100,14 +135,24 @@ test_resolve_accounts (void)
   Result result = { 0 };
 
   atk_did_resolver_set_fetch_details (resolver, TRUE);
+  /* Bob's handle is answered by his own PDS (http, its port), from the request's Host. */
+  atk_did_resolver_set_handle_well_known (resolver, "http", pds_port (1));
   resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
   g_assert_no_error (result.error);
   check_account (result.info, ALICE, "localhost");
+  /* verified by its TXT record */
+  g_assert_cmpstr (result.info->handle, ==, "alice.test");
   result_clear (&result);
+  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 1);
+  g_assert_cmpuint (handle_requests (resolver, "well_known", "ok"), ==, 0);
 
   resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
   g_assert_no_error (result.error);
   check_account (result.info, BOB, "pds.b.test");
+  /* no TXT record: verified by the PDS's /.well-known/atproto-did */
+  g_assert_cmpstr (result.info->handle, ==, "bob.pds.b.test");
+  g_assert_cmpuint (handle_requests (resolver, "dns", "not_found"), ==, 1);
+  g_assert_cmpuint (handle_requests (resolver, "well_known", "ok"), ==, 1);
   g_assert_cmpstr (result.info->pds_endpoint, ==, "https://pds.b.test");
   g_assert_null (result.info->profile);
   result_clear (&result);
@@ -137,7 +182,8 @@ test_cache_hit (void)
 
   resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->handle, ==, atk_test_plc_account (plc, CAROL, "handle"));
+  g_assert_cmpstr (result.info->declared_handle, ==, atk_test_plc_account (plc, CAROL, "handle"));
+  g_assert_null (result.info->handle); /* verified only with the details */
   result_clear (&result);
   cached = atk_did_resolver_lookup_cached (resolver, did, &error);
   g_assert_no_error (error);
@@ -266,13 +312,13 @@ test_invalidate (void)
   Result first = { 0 }, second = { 0 };
 
   resolve (resolver, did, &result);
-  g_assert_cmpstr (result.info->handle, ==, "carol.test");
+  g_assert_cmpstr (result.info->declared_handle, ==, "carol.test");
   result_clear (&result);
 
   /* A real handle change: the PDS signs a PLC update. The cache still has the old one. */
   atk_test_plc_command (plc, "handle 1 carol-new.test");
   resolve (resolver, did, &result);
-  g_assert_cmpstr (result.info->handle, ==, "carol.test");
+  g_assert_cmpstr (result.info->declared_handle, ==, "carol.test");
   result_clear (&result);
   g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 1);
 
@@ -280,7 +326,7 @@ test_invalidate (void)
   g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 0);
   resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->handle, ==, "carol-new.test");
+  g_assert_cmpstr (result.info->declared_handle, ==, "carol-new.test");
   result_clear (&result);
   g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 2);
 
@@ -333,7 +379,62 @@ typedef struct
   guint port;
   GPtrArray *held; /* SoupServerMessage*: requests to /slow/did.json, paused */
   guint requests;
+  guint well_known_requests;
 } WebServer;
+
+/* did:web:127.0.0.1%3APORT:h:NAME serves a document declaring the handle NAME.example.org
+ * (or none for NAME "none", NAME.example for "reserved"); http://NAME.example.org:PORT/
+ * .well-known/atproto-did answers with that DID, except: "gone" 404, "big" a 4 kB body,
+ * "wrong" another DID. */
+static char *
+handle_did (WebServer *web, const char *name)
+{
+  return g_strdup_printf ("did:web:127.0.0.1%%3A%u:h:%s", web->port, name);
+}
+
+static void
+on_handle_request (WebServer *web, SoupServerMessage *msg, const char *path)
+{
+  g_autofree char *body = NULL;
+  g_autofree char *name = NULL;
+  guint status = SOUP_STATUS_OK;
+
+  if (g_str_has_prefix (path, "/h/") && g_str_has_suffix (path, "/did.json"))
+    {
+      g_autofree char *did = NULL;
+
+      name = g_strndup (path + 3, strlen (path) - 3 - strlen ("/did.json"));
+      did = handle_did (web, name);
+      if (g_str_equal (name, "none"))
+        body = g_strdup_printf ("{\"id\":\"%s\"}", did);
+      else if (g_str_equal (name, "reserved"))
+        body = g_strdup_printf ("{\"id\":\"%s\",\"alsoKnownAs\":[\"at://x.example\"]}", did);
+      else
+        body = g_strdup_printf (
+            "{\"@context\":[\"https://www.w3.org/ns/did/v1\"],\"id\":\"%s\",\"alsoKnownAs\":"
+            "[\"at://%s.Example.ORG\"],\"service\":[{\"id\":\"#atproto_pds\",\"type\":"
+            "\"AtprotoPersonalDataServer\",\"serviceEndpoint\":\"https://pds.example.org\"}]}",
+            did, name);
+    }
+  else
+    {
+      const char *host = g_uri_get_host (soup_server_message_get_uri (msg));
+
+      web->well_known_requests++;
+      name = g_strndup (host, strcspn (host, "."));
+      if (g_str_equal (name, "gone"))
+        status = SOUP_STATUS_NOT_FOUND;
+      else if (g_str_equal (name, "big"))
+        body = g_strnfill (4096, ' ');
+      else if (g_str_equal (name, "wrong"))
+        body = handle_did (web, "other");
+      else
+        body = g_strconcat (" ", handle_did (web, name), "\n", NULL);
+    }
+  if (body != NULL)
+    soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_COPY, body, strlen (body));
+  soup_server_message_set_status (msg, status, NULL);
+}
 
 static void
 on_web_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
@@ -344,6 +445,11 @@ on_web_request (SoupServer *server, SoupServerMessage *msg, const char *path, GH
   g_autofree char *body = NULL;
 
   web->requests++;
+  if (g_str_has_prefix (path, "/h/") || g_str_equal (path, "/.well-known/atproto-did"))
+    {
+      on_handle_request (web, msg, path);
+      return;
+    }
   if (g_str_equal (path, "/slow/did.json"))
     {
       /* Never answered: the resolver's timeout must end it. */
@@ -419,7 +525,9 @@ test_did_web_and_profile (void)
   did = g_strdup_printf ("did:web:127.0.0.1%%3A%u", web.port);
   resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->handle, ==, "web.example.org");
+  g_assert_cmpstr (result.info->declared_handle, ==, "web.example.org");
+  /* No TXT record, no /.well-known/atproto-did: not verified. */
+  g_assert_cmpstr (result.info->handle, ==, "handle.invalid");
   g_assert_cmpstr (result.info->pds_endpoint, ==, "https://PDS.Example.ORG:8443");
   g_assert_cmpstr (result.info->pds_host, ==, "pds.example.org");
   g_assert_null (result.info->created_at); /* no audit log for did:web */
@@ -442,6 +550,113 @@ test_did_web_and_profile (void)
 
   resolve (resolver, "did:key:z6Mkabc", &result);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  result_clear (&result);
+  web_server_stop (&web);
+}
+
+/* What eventMetadata.handle is, as the reference's identity directory gives it. */
+static const char *
+verified_handle (AtkDidResolver *resolver, WebServer *web, const char *name)
+{
+  g_autofree char *did = handle_did (web, name);
+  static char handle[256];
+  Result result = { 0 };
+
+  resolve (resolver, did, &result);
+  g_assert_no_error (result.error);
+  g_assert_cmpstr (result.info->pds_endpoint, ==, "https://pds.example.org");
+  g_strlcpy (handle, result.info->handle, sizeof handle);
+  result_clear (&result);
+  return handle;
+}
+
+static void
+test_handle_verification (void)
+{
+  WebServer web = { 0 };
+  g_autoptr (AtkDidResolver) resolver = NULL;
+  g_autofree char *zone = NULL;
+  g_autofree char *did = NULL;
+  g_autofree char *other = NULL;
+  Result result = { 0 };
+
+  web_server_start (&web);
+  resolver = new_resolver (NULL);
+  atk_did_resolver_set_did_web_scheme (resolver, "http");
+  atk_did_resolver_set_handle_well_known (resolver, "http", web.port);
+  atk_did_resolver_set_fetch_details (resolver, TRUE);
+  atk_did_resolver_set_timeout (resolver, 1);
+  did = handle_did (&web, "dns");
+  other = handle_did (&web, "other");
+  zone = g_strdup_printf ("{\"a\":[\"example.org\"],\"drop\":[\"_atproto.slow.example.org\"],"
+                          "\"txt\":{\"_atproto.dns.example.org\":[\"v=spf1\",\"did=%s\"],"
+                          "\"_atproto.mixed.example.org\":[\"did=%s\"],"
+                          "\"_atproto.wrong.example.org\":[\"did=%s\"],"
+                          "\"_atproto.baddns.example.org\":[\"did=not a did\"]}}",
+                          did, handle_did (&web, "mixed"), other);
+  set_zone (zone);
+
+  /* the TXT record names this DID (the declared handle is lower-cased) */
+  g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
+  g_assert_cmpstr (verified_handle (resolver, &web, "mixed"), ==, "mixed.example.org");
+  g_assert_cmpuint (web.well_known_requests, ==, 0);
+  /* no TXT record: the well-known answer names it */
+  g_assert_cmpstr (verified_handle (resolver, &web, "http"), ==, "http.example.org");
+  g_assert_cmpuint (web.well_known_requests, ==, 1);
+  /* the TXT record names another DID: invalid, and HTTPS is not asked */
+  g_assert_cmpstr (verified_handle (resolver, &web, "wrong"), ==, "handle.invalid");
+  g_assert_cmpuint (web.well_known_requests, ==, 1);
+  /* a TXT record that is no DID falls back to HTTPS */
+  g_assert_cmpstr (verified_handle (resolver, &web, "baddns"), ==, "baddns.example.org");
+  g_assert_cmpuint (web.well_known_requests, ==, 2);
+  /* DNS never answers: our 1 s timeout, then HTTPS */
+  g_assert_cmpstr (verified_handle (resolver, &web, "slow"), ==, "slow.example.org");
+  g_assert_cmpuint (handle_requests (resolver, "dns", "timeout"), ==, 1);
+  g_assert_cmpuint (web.well_known_requests, ==, 3);
+  /* 404, an oversized answer: invalid */
+  g_assert_cmpstr (verified_handle (resolver, &web, "gone"), ==, "handle.invalid");
+  g_assert_cmpstr (verified_handle (resolver, &web, "big"), ==, "handle.invalid");
+  g_assert_cmpuint (web.well_known_requests, ==, 5);
+  g_assert_cmpuint (handle_requests (resolver, "well_known", "not_found"), ==, 1);
+  g_assert_cmpuint (handle_requests (resolver, "well_known", "error"), ==, 1);
+
+  /* An #identity event (invalidate) forgets the DID and its handle: both asked again
+   * (dns, mixed and wrong were answered by DNS so far). */
+  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 3);
+  g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
+  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 3);
+  atk_did_resolver_invalidate (resolver, did);
+  g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
+  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 4);
+
+  /* Failures are cached too: with no positive TTL, "gone"'s document is fetched again, its
+   * handle is not. */
+  {
+    g_autoptr (AtkDidResolver) brief = new_resolver (NULL);
+
+    atk_did_resolver_set_did_web_scheme (brief, "http");
+    atk_did_resolver_set_handle_well_known (brief, "http", web.port);
+    atk_did_resolver_set_fetch_details (brief, TRUE);
+    atk_did_resolver_set_cache (brief, 100, 0, 3600);
+    g_assert_cmpstr (verified_handle (brief, &web, "gone"), ==, "handle.invalid");
+    g_assert_cmpstr (verified_handle (brief, &web, "gone"), ==, "handle.invalid");
+    g_assert_cmpuint (web.well_known_requests, ==, 6);
+    g_assert_cmpuint (handle_requests (brief, "cached", "not_found"), ==, 1);
+    g_assert_cmpuint (doc_requests (brief, "ok"), ==, 2);
+  }
+
+  /* no handle declared: handle.invalid; a reserved TLD: no identity at all (as the
+   * reference's directory refuses it) */
+  g_free (did);
+  did = handle_did (&web, "none");
+  resolve (resolver, did, &result);
+  g_assert_cmpstr (result.info->handle, ==, "handle.invalid");
+  g_assert_null (result.info->declared_handle);
+  result_clear (&result);
+  g_free (did);
+  did = handle_did (&web, "reserved");
+  resolve (resolver, did, &result);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
   result_clear (&result);
   web_server_stop (&web);
 }
@@ -485,7 +700,7 @@ test_plc_stopped (void)
   /* What was cached still serves. */
   resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
   g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->handle, ==, "alice.test");
+  g_assert_cmpstr (result.info->declared_handle, ==, "alice.test");
   result_clear (&result);
 }
 
@@ -497,6 +712,12 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   test_start_ms = g_get_real_time () / 1000;
   plc = atk_test_plc_start ();
+  {
+    g_autofree char *zone = g_strdup_printf (
+        "{\"a\":[\"test\",\"example.org\"],\"txt\":{\"_atproto.alice.test\":[\"did=%s\"]}}",
+        atk_test_plc_account (plc, ALICE, "did"));
+    set_zone (zone);
+  }
 
   g_test_add_func ("/did-resolver/plc/resolve", test_resolve_accounts);
   g_test_add_func ("/did-resolver/plc/cache-hit", test_cache_hit);
@@ -507,6 +728,7 @@ main (int argc, char **argv)
   g_test_add_func ("/did-resolver/plc/invalidate", test_invalidate);
   g_test_add_func ("/did-resolver/plc/render", test_render);
   g_test_add_func ("/did-resolver/web/did-web-and-profile", test_did_web_and_profile);
+  g_test_add_func ("/did-resolver/web/handle-verification", test_handle_verification);
   g_test_add_func ("/did-resolver/bad-config", test_bad_config);
   g_test_add_func ("/did-resolver/plc/stopped", test_plc_stopped);
   status = g_test_run ();
