@@ -680,6 +680,91 @@ test_bad_config (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
 }
 
+/* The document and eventMetadata as the reference writes them, byte for byte: the document
+ * rebuilt from id, alsoKnownAs, the DID's own keys and the services (the first per id
+ * fragment), Go's JSON escaping (<, >, & as \u003c…), its field order. */
+static void
+test_document_rebuild (void)
+{
+  const char *did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+  g_autofree char *json = g_strdup_printf (
+      "{\"@context\":[\"https://www.w3.org/ns/did/v1\"],\"id\":\"%1$s\",\"alsoKnownAs\":"
+      "[\"at://-bad-\",\"at://Alice.Example.COM\"],\"verificationMethod\":[{\"id\":\"#atproto\","
+      "\"type\":\"Multikey\",\"controller\":\"%1$s\",\"publicKeyMultibase\":\"zKEY\"},{\"id\":"
+      "\"%1$s#other\",\"type\":\"Multikey\",\"controller\":\"did:plc:someoneelse\","
+      "\"publicKeyMultibase\":\"zOTHER\"},{\"id\":\"%1$s#atproto\",\"type\":\"Multikey\","
+      "\"controller\":\"%1$s\",\"publicKeyMultibase\":\"zSECOND\"},{\"id\":\"nofragment\","
+      "\"controller\":\"%1$s\"}],\"service\":[{\"id\":\"%1$s#atproto_pds\",\"type\":"
+      "\"AtprotoPersonalDataServer\",\"serviceEndpoint\":\"https://PDS.example.com/?a=1&b=<2>\"},"
+      "{\"id\":\"#atproto_labeler\",\"type\":\"AtprotoLabeler\",\"serviceEndpoint\":"
+      "\"https://labeler.example.com\"},{\"id\":\"#atproto_pds\",\"serviceEndpoint\":"
+      "\"https://second.example.com\"}]}",
+      did);
+  g_autofree char *doc = g_strdup_printf (
+      "{\"id\":\"%1$s\",\"alsoKnownAs\":[\"at://-bad-\",\"at://Alice.Example.COM\"],"
+      "\"verificationMethod\":[{\"id\":\"%1$s#atproto\",\"type\":\"Multikey\",\"controller\":"
+      "\"%1$s\",\"publicKeyMultibase\":\"zKEY\"}],\"service\":[{\"id\":\"#atproto_pds\","
+      "\"type\":\"AtprotoPersonalDataServer\",\"serviceEndpoint\":"
+      "\"https://PDS.example.com/?a=1\\u0026b=\\u003c2\\u003e\"},{\"id\":\"#atproto_labeler\","
+      "\"type\":\"AtprotoLabeler\",\"serviceEndpoint\":\"https://labeler.example.com\"}]}",
+      did);
+  g_autofree char *metadata = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtkDidInfo) info = atk_did_info_new_from_document (did, json, -1, &error);
+  g_autoptr (GString) out = g_string_new (NULL);
+  const char *log = "[{\"createdAt\":\"2023-05-01T10:00:00.000Z\"},{\"createdAt\":\"x\"}]";
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (info->document, ==, doc);
+  g_assert_cmpstr (info->declared_handle, ==, "alice.example.com");
+  g_assert_cmpstr (info->pds_endpoint, ==, "https://PDS.example.com/?a=1&b=<2>");
+  g_assert_cmpstr (info->pds_host, ==, "pds.example.com");
+  g_assert_true (atk_did_audit_log_parse (log, -1, &info->created_at, &info->created_at_known,
+                                          &info->created_at_ms, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (info->created_at_ms, ==, G_GINT64_CONSTANT (1682935200000));
+  info->handle = g_strdup ("alice.example.com");
+  atk_did_metadata_append_json (info, info->created_at_ms + 90061999, out);
+  metadata = g_strdup_printf ("{\"didDocument\":%s,\"pdsHost\":"
+                              "\"https://PDS.example.com/?a=1\\u0026b=\\u003c2\\u003e\","
+                              "\"handle\":\"alice.example.com\",\"didCreatedAt\":"
+                              "\"2023-05-01T10:00:00.000Z\",\"accountAge\":90061,\"profile\":null}",
+                              doc);
+  g_assert_cmpstr (out->str, ==, metadata);
+
+  /* A creation time that does not parse is still given; the age is unknown. */
+  g_clear_pointer (&info->created_at, g_free);
+  g_assert_true (atk_did_audit_log_parse ("[{\"createdAt\":\"yesterday\"}]", -1, &info->created_at,
+                                          &info->created_at_known, &info->created_at_ms, &error));
+  g_string_truncate (out, 0);
+  atk_did_metadata_append_json (info, 0, out);
+  g_assert_true (g_str_has_suffix (out->str, ",\"didCreatedAt\":\"yesterday\",\"accountAge\":-1,"
+                                             "\"profile\":null}"));
+  g_string_truncate (out, 0);
+  atk_did_metadata_append_json (NULL, 0, out);
+  g_assert_cmpstr (out->str, ==,
+                   "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}");
+
+  /* What a typed decoder refuses, we refuse. */
+  {
+    const char *bad[]
+        = { "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"alsoKnownAs\":\"at://x.com\"}",
+            "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"alsoKnownAs\":[1]}",
+            "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"service\":[{\"id\":\"#atproto_pds\","
+            "\"serviceEndpoint\":{\"uri\":\"https://x\"}}]}",
+            "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"verificationMethod\":[\"#atproto\"]}" };
+
+    for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+      {
+        const char *text = bad[i];
+        g_autoptr (GError) bad_error = NULL;
+
+        g_assert_null (atk_did_info_new_from_document (did, text, -1, &bad_error));
+        g_assert_error (bad_error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+      }
+  }
+}
+
 /* Last: stops the shared PLC directory. */
 static void
 test_plc_stopped (void)
@@ -730,6 +815,7 @@ main (int argc, char **argv)
   g_test_add_func ("/did-resolver/web/did-web-and-profile", test_did_web_and_profile);
   g_test_add_func ("/did-resolver/web/handle-verification", test_handle_verification);
   g_test_add_func ("/did-resolver/bad-config", test_bad_config);
+  g_test_add_func ("/did-resolver/document-rebuild", test_document_rebuild);
   g_test_add_func ("/did-resolver/plc/stopped", test_plc_stopped);
   status = g_test_run ();
   atk_test_plc_free (plc);

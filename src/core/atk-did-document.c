@@ -368,7 +368,7 @@ append_services (GString *out, JsonArray *services, AtkDidInfo *info)
       if (strcmp (strchr (id, '#'), "#atproto_pds") == 0 && endpoint != NULL && *endpoint != '\0'
           && url_parses (endpoint))
         {
-          g_autoptr (GUri) uri = g_uri_parse (endpoint, G_URI_FLAGS_NONE, NULL);
+          g_autoptr (GUri) uri = g_uri_parse (endpoint, G_URI_FLAGS_PARSE_RELAXED, NULL);
 
           info->pds_endpoint = g_strdup (endpoint);
           if (uri != NULL && g_uri_get_host (uri) != NULL && *g_uri_get_host (uri) != '\0')

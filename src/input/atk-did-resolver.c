@@ -353,8 +353,9 @@ atk_did_resolver_render_prometheus (AtkDidResolver *self, GString *out)
   g_string_append_printf (out,
                           "# HELP atkafka_cache_size Entries in the identity caches.\n"
                           "# TYPE atkafka_cache_size gauge\n"
-                          "atkafka_cache_size{kind=\"did_doc\"} %u\n",
-                          self->lru.length);
+                          "atkafka_cache_size{kind=\"did_doc\"} %u\n"
+                          "atkafka_cache_size{kind=\"handle\"} %u\n",
+                          self->lru.length, atk_handle_resolver_get_cache_size (self->handles));
   atk_handle_resolver_render_prometheus (self->handles, out);
 }
 

@@ -229,7 +229,6 @@ atk_handle_resolver_render_prometheus (AtkHandleResolver *self, GString *out)
           out, "atkafka_handle_requests{kind=\"%s\",status=\"%s\"} %" G_GUINT64_FORMAT "\n",
           parts[0], parts[1], *value);
     }
-  g_string_append_printf (out, "atkafka_cache_size{kind=\"handle\"} %u\n", self->lru.length);
 }
 
 static const char *

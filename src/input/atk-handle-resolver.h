@@ -48,7 +48,7 @@ guint atk_handle_resolver_get_cache_size (AtkHandleResolver *self);
 guint64 atk_handle_resolver_get_request_count (AtkHandleResolver *self, const char *kind,
                                                const char *status);
 
-/* atkafka_handle_requests{kind,status} and atkafka_cache_size{kind="handle"}. */
+/* atkafka_handle_requests{kind,status}. */
 void atk_handle_resolver_render_prometheus (AtkHandleResolver *self, GString *out);
 
 G_END_DECLS
