@@ -530,6 +530,59 @@ atk_handle_did_from_well_known (const char *body, gsize len, GError **error)
   return g_strndup (body + start, end - start);
 }
 
+/* ---- did:web ---- */
+
+/* did:web:example.com → https://example.com/.well-known/did.json;
+ * did:web:example.com%3A8080:u:alice → https://example.com:8080/u/alice/did.json */
+char *
+atk_did_web_url (const char *did, const char *scheme)
+{
+  g_auto (GStrv) parts = NULL;
+  g_autofree char *host = NULL;
+  GString *url;
+
+  if (!g_str_has_prefix (did, "did:web:"))
+    return NULL;
+  parts = g_strsplit (did + strlen ("did:web:"), ":", -1);
+  host = g_uri_unescape_string (parts[0], "/?#@");
+  if (host == NULL || *host == '\0')
+    return NULL;
+  for (const char *p = host; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && strchr ("-.:[]", *p) == NULL)
+      return NULL;
+  url = g_string_new (scheme);
+  g_string_append_printf (url, "://%s", host);
+  if (parts[1] == NULL)
+    g_string_append (url, "/.well-known");
+  for (guint i = 1; parts[i] != NULL; i++)
+    {
+      g_autofree char *segment = g_uri_unescape_string (parts[i], "/?#");
+
+      if (segment == NULL || *segment == '\0')
+        {
+          g_string_free (url, TRUE);
+          return NULL;
+        }
+      g_string_append_c (url, '/');
+      g_string_append_uri_escaped (url, segment, NULL, FALSE);
+    }
+  g_string_append (url, "/did.json");
+  return g_string_free (url, FALSE);
+}
+
+gboolean
+atk_did_is_plausible (const char *did)
+{
+  gsize len = strlen (did);
+
+  if (len > MAX_DID_LEN)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isalnum (did[i]) && strchr (":._-%", did[i]) == NULL)
+      return FALSE;
+  return TRUE;
+}
+
 /* ---- eventMetadata ---- */
 
 void

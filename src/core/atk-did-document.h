@@ -70,6 +70,12 @@ char *atk_handle_did_from_txt (const char *const *records, GError **error);
  * G_IO_ERROR_INVALID_DATA when it is not one. */
 char *atk_handle_did_from_well_known (const char *body, gsize len, GError **error);
 
+/* The URL of a did:web's document (scheme "https", or "http" for tests); NULL for a DID that
+ * names no host. */
+char *atk_did_web_url (const char *did, const char *scheme);
+/* Only characters a DID may hold, at most 2048 of them (a cheap check before any lookup). */
+gboolean atk_did_is_plausible (const char *did);
+
 /* The eventMetadata object for `info` at `now_ms` (Unix ms), or for a DID that could not be
  * resolved (info NULL), in the reference's field order and JSON escaping. */
 void atk_did_metadata_append_json (const AtkDidInfo *info, gint64 now_ms, GString *out);

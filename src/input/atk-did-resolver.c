@@ -13,20 +13,12 @@
 #include <string.h>
 
 #include "atk-error.h"
+#include "atk-counter-set.h"
 #include "atk-handle-resolver.h"
+#include "atk-ttl-cache.h"
 
 #define USER_AGENT "at-kafka/" ATK_VERSION
-#define MAX_DID_LEN 2048
 #define MAX_BODY_BYTES (1024 * 1024) /* a DID document or profile is a few kB */
-
-typedef struct
-{
-  char *did;
-  AtkDidInfo *info; /* NULL for a negative entry */
-  GError *error;    /* set for a negative entry */
-  gint64 expires_us;
-  GList link; /* in self->lru, most recent first; link.data = the entry */
-} CacheEntry;
 
 typedef struct
 {
@@ -69,13 +61,13 @@ struct _AtkDidResolver
 
   SoupSession *session;
   AtkHandleResolver *handles;
-  GHashTable *cache; /* did → CacheEntry* (owned) */
-  GQueue lru;        /* of CacheEntry, through entry->link */
-  GHashTable *jobs;  /* did → Job* (not owned): running or queued, not detached */
-  GQueue queued;     /* Job* waiting for a free slot */
+  AtkTtlCache *cache; /* did → AtkDidInfo* or the error */
+  GHashTable *jobs;   /* did → Job* (not owned): running or queued, not detached */
+  GQueue queued;      /* Job* waiting for a free slot */
   guint running;
 
-  GHashTable *counts; /* "service\nkind\nstatus\ncached" → guint64* */
+  AtkCounterSet *plc_counts; /* kind, status, cached */
+  AtkCounterSet *api_counts;
   guint64 network_requests;
 };
 
@@ -86,25 +78,15 @@ static void start_job (Job *job);
 /* ---- construction ---- */
 
 static void
-cache_entry_free (gpointer data)
-{
-  CacheEntry *entry = data;
-
-  g_free (entry->did);
-  g_clear_pointer (&entry->info, atk_did_info_unref);
-  g_clear_error (&entry->error);
-  g_free (entry);
-}
-
-static void
 atk_did_resolver_finalize (GObject *object)
 {
   AtkDidResolver *self = ATK_DID_RESOLVER (object);
 
   /* Jobs hold their callers' tasks, which hold us: none can be left here. */
   g_hash_table_destroy (self->jobs);
-  g_hash_table_destroy (self->cache);
-  g_hash_table_destroy (self->counts);
+  atk_ttl_cache_free (self->cache);
+  atk_counter_set_free (self->plc_counts);
+  atk_counter_set_free (self->api_counts);
   g_clear_object (&self->handles);
   g_clear_object (&self->session);
   g_free (self->plc_url);
@@ -122,15 +104,17 @@ atk_did_resolver_class_init (AtkDidResolverClass *klass)
 static void
 atk_did_resolver_init (AtkDidResolver *self)
 {
+  static const char *const labels[] = { "kind", "status", "cached", NULL };
+
   self->did_web_scheme = g_strdup ("https");
   self->max_entries = 100000;
   self->ttl_us = (gint64)3600 * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)60 * G_USEC_PER_SEC;
   self->max_concurrency = 32;
-  self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, cache_entry_free);
+  self->cache = atk_ttl_cache_new ((GDestroyNotify)atk_did_info_unref);
   self->jobs = g_hash_table_new (g_str_hash, g_str_equal);
-  self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  g_queue_init (&self->lru);
+  self->plc_counts = atk_counter_set_new (labels);
+  self->api_counts = atk_counter_set_new (labels);
   g_queue_init (&self->queued);
 }
 
@@ -185,18 +169,6 @@ atk_did_resolver_set_fetch_details (AtkDidResolver *self, gboolean fetch_details
   self->fetch_details = !!fetch_details;
 }
 
-static void
-evict_to (AtkDidResolver *self, guint max)
-{
-  while (self->lru.length > max)
-    {
-      CacheEntry *entry = g_queue_peek_tail (&self->lru);
-
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, entry->did);
-    }
-}
-
 void
 atk_did_resolver_set_cache (AtkDidResolver *self, guint max_entries, guint ttl_s,
                             guint negative_ttl_s)
@@ -205,7 +177,7 @@ atk_did_resolver_set_cache (AtkDidResolver *self, guint max_entries, guint ttl_s
   self->max_entries = max_entries;
   self->ttl_us = (gint64)ttl_s * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)negative_ttl_s * G_USEC_PER_SEC;
-  evict_to (self, max_entries);
+  atk_ttl_cache_set_max (self->cache, max_entries);
   atk_handle_resolver_set_cache (self->handles, max_entries, ttl_s, negative_ttl_s);
 }
 
@@ -268,15 +240,9 @@ static void
 count (AtkDidResolver *self, const char *service, const char *kind, const char *status,
        gboolean cached)
 {
-  g_autofree char *key = g_strjoin ("\n", service, kind, status, cached ? "true" : "false", NULL);
-  guint64 *value = g_hash_table_lookup (self->counts, key);
+  const char *values[] = { kind, status, cached ? "true" : "false", NULL };
 
-  if (value == NULL)
-    {
-      value = g_new0 (guint64, 1);
-      g_hash_table_insert (self->counts, g_steal_pointer (&key), value);
-    }
-  (*value)++;
+  atk_counter_set_add (g_str_equal (service, "plc") ? self->plc_counts : self->api_counts, values);
   if (!cached)
     self->network_requests++;
 }
@@ -285,13 +251,11 @@ guint64
 atk_did_resolver_get_request_count (AtkDidResolver *self, const char *service, const char *kind,
                                     const char *status, const char *cached)
 {
-  g_autofree char *key = NULL;
-  guint64 *value;
+  const char *values[] = { kind, status, cached, NULL };
 
   g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), 0);
-  key = g_strjoin ("\n", service, kind, status, cached, NULL);
-  value = g_hash_table_lookup (self->counts, key);
-  return value != NULL ? *value : 0;
+  return atk_counter_set_get (g_str_equal (service, "plc") ? self->plc_counts : self->api_counts,
+                              values);
 }
 
 guint64
@@ -305,40 +269,7 @@ guint
 atk_did_resolver_get_cache_size (AtkDidResolver *self)
 {
   g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), 0);
-  return self->lru.length;
-}
-
-static gint
-compare_keys (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(const char *const *)a, *(const char *const *)b);
-}
-
-static void
-render_family (AtkDidResolver *self, GString *out, const char *service, const char *name,
-               const char *help)
-{
-  g_autoptr (GPtrArray) keys = g_ptr_array_new ();
-  GHashTableIter iter;
-  gpointer key;
-  g_autofree char *prefix = g_strconcat (service, "\n", NULL);
-
-  g_hash_table_iter_init (&iter, self->counts);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    if (g_str_has_prefix (key, prefix))
-      g_ptr_array_add (keys, key);
-  g_ptr_array_sort (keys, compare_keys);
-
-  g_string_append_printf (out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
-  for (guint i = 0; i < keys->len; i++)
-    {
-      g_auto (GStrv) parts = g_strsplit (keys->pdata[i], "\n", 4);
-      const guint64 *value = g_hash_table_lookup (self->counts, keys->pdata[i]);
-
-      g_string_append_printf (out,
-                              "%s{kind=\"%s\",status=\"%s\",cached=\"%s\"} %" G_GUINT64_FORMAT "\n",
-                              name, parts[1], parts[2], parts[3], *value);
-    }
+  return atk_ttl_cache_size (self->cache);
 }
 
 void
@@ -346,16 +277,17 @@ atk_did_resolver_render_prometheus (AtkDidResolver *self, GString *out)
 {
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
 
-  render_family (self, out, "plc", "atkafka_plc_requests",
-                 "DID document and audit log lookups by kind, status and cache use.");
-  render_family (self, out, "api", "atkafka_api_requests",
-                 "AppView profile lookups by kind, status and cache use.");
+  atk_counter_set_render (self->plc_counts, out, "atkafka_plc_requests",
+                          "DID document and audit log lookups by kind, status and cache use.");
+  atk_counter_set_render (self->api_counts, out, "atkafka_api_requests",
+                          "AppView profile lookups by kind, status and cache use.");
   g_string_append_printf (out,
                           "# HELP atkafka_cache_size Entries in the identity caches.\n"
                           "# TYPE atkafka_cache_size gauge\n"
                           "atkafka_cache_size{kind=\"did_doc\"} %u\n"
                           "atkafka_cache_size{kind=\"handle\"} %u\n",
-                          self->lru.length, atk_handle_resolver_get_cache_size (self->handles));
+                          atk_ttl_cache_size (self->cache),
+                          atk_handle_resolver_get_cache_size (self->handles));
   atk_handle_resolver_render_prometheus (self->handles, out);
 }
 
@@ -371,28 +303,9 @@ error_status (const GError *error)
   return "error";
 }
 
-static CacheEntry *
-cache_get (AtkDidResolver *self, const char *did)
-{
-  CacheEntry *entry = g_hash_table_lookup (self->cache, did);
-
-  if (entry == NULL)
-    return NULL;
-  if (now_us (self) >= entry->expires_us)
-    {
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, did);
-      return NULL;
-    }
-  g_queue_unlink (&self->lru, &entry->link);
-  g_queue_push_head_link (&self->lru, &entry->link);
-  return entry;
-}
-
 static void
 cache_put (AtkDidResolver *self, const char *did, AtkDidInfo *info, const GError *error)
 {
-  CacheEntry *entry;
   gint64 ttl = info != NULL ? self->ttl_us : self->negative_ttl_us;
 
   /* A handle that did not verify may be being set up: ask again as soon as for a failure. */
@@ -401,60 +314,43 @@ cache_put (AtkDidResolver *self, const char *did, AtkDidInfo *info, const GError
     ttl = MIN (ttl, self->negative_ttl_us);
   if (self->max_entries == 0 || ttl <= 0)
     return;
-  entry = g_hash_table_lookup (self->cache, did);
-  if (entry != NULL)
-    {
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, did);
-    }
-  entry = g_new0 (CacheEntry, 1);
-  entry->did = g_strdup (did);
-  entry->info = info != NULL ? atk_did_info_ref (info) : NULL;
-  entry->error = error != NULL ? g_error_copy (error) : NULL;
-  entry->expires_us = now_us (self) + ttl;
-  entry->link.data = entry;
-  g_hash_table_insert (self->cache, entry->did, entry);
-  g_queue_push_head_link (&self->lru, &entry->link);
-  evict_to (self, self->max_entries);
+  atk_ttl_cache_put (self->cache, did, info != NULL ? atk_did_info_ref (info) : NULL, error,
+                     now_us (self) + ttl);
 }
 
 AtkDidInfo *
 atk_did_resolver_lookup_cached (AtkDidResolver *self, const char *did, GError **error)
 {
-  CacheEntry *entry;
+  gpointer info;
+  const GError *cached_error;
 
   g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), NULL);
   g_return_val_if_fail (did != NULL, NULL);
 
-  entry = cache_get (self, did);
-  if (entry == NULL)
+  if (!atk_ttl_cache_lookup (self->cache, did, now_us (self), &info, &cached_error))
     return NULL;
-  count (self, "plc", "did_doc", entry->info != NULL ? "ok" : error_status (entry->error), TRUE);
-  if (entry->info == NULL)
+  count (self, "plc", "did_doc", info != NULL ? "ok" : error_status (cached_error), TRUE);
+  if (info == NULL)
     {
-      g_propagate_error (error, g_error_copy (entry->error));
+      g_propagate_error (error, g_error_copy (cached_error));
       return NULL;
     }
-  return atk_did_info_ref (entry->info);
+  return atk_did_info_ref (info);
 }
 
 void
 atk_did_resolver_invalidate (AtkDidResolver *self, const char *did)
 {
-  CacheEntry *entry;
+  AtkDidInfo *info;
   Job *job;
 
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
 
-  entry = g_hash_table_lookup (self->cache, did);
-  if (entry != NULL)
-    {
-      /* the handle may have moved too */
-      if (entry->info != NULL && entry->info->declared_handle != NULL)
-        atk_handle_resolver_forget (self->handles, entry->info->declared_handle);
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, did);
-    }
+  /* the handle may have moved too */
+  info = atk_ttl_cache_peek (self->cache, did);
+  if (info != NULL && info->declared_handle != NULL)
+    atk_handle_resolver_forget (self->handles, info->declared_handle);
+  atk_ttl_cache_remove (self->cache, did);
   job = g_hash_table_lookup (self->jobs, did);
   if (job != NULL && job->started)
     {
@@ -677,57 +573,10 @@ on_document (Job *job, guint status, GBytes *body, const GError *error)
   atk_handle_resolver_resolve_async (job->self->handles, declared, on_handle, job);
 }
 
-/* did:web:example.com → https://example.com/.well-known/did.json;
- * did:web:example.com%3A8080:u:alice → https://example.com:8080/u/alice/did.json */
-static char *
-did_web_url (AtkDidResolver *self, const char *did)
-{
-  g_auto (GStrv) parts = g_strsplit (did + strlen ("did:web:"), ":", -1);
-  g_autofree char *host = g_uri_unescape_string (parts[0], "/?#@");
-  GString *url;
-
-  if (host == NULL || *host == '\0')
-    return NULL;
-  for (const char *p = host; *p != '\0'; p++)
-    if (!g_ascii_isalnum (*p) && strchr ("-.:[]", *p) == NULL)
-      return NULL;
-  url = g_string_new (self->did_web_scheme);
-  g_string_append_printf (url, "://%s", host);
-  if (parts[1] == NULL)
-    g_string_append (url, "/.well-known");
-  for (guint i = 1; parts[i] != NULL; i++)
-    {
-      g_autofree char *segment = g_uri_unescape_string (parts[i], "/?#");
-
-      if (segment == NULL || *segment == '\0')
-        {
-          g_string_free (url, TRUE);
-          return NULL;
-        }
-      g_string_append_c (url, '/');
-      g_string_append_uri_escaped (url, segment, NULL, FALSE);
-    }
-  g_string_append (url, "/did.json");
-  return g_string_free (url, FALSE);
-}
-
 static void
 on_unsupported_idle (gpointer user_data)
 {
   request_done (user_data);
-}
-
-static gboolean
-did_is_plausible (const char *did)
-{
-  gsize len = strlen (did);
-
-  if (len > MAX_DID_LEN)
-    return FALSE;
-  for (gsize i = 0; i < len; i++)
-    if (!g_ascii_isalnum (did[i]) && strchr (":._-%", did[i]) == NULL)
-      return FALSE;
-  return TRUE;
 }
 
 static void
@@ -741,7 +590,7 @@ start_job (Job *job)
   if (g_str_has_prefix (job->did, "did:plc:"))
     url = g_strdup_printf ("%s/%s", self->plc_url, job->did);
   else if (g_str_has_prefix (job->did, "did:web:"))
-    url = did_web_url (self, job->did);
+    url = atk_did_web_url (job->did, self->did_web_scheme);
 
   if (url == NULL)
     {
@@ -783,7 +632,7 @@ atk_did_resolver_resolve_async (AtkDidResolver *self, const char *did, GCancella
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, atk_did_resolver_resolve_async);
 
-  if (!g_str_has_prefix (did, "did:") || !did_is_plausible (did))
+  if (!g_str_has_prefix (did, "did:") || !atk_did_is_plausible (did))
     {
       g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                                "Not a resolvable DID: “%.100s”", did);

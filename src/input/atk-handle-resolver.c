@@ -6,18 +6,11 @@
 
 #include <string.h>
 
+#include "atk-counter-set.h"
 #include "atk-did-document.h"
+#include "atk-ttl-cache.h"
 
 #define WELL_KNOWN_MAX_BYTES 2048
-
-typedef struct
-{
-  char *handle;
-  char *did;     /* NULL for a negative entry */
-  GError *error; /* set for a negative entry */
-  gint64 expires_us;
-  GList link; /* in self->lru, most recent first */
-} Entry;
 
 typedef struct
 {
@@ -45,33 +38,21 @@ struct _AtkHandleResolver
   AtkHandleResolverClock clock;
   gpointer clock_data;
 
-  GHashTable *cache;   /* handle → Entry* (owned) */
-  GQueue lru;          /* of Entry */
-  GHashTable *lookups; /* handle → Lookup* (not owned) */
-  GHashTable *counts;  /* "kind\nstatus" → guint64* */
+  AtkTtlCache *cache;    /* handle → its DID or the error */
+  GHashTable *lookups;   /* handle → Lookup* (not owned) */
+  AtkCounterSet *counts; /* kind, status */
 };
 
 G_DEFINE_FINAL_TYPE (AtkHandleResolver, atk_handle_resolver, G_TYPE_OBJECT)
-
-static void
-entry_free (gpointer data)
-{
-  Entry *entry = data;
-
-  g_free (entry->handle);
-  g_free (entry->did);
-  g_clear_error (&entry->error);
-  g_free (entry);
-}
 
 static void
 atk_handle_resolver_finalize (GObject *object)
 {
   AtkHandleResolver *self = ATK_HANDLE_RESOLVER (object);
 
-  g_hash_table_destroy (self->cache);
+  atk_ttl_cache_free (self->cache);
   g_hash_table_destroy (self->lookups);
-  g_hash_table_destroy (self->counts);
+  atk_counter_set_free (self->counts);
   g_clear_object (&self->session);
   g_clear_object (&self->resolver);
   g_free (self->scheme);
@@ -87,15 +68,16 @@ atk_handle_resolver_class_init (AtkHandleResolverClass *klass)
 static void
 atk_handle_resolver_init (AtkHandleResolver *self)
 {
+  static const char *const labels[] = { "kind", "status", NULL };
+
   self->scheme = g_strdup ("https");
   self->dns_timeout_s = 5;
   self->max_entries = 100000;
   self->ttl_us = (gint64)3600 * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)60 * G_USEC_PER_SEC;
-  self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, entry_free);
+  self->cache = atk_ttl_cache_new (g_free);
   self->lookups = g_hash_table_new (g_str_hash, g_str_equal);
-  self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  g_queue_init (&self->lru);
+  self->counts = atk_counter_set_new (labels);
 }
 
 AtkHandleResolver *
@@ -108,18 +90,6 @@ atk_handle_resolver_new (SoupSession *session)
   return self;
 }
 
-static void
-evict_to (AtkHandleResolver *self, guint max)
-{
-  while (self->lru.length > max)
-    {
-      Entry *entry = g_queue_peek_tail (&self->lru);
-
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, entry->handle);
-    }
-}
-
 void
 atk_handle_resolver_set_cache (AtkHandleResolver *self, guint max_entries, guint ttl_s,
                                guint negative_ttl_s)
@@ -128,7 +98,7 @@ atk_handle_resolver_set_cache (AtkHandleResolver *self, guint max_entries, guint
   self->max_entries = max_entries;
   self->ttl_us = (gint64)ttl_s * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)negative_ttl_s * G_USEC_PER_SEC;
-  evict_to (self, max_entries);
+  atk_ttl_cache_set_max (self->cache, max_entries);
 }
 
 void
@@ -168,67 +138,35 @@ now_us (AtkHandleResolver *self)
 static void
 count (AtkHandleResolver *self, const char *kind, const char *status)
 {
-  g_autofree char *key = g_strjoin ("\n", kind, status, NULL);
-  guint64 *value = g_hash_table_lookup (self->counts, key);
+  const char *values[] = { kind, status, NULL };
 
-  if (value == NULL)
-    {
-      value = g_new0 (guint64, 1);
-      g_hash_table_insert (self->counts, g_steal_pointer (&key), value);
-    }
-  (*value)++;
+  atk_counter_set_add (self->counts, values);
 }
 
 guint64
 atk_handle_resolver_get_request_count (AtkHandleResolver *self, const char *kind,
                                        const char *status)
 {
-  g_autofree char *key = NULL;
-  guint64 *value;
+  const char *values[] = { kind, status, NULL };
 
   g_return_val_if_fail (ATK_IS_HANDLE_RESOLVER (self), 0);
-  key = g_strjoin ("\n", kind, status, NULL);
-  value = g_hash_table_lookup (self->counts, key);
-  return value != NULL ? *value : 0;
+  return atk_counter_set_get (self->counts, values);
 }
 
 guint
 atk_handle_resolver_get_cache_size (AtkHandleResolver *self)
 {
   g_return_val_if_fail (ATK_IS_HANDLE_RESOLVER (self), 0);
-  return self->lru.length;
-}
-
-static gint
-compare_keys (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(const char *const *)a, *(const char *const *)b);
+  return atk_ttl_cache_size (self->cache);
 }
 
 void
 atk_handle_resolver_render_prometheus (AtkHandleResolver *self, GString *out)
 {
-  g_autoptr (GPtrArray) keys = g_ptr_array_new ();
-  GHashTableIter iter;
-  gpointer key;
-
   g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
-  g_hash_table_iter_init (&iter, self->counts);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_ptr_array_add (keys, key);
-  g_ptr_array_sort (keys, compare_keys);
-  g_string_append (out, "# HELP atkafka_handle_requests Handle verification lookups (DNS TXT, "
-                        "HTTPS well-known, cache) by status.\n"
-                        "# TYPE atkafka_handle_requests counter\n");
-  for (guint i = 0; i < keys->len; i++)
-    {
-      g_auto (GStrv) parts = g_strsplit (keys->pdata[i], "\n", 2);
-      const guint64 *value = g_hash_table_lookup (self->counts, keys->pdata[i]);
-
-      g_string_append_printf (
-          out, "atkafka_handle_requests{kind=\"%s\",status=\"%s\"} %" G_GUINT64_FORMAT "\n",
-          parts[0], parts[1], *value);
-    }
+  atk_counter_set_render (self->counts, out, "atkafka_handle_requests",
+                          "Handle verification lookups (DNS TXT, HTTPS well-known, cache) by "
+                          "status.");
 }
 
 static const char *
@@ -244,54 +182,21 @@ error_status (const GError *error)
 
 /* ---- the cache ---- */
 
-static Entry *
-cache_get (AtkHandleResolver *self, const char *handle)
-{
-  Entry *entry = g_hash_table_lookup (self->cache, handle);
-
-  if (entry == NULL)
-    return NULL;
-  g_queue_unlink (&self->lru, &entry->link);
-  if (now_us (self) >= entry->expires_us)
-    {
-      g_hash_table_remove (self->cache, handle);
-      return NULL;
-    }
-  g_queue_push_head_link (&self->lru, &entry->link);
-  return entry;
-}
-
 static void
 cache_put (AtkHandleResolver *self, const char *handle, const char *did, const GError *error)
 {
   gint64 ttl = did != NULL ? self->ttl_us : self->negative_ttl_us;
-  Entry *entry;
 
   if (self->max_entries == 0 || ttl <= 0)
     return;
-  atk_handle_resolver_forget (self, handle);
-  entry = g_new0 (Entry, 1);
-  entry->handle = g_strdup (handle);
-  entry->did = g_strdup (did);
-  entry->error = error != NULL ? g_error_copy (error) : NULL;
-  entry->expires_us = now_us (self) + ttl;
-  entry->link.data = entry;
-  g_hash_table_insert (self->cache, entry->handle, entry);
-  g_queue_push_head_link (&self->lru, &entry->link);
-  evict_to (self, self->max_entries);
+  atk_ttl_cache_put (self->cache, handle, g_strdup (did), error, now_us (self) + ttl);
 }
 
 void
 atk_handle_resolver_forget (AtkHandleResolver *self, const char *handle)
 {
-  Entry *entry;
-
   g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
-  entry = g_hash_table_lookup (self->cache, handle);
-  if (entry == NULL)
-    return;
-  g_queue_unlink (&self->lru, &entry->link);
-  g_hash_table_remove (self->cache, handle);
+  atk_ttl_cache_remove (self->cache, handle);
 }
 
 /* ---- lookups ---- */
@@ -454,20 +359,20 @@ atk_handle_resolver_resolve_async (AtkHandleResolver *self, const char *handle,
 {
   g_autoptr (GTask) task = NULL;
   Lookup *lookup;
-  Entry *entry;
+  gpointer did;
+  const GError *error;
 
   g_return_if_fail (ATK_IS_HANDLE_RESOLVER (self));
   task = g_task_new (self, NULL, callback, user_data);
   g_task_set_source_tag (task, atk_handle_resolver_resolve_async);
 
-  entry = cache_get (self, handle);
-  if (entry != NULL)
+  if (atk_ttl_cache_lookup (self->cache, handle, now_us (self), &did, &error))
     {
-      count (self, "cached", entry->did != NULL ? "ok" : error_status (entry->error));
-      if (entry->did != NULL)
-        g_task_return_pointer (task, g_strdup (entry->did), g_free);
+      count (self, "cached", did != NULL ? "ok" : error_status (error));
+      if (did != NULL)
+        g_task_return_pointer (task, g_strdup (did), g_free);
       else
-        g_task_return_error (task, g_error_copy (entry->error));
+        g_task_return_error (task, g_error_copy (error));
       return;
     }
   lookup = g_hash_table_lookup (self->lookups, handle);
