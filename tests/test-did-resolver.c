@@ -379,62 +379,7 @@ typedef struct
   guint port;
   GPtrArray *held; /* SoupServerMessage*: requests to /slow/did.json, paused */
   guint requests;
-  guint well_known_requests;
 } WebServer;
-
-/* did:web:127.0.0.1%3APORT:h:NAME serves a document declaring the handle NAME.example.org
- * (or none for NAME "none", NAME.example for "reserved"); http://NAME.example.org:PORT/
- * .well-known/atproto-did answers with that DID, except: "gone" 404, "big" a 4 kB body,
- * "wrong" another DID. */
-static char *
-handle_did (WebServer *web, const char *name)
-{
-  return g_strdup_printf ("did:web:127.0.0.1%%3A%u:h:%s", web->port, name);
-}
-
-static void
-on_handle_request (WebServer *web, SoupServerMessage *msg, const char *path)
-{
-  g_autofree char *body = NULL;
-  g_autofree char *name = NULL;
-  guint status = SOUP_STATUS_OK;
-
-  if (g_str_has_prefix (path, "/h/") && g_str_has_suffix (path, "/did.json"))
-    {
-      g_autofree char *did = NULL;
-
-      name = g_strndup (path + 3, strlen (path) - 3 - strlen ("/did.json"));
-      did = handle_did (web, name);
-      if (g_str_equal (name, "none"))
-        body = g_strdup_printf ("{\"id\":\"%s\"}", did);
-      else if (g_str_equal (name, "reserved"))
-        body = g_strdup_printf ("{\"id\":\"%s\",\"alsoKnownAs\":[\"at://x.example\"]}", did);
-      else
-        body = g_strdup_printf (
-            "{\"@context\":[\"https://www.w3.org/ns/did/v1\"],\"id\":\"%s\",\"alsoKnownAs\":"
-            "[\"at://%s.Example.ORG\"],\"service\":[{\"id\":\"#atproto_pds\",\"type\":"
-            "\"AtprotoPersonalDataServer\",\"serviceEndpoint\":\"https://pds.example.org\"}]}",
-            did, name);
-    }
-  else
-    {
-      const char *host = g_uri_get_host (soup_server_message_get_uri (msg));
-
-      web->well_known_requests++;
-      name = g_strndup (host, strcspn (host, "."));
-      if (g_str_equal (name, "gone"))
-        status = SOUP_STATUS_NOT_FOUND;
-      else if (g_str_equal (name, "big"))
-        body = g_strnfill (4096, ' ');
-      else if (g_str_equal (name, "wrong"))
-        body = handle_did (web, "other");
-      else
-        body = g_strconcat (" ", handle_did (web, name), "\n", NULL);
-    }
-  if (body != NULL)
-    soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_COPY, body, strlen (body));
-  soup_server_message_set_status (msg, status, NULL);
-}
 
 static void
 on_web_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
@@ -445,11 +390,6 @@ on_web_request (SoupServer *server, SoupServerMessage *msg, const char *path, GH
   g_autofree char *body = NULL;
 
   web->requests++;
-  if (g_str_has_prefix (path, "/h/") || g_str_equal (path, "/.well-known/atproto-did"))
-    {
-      on_handle_request (web, msg, path);
-      return;
-    }
   if (g_str_equal (path, "/slow/did.json"))
     {
       /* Never answered: the resolver's timeout must end it. */
@@ -554,113 +494,6 @@ test_did_web_and_profile (void)
   web_server_stop (&web);
 }
 
-/* What eventMetadata.handle is, as the reference's identity directory gives it. */
-static const char *
-verified_handle (AtkDidResolver *resolver, WebServer *web, const char *name)
-{
-  g_autofree char *did = handle_did (web, name);
-  static char handle[256];
-  Result result = { 0 };
-
-  resolve (resolver, did, &result);
-  g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->pds_endpoint, ==, "https://pds.example.org");
-  g_strlcpy (handle, result.info->handle, sizeof handle);
-  result_clear (&result);
-  return handle;
-}
-
-static void
-test_handle_verification (void)
-{
-  WebServer web = { 0 };
-  g_autoptr (AtkDidResolver) resolver = NULL;
-  g_autofree char *zone = NULL;
-  g_autofree char *did = NULL;
-  g_autofree char *other = NULL;
-  Result result = { 0 };
-
-  web_server_start (&web);
-  resolver = new_resolver (NULL);
-  atk_did_resolver_set_did_web_scheme (resolver, "http");
-  atk_did_resolver_set_handle_well_known (resolver, "http", web.port);
-  atk_did_resolver_set_fetch_details (resolver, TRUE);
-  atk_did_resolver_set_timeout (resolver, 1);
-  did = handle_did (&web, "dns");
-  other = handle_did (&web, "other");
-  zone = g_strdup_printf ("{\"a\":[\"example.org\"],\"drop\":[\"_atproto.slow.example.org\"],"
-                          "\"txt\":{\"_atproto.dns.example.org\":[\"v=spf1\",\"did=%s\"],"
-                          "\"_atproto.mixed.example.org\":[\"did=%s\"],"
-                          "\"_atproto.wrong.example.org\":[\"did=%s\"],"
-                          "\"_atproto.baddns.example.org\":[\"did=not a did\"]}}",
-                          did, handle_did (&web, "mixed"), other);
-  set_zone (zone);
-
-  /* the TXT record names this DID (the declared handle is lower-cased) */
-  g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
-  g_assert_cmpstr (verified_handle (resolver, &web, "mixed"), ==, "mixed.example.org");
-  g_assert_cmpuint (web.well_known_requests, ==, 0);
-  /* no TXT record: the well-known answer names it */
-  g_assert_cmpstr (verified_handle (resolver, &web, "http"), ==, "http.example.org");
-  g_assert_cmpuint (web.well_known_requests, ==, 1);
-  /* the TXT record names another DID: invalid, and HTTPS is not asked */
-  g_assert_cmpstr (verified_handle (resolver, &web, "wrong"), ==, "handle.invalid");
-  g_assert_cmpuint (web.well_known_requests, ==, 1);
-  /* a TXT record that is no DID falls back to HTTPS */
-  g_assert_cmpstr (verified_handle (resolver, &web, "baddns"), ==, "baddns.example.org");
-  g_assert_cmpuint (web.well_known_requests, ==, 2);
-  /* DNS never answers: our 1 s timeout, then HTTPS */
-  g_assert_cmpstr (verified_handle (resolver, &web, "slow"), ==, "slow.example.org");
-  g_assert_cmpuint (handle_requests (resolver, "dns", "timeout"), ==, 1);
-  g_assert_cmpuint (web.well_known_requests, ==, 3);
-  /* 404, an oversized answer: invalid */
-  g_assert_cmpstr (verified_handle (resolver, &web, "gone"), ==, "handle.invalid");
-  g_assert_cmpstr (verified_handle (resolver, &web, "big"), ==, "handle.invalid");
-  g_assert_cmpuint (web.well_known_requests, ==, 5);
-  g_assert_cmpuint (handle_requests (resolver, "well_known", "not_found"), ==, 1);
-  g_assert_cmpuint (handle_requests (resolver, "well_known", "error"), ==, 1);
-
-  /* An #identity event (invalidate) forgets the DID and its handle: both asked again
-   * (dns, mixed and wrong were answered by DNS so far). */
-  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 3);
-  g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
-  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 3);
-  atk_did_resolver_invalidate (resolver, did);
-  g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
-  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 4);
-
-  /* Failures are cached too: with no positive TTL, "gone"'s document is fetched again, its
-   * handle is not. */
-  {
-    g_autoptr (AtkDidResolver) brief = new_resolver (NULL);
-
-    atk_did_resolver_set_did_web_scheme (brief, "http");
-    atk_did_resolver_set_handle_well_known (brief, "http", web.port);
-    atk_did_resolver_set_fetch_details (brief, TRUE);
-    atk_did_resolver_set_cache (brief, 100, 0, 3600);
-    g_assert_cmpstr (verified_handle (brief, &web, "gone"), ==, "handle.invalid");
-    g_assert_cmpstr (verified_handle (brief, &web, "gone"), ==, "handle.invalid");
-    g_assert_cmpuint (web.well_known_requests, ==, 6);
-    g_assert_cmpuint (handle_requests (brief, "cached", "not_found"), ==, 1);
-    g_assert_cmpuint (doc_requests (brief, "ok"), ==, 2);
-  }
-
-  /* no handle declared: handle.invalid; a reserved TLD: no identity at all (as the
-   * reference's directory refuses it) */
-  g_free (did);
-  did = handle_did (&web, "none");
-  resolve (resolver, did, &result);
-  g_assert_cmpstr (result.info->handle, ==, "handle.invalid");
-  g_assert_null (result.info->declared_handle);
-  result_clear (&result);
-  g_free (did);
-  did = handle_did (&web, "reserved");
-  resolve (resolver, did, &result);
-  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
-  result_clear (&result);
-  web_server_stop (&web);
-}
-
 static void
 test_bad_config (void)
 {
@@ -678,91 +511,6 @@ test_bad_config (void)
   g_assert_null (
       atk_did_info_new_from_document ("did:plc:x", "{\"id\":\"did:plc:y\"}", -1, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
-}
-
-/* The document and eventMetadata as the reference writes them, byte for byte: the document
- * rebuilt from id, alsoKnownAs, the DID's own keys and the services (the first per id
- * fragment), Go's JSON escaping (<, >, & as \u003c…), its field order. */
-static void
-test_document_rebuild (void)
-{
-  const char *did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
-  g_autofree char *json = g_strdup_printf (
-      "{\"@context\":[\"https://www.w3.org/ns/did/v1\"],\"id\":\"%1$s\",\"alsoKnownAs\":"
-      "[\"at://-bad-\",\"at://Alice.Example.COM\"],\"verificationMethod\":[{\"id\":\"#atproto\","
-      "\"type\":\"Multikey\",\"controller\":\"%1$s\",\"publicKeyMultibase\":\"zKEY\"},{\"id\":"
-      "\"%1$s#other\",\"type\":\"Multikey\",\"controller\":\"did:plc:someoneelse\","
-      "\"publicKeyMultibase\":\"zOTHER\"},{\"id\":\"%1$s#atproto\",\"type\":\"Multikey\","
-      "\"controller\":\"%1$s\",\"publicKeyMultibase\":\"zSECOND\"},{\"id\":\"nofragment\","
-      "\"controller\":\"%1$s\"}],\"service\":[{\"id\":\"%1$s#atproto_pds\",\"type\":"
-      "\"AtprotoPersonalDataServer\",\"serviceEndpoint\":\"https://PDS.example.com/?a=1&b=<2>\"},"
-      "{\"id\":\"#atproto_labeler\",\"type\":\"AtprotoLabeler\",\"serviceEndpoint\":"
-      "\"https://labeler.example.com\"},{\"id\":\"#atproto_pds\",\"serviceEndpoint\":"
-      "\"https://second.example.com\"}]}",
-      did);
-  g_autofree char *doc = g_strdup_printf (
-      "{\"id\":\"%1$s\",\"alsoKnownAs\":[\"at://-bad-\",\"at://Alice.Example.COM\"],"
-      "\"verificationMethod\":[{\"id\":\"%1$s#atproto\",\"type\":\"Multikey\",\"controller\":"
-      "\"%1$s\",\"publicKeyMultibase\":\"zKEY\"}],\"service\":[{\"id\":\"#atproto_pds\","
-      "\"type\":\"AtprotoPersonalDataServer\",\"serviceEndpoint\":"
-      "\"https://PDS.example.com/?a=1\\u0026b=\\u003c2\\u003e\"},{\"id\":\"#atproto_labeler\","
-      "\"type\":\"AtprotoLabeler\",\"serviceEndpoint\":\"https://labeler.example.com\"}]}",
-      did);
-  g_autofree char *metadata = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (AtkDidInfo) info = atk_did_info_new_from_document (did, json, -1, &error);
-  g_autoptr (GString) out = g_string_new (NULL);
-  const char *log = "[{\"createdAt\":\"2023-05-01T10:00:00.000Z\"},{\"createdAt\":\"x\"}]";
-
-  g_assert_no_error (error);
-  g_assert_cmpstr (info->document, ==, doc);
-  g_assert_cmpstr (info->declared_handle, ==, "alice.example.com");
-  g_assert_cmpstr (info->pds_endpoint, ==, "https://PDS.example.com/?a=1&b=<2>");
-  g_assert_cmpstr (info->pds_host, ==, "pds.example.com");
-  g_assert_true (atk_did_audit_log_parse (log, -1, &info->created_at, &info->created_at_known,
-                                          &info->created_at_ms, &error));
-  g_assert_no_error (error);
-  g_assert_cmpint (info->created_at_ms, ==, G_GINT64_CONSTANT (1682935200000));
-  info->handle = g_strdup ("alice.example.com");
-  atk_did_metadata_append_json (info, info->created_at_ms + 90061999, out);
-  metadata = g_strdup_printf ("{\"didDocument\":%s,\"pdsHost\":"
-                              "\"https://PDS.example.com/?a=1\\u0026b=\\u003c2\\u003e\","
-                              "\"handle\":\"alice.example.com\",\"didCreatedAt\":"
-                              "\"2023-05-01T10:00:00.000Z\",\"accountAge\":90061,\"profile\":null}",
-                              doc);
-  g_assert_cmpstr (out->str, ==, metadata);
-
-  /* A creation time that does not parse is still given; the age is unknown. */
-  g_clear_pointer (&info->created_at, g_free);
-  g_assert_true (atk_did_audit_log_parse ("[{\"createdAt\":\"yesterday\"}]", -1, &info->created_at,
-                                          &info->created_at_known, &info->created_at_ms, &error));
-  g_string_truncate (out, 0);
-  atk_did_metadata_append_json (info, 0, out);
-  g_assert_true (g_str_has_suffix (out->str, ",\"didCreatedAt\":\"yesterday\",\"accountAge\":-1,"
-                                             "\"profile\":null}"));
-  g_string_truncate (out, 0);
-  atk_did_metadata_append_json (NULL, 0, out);
-  g_assert_cmpstr (out->str, ==,
-                   "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}");
-
-  /* What a typed decoder refuses, we refuse. */
-  {
-    const char *bad[]
-        = { "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"alsoKnownAs\":\"at://x.com\"}",
-            "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"alsoKnownAs\":[1]}",
-            "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"service\":[{\"id\":\"#atproto_pds\","
-            "\"serviceEndpoint\":{\"uri\":\"https://x\"}}]}",
-            "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"verificationMethod\":[\"#atproto\"]}" };
-
-    for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
-      {
-        const char *text = bad[i];
-        g_autoptr (GError) bad_error = NULL;
-
-        g_assert_null (atk_did_info_new_from_document (did, text, -1, &bad_error));
-        g_assert_error (bad_error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
-      }
-  }
 }
 
 /* Last: stops the shared PLC directory. */
@@ -813,9 +561,7 @@ main (int argc, char **argv)
   g_test_add_func ("/did-resolver/plc/invalidate", test_invalidate);
   g_test_add_func ("/did-resolver/plc/render", test_render);
   g_test_add_func ("/did-resolver/web/did-web-and-profile", test_did_web_and_profile);
-  g_test_add_func ("/did-resolver/web/handle-verification", test_handle_verification);
   g_test_add_func ("/did-resolver/bad-config", test_bad_config);
-  g_test_add_func ("/did-resolver/document-rebuild", test_document_rebuild);
   g_test_add_func ("/did-resolver/plc/stopped", test_plc_stopped);
   status = g_test_run ();
   atk_test_plc_free (plc);
