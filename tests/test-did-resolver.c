@@ -1,7 +1,7 @@
 /* AtkDidResolver against a real PLC directory with accounts created by real PDSes
  * (tests/plc/run-plc.mjs), against local SoupServers for did:web, the AppView and handles'
  * /.well-known/atproto-did, and against a real DNS server on loopback for handles' TXT
- * records (tests/integration/testdns.py runs this program with it as its name server; the
+ * records (tests/integration/loopdns.py runs this program with it as its name server; the
  * zone is the file $ATK_TEST_DNS_ZONE).
  * SPDX-License-Identifier: MIT */
 #include <libsoup/soup.h>

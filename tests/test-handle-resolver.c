@@ -1,6 +1,6 @@
 /* Handle verification, both ways, as AtkDidResolver does it for eventMetadata: did:web
  * documents and /.well-known/atproto-did from a local SoupServer (any *.example.org is
- * 127.0.0.1), TXT records from a real DNS server on loopback (tests/integration/testdns.py
+ * 127.0.0.1), TXT records from a real DNS server on loopback (tests/integration/loopdns.py
  * runs this program with it as its name server; the zone is the file $ATK_TEST_DNS_ZONE).
  * SPDX-License-Identifier: MIT */
 #include <libsoup/soup.h>
@@ -94,7 +94,7 @@ doc_requests (AtkDidResolver *resolver, const char *status)
 /* did:web:127.0.0.1%3APORT:h:NAME serves a document declaring the handle NAME.example.org
  * (or none for NAME "none", NAME.example for "reserved"); http://NAME.example.org:PORT/
  * .well-known/atproto-did answers with that DID, except: "gone" 404, "big" a 4 kB body,
- * "wrong" another DID. */
+ * "wrong" another DID, "endless" a body that never ends. */
 static char *
 handle_did (WebServer *web, const char *name)
 {
@@ -131,6 +131,18 @@ on_handle_request (WebServer *web, SoupServerMessage *msg, const char *path)
 
       web->well_known_requests++;
       name = g_strndup (host, strcspn (host, "."));
+      if (g_str_equal (name, "endless"))
+        {
+          /* a chunked body that never ends */
+          g_autofree char *chunk = g_strnfill (4096, ' ');
+
+          soup_message_headers_set_encoding (soup_server_message_get_response_headers (msg),
+                                             SOUP_ENCODING_CHUNKED);
+          soup_message_body_append (soup_server_message_get_response_body (msg), SOUP_MEMORY_COPY,
+                                    chunk, 4096);
+          soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+          return;
+        }
       if (g_str_equal (name, "gone"))
         status = SOUP_STATUS_NOT_FOUND;
       else if (g_str_equal (name, "big"))
@@ -239,6 +251,10 @@ test_handle_verification (void)
   g_assert_cmpuint (web.well_known_requests, ==, 5);
   g_assert_cmpuint (handle_requests (resolver, "well_known", "not_found"), ==, 1);
   g_assert_cmpuint (handle_requests (resolver, "well_known", "error"), ==, 1);
+  /* a body that never ends: its first 2 kB are read (white space: no DID), no more */
+  g_assert_cmpstr (verified_handle (resolver, &web, "endless"), ==, "handle.invalid");
+  g_assert_cmpuint (handle_requests (resolver, "well_known", "error"), ==, 2);
+  g_assert_cmpuint (web.well_known_requests, ==, 6);
 
   /* An #identity event (invalidate) forgets the DID and its handle: both asked again
    * (dns, mixed and wrong were answered by DNS so far). */
@@ -260,7 +276,7 @@ test_handle_verification (void)
     atk_did_resolver_set_cache (brief, 100, 0, 3600);
     g_assert_cmpstr (verified_handle (brief, &web, "gone"), ==, "handle.invalid");
     g_assert_cmpstr (verified_handle (brief, &web, "gone"), ==, "handle.invalid");
-    g_assert_cmpuint (web.well_known_requests, ==, 6);
+    g_assert_cmpuint (web.well_known_requests, ==, 7);
     g_assert_cmpuint (handle_requests (brief, "cached", "not_found"), ==, 1);
     g_assert_cmpuint (doc_requests (brief, "ok"), ==, 2);
   }

@@ -1,7 +1,7 @@
 /* AtkMetadataStage against a real PLC directory with accounts made by real PDSes
  * (tests/plc/run-plc.mjs); a local SoupServer serves a did:web whose answer the test holds
  * back, for the per-DID order while another DID's lookup is slow. Handles are verified
- * against a real DNS server on loopback (tests/integration/testdns.py runs this program; its
+ * against a real DNS server on loopback (tests/integration/loopdns.py runs this program; its
  * zone makes every *.test name 127.0.0.1) and the PDSes' own /.well-known/atproto-did.
  * SPDX-License-Identifier: MIT */
 #include <libsoup/soup.h>

@@ -16,8 +16,9 @@ typedef struct
 {
   AtkHandleResolver *self; /* a reference */
   char *handle;
-  GPtrArray *tasks; /* GTask*, the callers */
-  GCancellable *cancellable;
+  GPtrArray *tasks;               /* GTask*, the callers */
+  GCancellable *cancellable;      /* the DNS lookup's: its timeout cancels it */
+  GCancellable *http_cancellable; /* the HTTPS request's: cancelled when we are done with it */
   guint timeout_id;
   SoupMessage *msg;
   guint8 body[WELL_KNOWN_MAX_BYTES];
@@ -221,9 +222,26 @@ finish (Lookup *lookup, const char *did, const GError *error)
   g_clear_object (&lookup->msg);
   g_ptr_array_unref (lookup->tasks);
   g_object_unref (lookup->cancellable);
+  g_object_unref (lookup->http_cancellable);
   g_free (lookup->handle);
   g_object_unref (lookup->self);
   g_free (lookup);
+}
+
+static void
+on_stream_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_input_stream_close_finish (G_INPUT_STREAM (source), result, NULL);
+  g_object_unref (source);
+}
+
+/* Done with an answer's body, read or not: whatever the server still sends is not read (the
+ * request is cancelled: the connection goes), and nothing here waits for it. */
+static void
+release_stream (Lookup *lookup, GInputStream *stream)
+{
+  g_cancellable_cancel (lookup->http_cancellable);
+  g_input_stream_close_async (stream, G_PRIORITY_DEFAULT, NULL, on_stream_closed, NULL);
 }
 
 static void
@@ -236,8 +254,7 @@ on_body (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, &n, &error))
     did = atk_handle_did_from_well_known ((const char *)lookup->body, n, &error);
-  g_input_stream_close (G_INPUT_STREAM (source), NULL, NULL);
-  g_object_unref (source);
+  release_stream (lookup, G_INPUT_STREAM (source));
   count (lookup->self, "well_known", did != NULL ? "ok" : error_status (error));
   finish (lookup, did, error);
 }
@@ -261,7 +278,8 @@ on_well_known (GObject *source, GAsyncResult *result, gpointer user_data)
                  lookup->handle);
   if (error != NULL)
     {
-      g_clear_object (&stream);
+      if (stream != NULL)
+        release_stream (lookup, stream);
       g_debug ("Well-known lookup of %s: %s", lookup->handle, error->message);
       count (lookup->self, "well_known", error_status (error));
       finish (lookup, NULL, error);
@@ -292,8 +310,8 @@ lookup_well_known (Lookup *lookup)
       finish (lookup, NULL, error);
       return;
     }
-  soup_session_send_async (self->session, lookup->msg, G_PRIORITY_DEFAULT, NULL, on_well_known,
-                           lookup);
+  soup_session_send_async (self->session, lookup->msg, G_PRIORITY_DEFAULT, lookup->http_cancellable,
+                           on_well_known, lookup);
 }
 
 static void
@@ -386,6 +404,7 @@ atk_handle_resolver_resolve_async (AtkHandleResolver *self, const char *handle,
   lookup->handle = g_strdup (handle);
   lookup->tasks = g_ptr_array_new_with_free_func (g_object_unref);
   lookup->cancellable = g_cancellable_new ();
+  lookup->http_cancellable = g_cancellable_new ();
   g_ptr_array_add (lookup->tasks, g_steal_pointer (&task));
   g_hash_table_insert (self->lookups, lookup->handle, lookup);
   if (skip_dns (handle))

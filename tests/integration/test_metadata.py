@@ -2,7 +2,7 @@
 """Event metadata and service filters end to end: a real PLC directory and two real PDSes
 (tests/plc/run-plc.mjs), the real at-kafka subscribed straight to a PDS's own
 com.atproto.sync.subscribeRepos, posts made through the PDS's XRPC API, and a real broker.
-Handles are verified against a real DNS server on loopback (testdns.py, the daemon's only name
+Handles are verified against a real DNS server on loopback (loopdns.py, the daemon's only name
 server) and the PDS's own /.well-known/atproto-did. Checks what reaches Kafka against what
 run-plc.mjs reports it created (handles, PDS endpoints), not against the daemon's own output."""
 import json
@@ -13,7 +13,7 @@ import urllib.request
 
 import kafkautil
 from atkharness import Daemon, wait_until
-from testdns import TestDns
+from loopdns import LoopDns
 
 SOURCE_DIR = os.environ["ATK_SOURCE_DIR"]
 RUN_PLC = os.path.join(SOURCE_DIR, "tests", "plc", "run-plc.mjs")
@@ -108,7 +108,7 @@ class MetadataTest(unittest.TestCase):
         kafkautil.wait_for_broker()
         cls.plc = Plc()
         # Alice's handle has a TXT record; Carol's is answered by PDS 0's well-known.
-        cls.dns = TestDns({"a": ["test"],
+        cls.dns = LoopDns({"a": ["test"],
                            "txt": {"_atproto.alice.test": [f"did={cls.plc.account(ALICE)['did']}"]}})
 
     @classmethod

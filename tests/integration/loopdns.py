@@ -12,7 +12,7 @@ The zone is a JSON file, read again for every query (tests write it with write_z
 Any other name is NXDOMAIN.
 
 As a wrapper (meson runs the C tests this way):
-  testdns.py -- PROGRAM ARGS...   runs PROGRAM in the namespace, ATK_TEST_DNS_ZONE = the zone
+  loopdns.py -- PROGRAM ARGS...   runs PROGRAM in the namespace, ATK_TEST_DNS_ZONE = the zone
 """
 import json
 import os
@@ -39,9 +39,9 @@ def write_zone(path, zone):
     os.replace(tmp, path)
 
 
-class TestDns:
+class LoopDns:
     def __init__(self, zone=None):
-        self.dir = tempfile.mkdtemp(prefix="atk-dns-")
+        self.dir = tempfile.mkdtemp(prefix="atk-loopdns-")
         self.zone_path = os.path.join(self.dir, "zone.json")
         write_zone(self.zone_path, zone or {})
         self.sock = None
@@ -109,7 +109,7 @@ class TestDns:
             try:
                 answer = self._answer(data)
             except Exception as e:  # a test server: report, keep serving
-                print(f"testdns: {e}", file=sys.stderr)
+                print(f"loopdns: {e}", file=sys.stderr)
                 continue
             if answer is not None:
                 self.sock.sendto(answer, peer)
@@ -125,8 +125,8 @@ class TestDns:
 
 def main():
     if len(sys.argv) < 3 or sys.argv[1] != "--":
-        sys.exit("usage: testdns.py -- PROGRAM ARGS...")
-    dns = TestDns()
+        sys.exit("usage: loopdns.py -- PROGRAM ARGS...")
+    dns = LoopDns()
     env = {**os.environ, "ATK_TEST_DNS_ZONE": dns.zone_path}
     try:
         status = subprocess.call(dns.prefix() + sys.argv[2:], env=env)
