@@ -1,4 +1,4 @@
-/* at-kafka: messages waiting for room in librdkafka's queue.
+/* at-kafka: messages (and cursor records) waiting for room in librdkafka's queue.
  *
  * librdkafka refuses a message with QUEUE_FULL while queue.buffering.max.messages (or
  * .kbytes) messages wait in it. Refusing it to the pipeline would rewind, and a payload with
@@ -39,6 +39,8 @@ held_message_free (HeldMessage *held)
 static void
 leave_flight (AtkKafkaSink *self, const DeliveryTicket *ticket)
 {
+  if (ticket->is_cursor)
+    return; /* never counted */
   g_assert (self->in_flight > 0);
   self->in_flight--;
   self->in_flight_bytes -= ticket->bytes;
@@ -69,6 +71,8 @@ atk_kafka_sink_hold (AtkKafkaSink *self, const char *key, gsize key_len, const c
   held->headers = headers;
   held->ticket = ticket;
   g_queue_push_tail (&self->held, held);
+  if (ticket->is_cursor)
+    return; /* a cursor record: not in flight */
   self->in_flight++;
   self->in_flight_bytes += ticket->bytes;
 }
@@ -102,7 +106,10 @@ atk_kafka_sink_hold_pump (AtkKafkaSink *self)
        * for good, as atk_kafka_sink_produce() settles it), or anything else (not settled:
        * produced again after a rewind). */
       leave_flight (self, held->ticket);
-      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL || err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+      if (held->ticket->is_cursor)
+        g_message ("Cannot produce the cursor to %s: %s", self->cursor_topic,
+                   rd_kafka_err2str (err));
+      else if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL || err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
         atk_kafka_sink_emit_delivered (self, held->ticket, FALSE, rd_kafka_err2str (err));
       else
         atk_kafka_sink_emit_undelivered (self, held->ticket, rd_kafka_err2str (err));
@@ -137,7 +144,8 @@ atk_kafka_sink_hold_drop (AtkKafkaSink *self, gboolean report)
   while ((held = g_queue_pop_head (&self->held)) != NULL)
     {
       leave_flight (self, held->ticket);
-      if (report && !self->disposing && held->ticket->generation == self->generation)
+      if (report && !self->disposing && !held->ticket->is_cursor
+          && held->ticket->generation == self->generation)
         atk_kafka_sink_emit_undelivered (self, held->ticket, "purged from the queue");
       held_message_free (held);
     }

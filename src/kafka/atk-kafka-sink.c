@@ -332,6 +332,11 @@ atk_kafka_sink_producev (AtkKafkaSink *self, const char *key, gsize key_len, con
                          gsize value_len, rd_kafka_headers_t *headers, DeliveryTicket *ticket)
 {
   /* F_COPY: the value is a few KB at most; copying it keeps AtkMessage's ownership simple. */
+  if (ticket->is_cursor)
+    return rd_kafka_producev (
+        self->rk, RD_KAFKA_V_RKT (self->cursor_rkt), RD_KAFKA_V_PARTITION (0),
+        RD_KAFKA_V_KEY (key, key_len), RD_KAFKA_V_VALUE ((void *)value, value_len),
+        RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE (ticket), RD_KAFKA_V_END);
   return rd_kafka_producev (self->rk, RD_KAFKA_V_RKT (self->rkt), RD_KAFKA_V_KEY (key, key_len),
                             RD_KAFKA_V_VALUE ((void *)value, value_len),
                             RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS (headers),
@@ -452,10 +457,16 @@ atk_kafka_sink_produce_cursor (AtkKafkaSink *self, const char *key, gint64 seq, 
   ticket->seq = seq;
   ticket->has_seq = TRUE;
   ticket->is_cursor = TRUE;
-  err = rd_kafka_producev (
-      self->rk, RD_KAFKA_V_RKT (self->cursor_rkt), RD_KAFKA_V_PARTITION (0),
-      RD_KAFKA_V_KEY (key, strlen (key)), RD_KAFKA_V_VALUE (value, strlen (value)),
-      RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE (ticket), RD_KAFKA_V_END);
+  /* behind held messages, or no room now: held too (a small queue full of messages would
+   * otherwise keep the cursor out of Kafka) */
+  err = g_queue_is_empty (&self->held)
+            ? atk_kafka_sink_producev (self, key, strlen (key), value, strlen (value), NULL, ticket)
+            : RD_KAFKA_RESP_ERR__QUEUE_FULL;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && atk_kafka_sink_hold_wanted (self, err))
+    {
+      atk_kafka_sink_hold (self, key, strlen (key), value, strlen (value), NULL, ticket);
+      return TRUE;
+    }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
       g_free (ticket);
