@@ -6,7 +6,8 @@ A private dbus-daemon of type "system" runs the default policy of Debian's syste
 at-kafka's own file from data/ (io.github.atkafka.Daemon1.conf); at-kafka runs as root with
 --bus system on it. Two users are created for the test (root is needed for useradd): one in
 the "at-kafka" group (created too if missing), one not; the clients are real busctl and gdbus
-processes run as those users with setpriv."""
+processes run as those users with setpriv. The users are removed at the end; the group
+stays."""
 import grp
 import json
 import os
@@ -104,12 +105,13 @@ class SystemBusPolicy(unittest.TestCase):
             raise AssertionError("test_dbus_system creates users: run it as root")
         kafkautil.wait_for_broker(timeout=90)
         suffix = str(os.getpid())
-        cls.created_group = False
+        # The group stays after the test (what the package's sysusers.d file creates anyway):
+        # removing it could pull it from under another run of this test.
         try:
             grp.getgrnam(GROUP)
         except KeyError:
-            run_admin("groupadd", "--system", GROUP)
-            cls.created_group = True
+            subprocess.run(["groupadd", "--system", GROUP], capture_output=True, timeout=60)
+            grp.getgrnam(GROUP)  # ours, or a concurrent run's
         cls.member, cls.outsider = f"atk-member-{suffix}", f"atk-outsider-{suffix}"
         run_admin("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                   "--groups", GROUP, cls.member)
@@ -122,8 +124,6 @@ class SystemBusPolicy(unittest.TestCase):
         cls.bus.stop()
         for user in (cls.member, cls.outsider):
             subprocess.run(["userdel", user], capture_output=True, timeout=60)
-        if cls.created_group:
-            subprocess.run(["groupdel", GROUP], capture_output=True, timeout=60)
 
     def start(self):
         replay = Replay(vector("relay-capture/frames.bin"), "--loop", "0", "--rate", "50")
