@@ -161,18 +161,6 @@ test_ttls (void)
   plc_free (plc);
 }
 
-static gsize
-rss_kib (void)
-{
-  g_autofree char *status = NULL;
-  const char *line;
-
-  g_assert_true (g_file_get_contents ("/proc/self/status", &status, NULL, NULL));
-  line = strstr (status, "\nVmRSS:");
-  g_assert_nonnull (line);
-  return (gsize)g_ascii_strtoull (line + strlen ("\nVmRSS:"), NULL, 10);
-}
-
 static char *
 bound_did (guint i)
 {
@@ -232,7 +220,7 @@ test_bound (void)
   g_assert_cmpint (cached_index (resolver, 1), ==, 0);
   g_assert_cmpint (cached_index (resolver, 0), ==, 1);
   g_assert_cmpint (cached_index (resolver, 2), ==, 1);
-  rss_full = rss_kib ();
+  rss_full = atk_test_status_kib ("VmRSS");
 
   /* 50,000 more: the 50,000 least recently used go (lookups count as uses: 0 and 2 were
    * looked up last, so 3..50002 go); the size and memory stay at the bound. Misses first:
@@ -246,7 +234,7 @@ test_bound (void)
   g_assert_cmpint (cached_index (resolver, 2), ==, 1);
   for (guint i = 50003; i <= 150000; i++)
     g_assert_cmpint (cached_index (resolver, i), ==, 1);
-  rss_after = rss_kib ();
+  rss_after = atk_test_status_kib ("VmRSS");
   g_test_message ("RSS at the bound %" G_GSIZE_FORMAT " KiB, after 50,000 more %" G_GSIZE_FORMAT
                   " KiB",
                   rss_full, rss_after);

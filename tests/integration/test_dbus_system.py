@@ -17,7 +17,7 @@ import sys
 import unittest
 
 import kafkautil
-from atkharness import Daemon, Replay, temp_dir, vector, wait_until
+from atkharness import Daemon, Replay, vector, wait_until
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_dbus_live import IFACE, NAME, PATH, PrivateBus  # noqa: E402
@@ -60,38 +60,13 @@ class SystemBus(PrivateBus):
     """PrivateBus with the system bus's policy; clients run as a named user with that user's
     groups (the bus and at-kafka both look the groups up by uid)."""
 
-    def __init__(self):
-        self.dir = temp_dir("atk-sysbus-")
-        os.chmod(self.dir, 0o755)  # other uids must reach the socket
-        config = os.path.join(self.dir, "bus.conf")
-        with open(config, "w") as f:
-            f.write(SYSTEM_BUS_CONFIG.format(socket=os.path.join(self.dir, "bus"),
-                                             policy=POLICY))
-        self.log = open(os.path.join(self.dir, "bus.log"), "wb")
-        self.proc = subprocess.Popen(["dbus-daemon", "--config-file", config, "--nofork",
-                                      "--print-address=1"], stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("unix:"):
-            self.stop()
-            raise AssertionError(f"dbus-daemon did not start: {line!r}")
-        self.address = line
+    CONFIG = SYSTEM_BUS_CONFIG
 
-    def run(self, tool, *args, uid=None, check=True):
-        if uid is None or isinstance(uid, int):
-            return super().run(tool, *args, uid=uid, check=check)
+    def setpriv(self, uid):
+        if isinstance(uid, int):
+            return super().setpriv(uid)
         user = pwd.getpwnam(uid)
-        if tool == "busctl":
-            argv = ["busctl", f"--address={self.address}", *args]
-        else:
-            argv = ["gdbus", args[0], "--address", self.address, *args[1:]]
-        argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
-                *argv]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=20,
-                           stdin=subprocess.DEVNULL)
-        if check and r.returncode != 0:
-            raise AssertionError(f"{argv} failed ({r.returncode}): {r.stderr}")
-        return r
+        return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups"]
 
 
 def run_admin(*argv):
@@ -117,7 +92,7 @@ class SystemBusPolicy(unittest.TestCase):
                   "--groups", GROUP, cls.member)
         run_admin("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                   cls.outsider)
-        cls.bus = SystemBus()
+        cls.bus = SystemBus(policy=POLICY)
 
     @classmethod
     def tearDownClass(cls):
