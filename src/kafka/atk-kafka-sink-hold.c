@@ -77,6 +77,27 @@ atk_kafka_sink_hold (AtkKafkaSink *self, const char *key, gsize key_len, const c
   self->in_flight_bytes += ticket->bytes;
 }
 
+gboolean
+atk_kafka_sink_hold_replace_cursor (AtkKafkaSink *self, const char *value, gsize value_len,
+                                    gint64 seq)
+{
+  /* A cursor record only ever says "everything up to seq is acknowledged": a newer one may
+   * take an older one's place, so that a queue full for hours holds one, not one a save. */
+  for (GList *l = self->held.tail; l != NULL; l = l->prev)
+    {
+      HeldMessage *held = l->data;
+
+      if (!held->ticket->is_cursor)
+        continue;
+      g_free (held->value);
+      held->value = g_memdup2 (value, value_len);
+      held->value_len = value_len;
+      held->ticket->seq = seq;
+      return TRUE;
+    }
+  return FALSE;
+}
+
 void
 atk_kafka_sink_hold_pump (AtkKafkaSink *self)
 {

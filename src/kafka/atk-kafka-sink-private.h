@@ -97,6 +97,9 @@ gboolean atk_kafka_sink_hold_wanted (AtkKafkaSink *self, rd_kafka_resp_err_t err
 /* Takes headers and ticket; copies key and value. */
 void atk_kafka_sink_hold (AtkKafkaSink *self, const char *key, gsize key_len, const char *value,
                           gsize value_len, rd_kafka_headers_t *headers, DeliveryTicket *ticket);
+/* A newer cursor record in place of a held one; FALSE if none is held. */
+gboolean atk_kafka_sink_hold_replace_cursor (AtkKafkaSink *self, const char *value, gsize value_len,
+                                             gint64 seq);
 /* Moves held messages into librdkafka while it has room (after delivery reports). */
 void atk_kafka_sink_hold_pump (AtkKafkaSink *self);
 /* Pumps and serves delivery reports until nothing is held or timeout_ms passed. */

@@ -40,7 +40,11 @@ AtkTxnStatus
 atk_kafka_sink_begin_transaction (AtkKafkaSink *self, GError **error)
 {
   g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
-  return txn_status (self, rd_kafka_begin_transaction (self->rk), "begin", error);
+  AtkTxnStatus status = txn_status (self, rd_kafka_begin_transaction (self->rk), "begin", error);
+
+  if (status == ATK_TXN_OK)
+    atk_kafka_sink_hold_pump (self); /* what waited outside a transaction */
+  return status;
 }
 
 AtkTxnStatus

@@ -451,7 +451,8 @@ atk_kafka_sink_produce_cursor (AtkKafkaSink *self, const char *key, gint64 seq, 
 
   g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), FALSE);
 
-  if (self->cursor_rkt == NULL)
+  if (self->cursor_rkt == NULL
+      || atk_kafka_sink_hold_replace_cursor (self, value, strlen (value), seq))
     return TRUE;
   ticket = g_new0 (DeliveryTicket, 1);
   ticket->seq = seq;
