@@ -62,6 +62,7 @@ enum
 static guint signals[N_SIGNALS];
 
 static void check_backpressure (AtkPipeline *self);
+static void recheck_backpressure (AtkPipeline *self);
 
 /* ---- running the input ----------------------------------------------------------- */
 
@@ -191,6 +192,8 @@ atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor, cons
   self->reports_since_rewind = 0;
   atk_pipeline_reset_cursor (self, has_cursor, cursor);
   atk_pipeline_reconnect (self);
+  /* messages the sink held for want of room left the in-flight count without a report */
+  recheck_backpressure (self);
 }
 
 static gboolean

@@ -318,6 +318,16 @@ cache_put (AtkDidResolver *self, const char *did, AtkDidInfo *info, const GError
                      now_us (self) + ttl);
 }
 
+void
+atk_did_resolver_cache_insert (AtkDidResolver *self, const char *did, AtkDidInfo *info,
+                               const GError *error)
+{
+  g_return_if_fail (ATK_IS_DID_RESOLVER (self));
+  g_return_if_fail (did != NULL);
+  g_return_if_fail ((info != NULL) != (error != NULL));
+  cache_put (self, did, info, error);
+}
+
 AtkDidInfo *
 atk_did_resolver_lookup_cached (AtkDidResolver *self, const char *did, GError **error)
 {

@@ -74,6 +74,12 @@ void atk_did_resolver_invalidate (AtkDidResolver *self, const char *did);
 
 guint atk_did_resolver_get_cache_size (AtkDidResolver *self);
 
+/* Stores in the cache what a finished lookup of did stores: info (positive), or error (a
+ * failure), evicting the least recently used entries beyond the bound. For tests (the bound
+ * filled without 100,000 HTTP lookups) and for seeding the cache. */
+void atk_did_resolver_cache_insert (AtkDidResolver *self, const char *did, AtkDidInfo *info,
+                                    const GError *error);
+
 /* Requests counted so far. service: "plc" or "api"; kind: "did_doc", "audit_log",
  * "profile"; status: "ok", "not_found", "timeout", "error"; cached: "true" (served from the
  * cache) or "false" (a network request). */
