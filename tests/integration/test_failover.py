@@ -154,6 +154,9 @@ class Failover(unittest.TestCase):
         standby_cpu = [0.0, 0.0]  # CPU seconds, wall seconds of members standing by throughout
 
         leader = self.wait_for_leader(members, timeout=60)
+        standby = next(m for m in members if m is not leader)
+        wait_until(standby.standing_by, 30, "a standby")
+        self.assertEqual(standby.bus.get("State"), "standby")
         for action in actions:
             base = leader.daemon.metric("atkafka_produced_events", status="ok")
             wait_until(lambda: leader.daemon.metric("atkafka_produced_events", status="ok")
@@ -221,8 +224,10 @@ class Failover(unittest.TestCase):
 
         # Failover time: the old leader's last record → the new leader's first, the longest
         # silence in Kafka's record timestamps from just before the action on (the stream
-        # is paced at RATE frames/s: it is never silent otherwise).
-        stamps = sorted(m["ts"] for m in messages)
+        # is paced at RATE frames/s: it is never silent otherwise). Aborted transactions
+        # count here: they are what a leader produced, even if a later kill undid them.
+        stamps = sorted(m["ts"] for m in (consume(topic, read_committed=False)
+                                          if transactional else messages))
         times = []
         ends = [t0 for _, t0 in events[1:]] + [t0 + 30000 for _, t0 in events[-1:]]
         for (action, t0), end in zip(events, ends):
