@@ -157,6 +157,9 @@ class Failover(unittest.TestCase):
         standby = next(m for m in members if m is not leader)
         wait_until(standby.standing_by, 30, "a standby")
         self.assertEqual(standby.bus.get("State"), "standby")
+        refused = standby.bus.call("Resign", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("Not the leader", refused.stderr)
         for action in actions:
             base = leader.daemon.metric("atkafka_produced_events", status="ok")
             wait_until(lambda: leader.daemon.metric("atkafka_produced_events", status="ok")
