@@ -161,6 +161,14 @@ atk_daemon_leader_start (AtkDaemon *self)
 }
 
 void
+atk_daemon_leader_leave (AtkDaemon *self)
+{
+  self->leading = FALSE;
+  if (self->election != NULL)
+    atk_leader_election_leave (self->election);
+}
+
+void
 atk_daemon_leader_clear (AtkDaemon *self)
 {
   g_clear_handle_id (&self->elect_retry_id, g_source_remove);

@@ -52,6 +52,8 @@ gboolean atk_daemon_leader_build (AtkDaemon *self, GError **error);
 /* Whether this instance may read the relay and produce: always without a group. */
 gboolean atk_daemon_leader_may_lead (AtkDaemon *self);
 void atk_daemon_leader_start (AtkDaemon *self);
+/* Shutdown, after the last cursor went out: leave the group, so a standby leads at once. */
+void atk_daemon_leader_leave (AtkDaemon *self);
 void atk_daemon_leader_clear (AtkDaemon *self);
 /* atkafka_leader, atkafka_leader_changes_total (only with a group). */
 void atk_daemon_leader_render_prometheus (AtkDaemon *self, GString *out);

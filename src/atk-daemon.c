@@ -543,6 +543,7 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
   /* the last cursor record (a few bytes; in transactions it went with the commit) */
   if (!self->fatal && self->txn == NULL)
     atk_kafka_sink_flush (self->sink, CURSOR_FLUSH_MS);
+  atk_daemon_leader_leave (self);
   if (self->stats.has_cursor)
     g_message ("Stopped at cursor %" G_GINT64_FORMAT, self->stats.cursor);
   else

@@ -232,6 +232,8 @@ void
 atk_leader_election_start (AtkLeaderElection *self)
 {
   g_return_if_fail (ATK_IS_LEADER_ELECTION (self));
+  if (self->rk == NULL)
+    return;
   if (self->tick_id == 0)
     {
       self->tick_id = g_timeout_add_full (G_PRIORITY_HIGH, TICK_MS, on_tick, self, NULL);
@@ -247,7 +249,7 @@ atk_leader_election_resign (AtkLeaderElection *self, guint hold_ms)
   rd_kafka_resp_err_t err;
 
   g_return_if_fail (ATK_IS_LEADER_ELECTION (self));
-  if (!self->subscribed)
+  if (!self->subscribed || self->rk == NULL)
     return;
   g_message ("Leaving the group on %s for %u ms", self->topic, hold_ms);
   set_leader (self, FALSE, "resigned");
@@ -385,24 +387,33 @@ atk_leader_election_new (const char *bootstrap_servers, const char *const *prope
   return g_steal_pointer (&self);
 }
 
+void
+atk_leader_election_leave (AtkLeaderElection *self)
+{
+  g_return_if_fail (ATK_IS_LEADER_ELECTION (self));
+
+  self->leader = FALSE;
+  self->closing = TRUE;
+  g_clear_handle_id (&self->tick_id, g_source_remove);
+  g_clear_handle_id (&self->rejoin_id, g_source_remove);
+  g_clear_handle_id (&self->wake_id, g_source_remove);
+  if (self->rk == NULL)
+    return;
+  /* Leaves the group at once (the next leader need not wait for the session timeout); the
+   * revoke runs on_rebalance in here. */
+  rd_kafka_queue_io_event_enable (self->queue, -1, NULL, 0);
+  rd_kafka_consumer_close (self->rk);
+  g_clear_pointer (&self->queue, rd_kafka_queue_destroy);
+  g_clear_pointer (&self->rk, rd_kafka_destroy);
+  g_message ("Left the group on %s", self->topic);
+}
+
 static void
 atk_leader_election_dispose (GObject *object)
 {
   AtkLeaderElection *self = ATK_LEADER_ELECTION (object);
 
-  self->closing = TRUE;
-  g_clear_handle_id (&self->tick_id, g_source_remove);
-  g_clear_handle_id (&self->rejoin_id, g_source_remove);
-  g_clear_handle_id (&self->wake_id, g_source_remove);
-  if (self->rk != NULL)
-    {
-      /* Leaves the group at once (the next leader need not wait for the session timeout);
-       * the revoke runs on_rebalance in here. */
-      rd_kafka_queue_io_event_enable (self->queue, -1, NULL, 0);
-      rd_kafka_consumer_close (self->rk);
-      g_clear_pointer (&self->queue, rd_kafka_queue_destroy);
-      g_clear_pointer (&self->rk, rd_kafka_destroy);
-    }
+  atk_leader_election_leave (self);
   for (int i = 0; i < 2; i++)
     if (self->wake_fds[i] >= 0)
       {

@@ -46,6 +46,10 @@ guint atk_leader_election_get_session_timeout (AtkLeaderElection *self);
  * that another member takes over meanwhile. */
 void atk_leader_election_resign (AtkLeaderElection *self, guint hold_ms);
 
+/* Leaves the group now, for good (at shutdown, once the last cursor is out): the next
+ * leader is elected at once instead of after the session timeout. No signal follows. */
+void atk_leader_election_leave (AtkLeaderElection *self);
+
 /* Signals:
  *  "joined" ()             the first assignment: the instance is a member (leader or not)
  *  "elected" ()            partition 0 was assigned to this instance
