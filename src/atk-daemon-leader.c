@@ -104,7 +104,7 @@ on_deposed (AtkLeaderElection *election, const char *why, AtkDaemon *self)
   /* Forget, then purge: the purged messages' reports settle nothing, and the cursor stays
    * at what Kafka acknowledged. */
   has_cursor = atk_pipeline_get_acked_cursor (self->pipeline, &cursor);
-  atk_pipeline_rewind (self->pipeline, has_cursor, cursor, "Not the leader any more");
+  atk_pipeline_rewind (self->pipeline, has_cursor, cursor, "Deposed; once elected again");
   atk_kafka_sink_purge (self->sink);
 }
 

@@ -38,6 +38,8 @@ KILLS = 3
 SAVE_INTERVAL_S = 1.0   # --cursor-save-interval's default
 SESSION_TIMEOUT_S = 6.0  # the group's default session timeout (README)
 TICK = os.sysconf("SC_CLK_TCK")
+STORY = re.compile(r"(?i)lead|elected|resum|commit|abort|fenc|fatal|rewind|again|stopped|group|"
+                   r"transaction|cursor|connected")
 # What a new leader logs once it knows where it resumes (at-least-once; transactions).
 RESUMED = re.compile(r"Leading: (?:resuming after group seq (\d+)|no cursor)"
                      r"|Resuming after committed seq (\d+)|No committed cursor")
@@ -93,9 +95,20 @@ class Member:
         test.addCleanup(self.bus.stop)
         self.state_dir = temp_dir("atk-failover-")
         self.frozen = False
+        self.past = []
         self.start()
 
+    def story(self):
+        """What each of its processes said about leading, transactions and the cursor."""
+        out = []
+        for d in self.past + [self.daemon]:
+            out.append(f"--- pid {d.proc.pid} (status {d.proc.poll()})")
+            out += [line for line in d.output().split("\n") if STORY.search(line)]
+        return "\n".join(out)
+
     def start(self):
+        if hasattr(self, "daemon"):
+            self.past.append(self.daemon)
         self.daemon = Daemon(self.url, self.topic, "--group-id", self.topic + "-group",
                              *self.extra, state_dir=self.state_dir, bus="session",
                              env={"DBUS_SESSION_BUS_ADDRESS": self.bus.address})
@@ -139,13 +152,21 @@ class Failover(unittest.TestCase):
         return leader
 
     def scenario(self, transactional):
+        members = []
+        try:
+            return self.run_scenario(transactional, members)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n" + "\n".join(f"=== member {i}\n{m.story()}"
+                                                      for i, m in enumerate(members))) from None
+
+    def run_scenario(self, transactional, members):
         rng = random.Random(SEED + transactional)
         mode = "exactly-once" if transactional else "at-least-once"
         topic = kafkautil.unique_topic("failover-txn" if transactional else "failover")
         replay = Replay(CAPTURE, "--loop", str(LOOPS), "--rate", str(RATE))
         self.addCleanup(replay.stop)
         extra = ("--transactional-id", topic + "-id") if transactional else ()
-        members = [Member(self, replay.url, topic, extra) for _ in range(3)]
+        members += [Member(self, replay.url, topic, extra) for _ in range(3)]
         last_seq = FIRST_SEQ + LOOPS * SPAN - 1
         actions = ["kill"] * KILLS + ["stop", "resign"]
         rng.shuffle(actions)
@@ -218,6 +239,12 @@ class Failover(unittest.TestCase):
                 old.start()
 
         wait_until(lambda: kafka_cursor(topic) == last_seq, 90, f"{mode}: the last seq's cursor")
+        # One election per failover and none besides: no instance lost the leadership but
+        # the ones the test acted on.
+        said = "\n".join(d.output() for m in members for d in m.past + [m.daemon])
+        self.assertEqual(said.count("Elected leader of the group"), 1 + len(actions))
+        self.assertEqual(said.count("Not the leader any more"),  # a transactional Resign exits
+                         sum(1 for a in actions if a == "stop" or a == "resign" and not transactional))
         self.assertEqual(sum(1 for m in members if m.leads() == 1), 1)
         for m in members:
             self.assertEqual(m.daemon.stop(), 0, m.daemon.output()[-3000:])
