@@ -235,6 +235,13 @@ static const AtkOption options[] = {
     .help = N_ ("Produce in Kafka transactions with this id (exactly once for read_committed "
                 "consumers)"),
     .arg = N_ ("ID") },
+  { .name = "group-id",
+    .type = ATK_OPTION_STRING,
+    .offset = FIELD (group_id),
+    .flags = ATK_OPTION_EMPTY_IS_UNSET,
+    .help = N_ ("Run as one of a group of instances with this name: the one Kafka's group "
+                "coordinator elects reads the relay, the others wait as standbys"),
+    .arg = N_ ("NAME") },
   { .name = "bus",
     .type = ATK_OPTION_ENUM,
     .offset = FIELD (bus),

@@ -45,6 +45,7 @@ typedef struct
   guint64 max_in_flight_bytes; /* backpressure bound */
   guint max_in_flight_messages;
   char *transactional_id; /* NULL: at-least-once; else Kafka transactions */
+  char *group_id;         /* NULL: alone; else one of a group, elected through Kafka */
 
   /* output */
   gboolean osprey_compatible;

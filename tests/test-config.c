@@ -102,6 +102,7 @@ typedef enum
   F_PARTITIONS,
   F_REPLICATION,
   F_TRANSACTIONAL_ID,
+  F_GROUP_ID,
   F_CURSOR,
   F_STATE_DIRECTORY,
   F_SAVE_INTERVAL,
@@ -153,6 +154,8 @@ field_text (const AtkConfig *c, Field field)
       return g_strdup_printf ("%d", c->topic_replication);
     case F_TRANSACTIONAL_ID:
       return g_strdup (c->transactional_id ? c->transactional_id : "(none)");
+    case F_GROUP_ID:
+      return g_strdup (c->group_id ? c->group_id : "(none)");
     case F_CURSOR:
       switch (c->cursor_mode)
         {
@@ -250,6 +253,7 @@ static const OptionCase option_cases[] = {
     "2" },
   { "--transactional-id", "ATKAFKA_TRANSACTIONAL_ID", F_TRANSACTIONAL_ID, "at-kafka-1",
     "at-kafka-1", "other-id", "other-id" },
+  { "--group-id", "ATKAFKA_GROUP_ID", F_GROUP_ID, "firehose", "firehose", "other", "other" },
   { "--cursor", "ATKAFKA_CURSOR", F_CURSOR, "123456", "seq 123456", "live", "live" },
   { "--state-directory", "ATKAFKA_STATE_DIRECTORY", F_STATE_DIRECTORY, "/var/lib/at-kafka",
     "/var/lib/at-kafka", "/tmp/other", "/tmp/other" },
@@ -346,6 +350,7 @@ test_defaults (void)
   assert_field (config, F_PARTITIONS, "200", "default");
   assert_field (config, F_REPLICATION, "1", "default");
   assert_field (config, F_TRANSACTIONAL_ID, "(none)", "default");
+  assert_field (config, F_GROUP_ID, "(none)", "default");
   assert_field (config, F_CURSOR, "stored", "default");
   assert_field (config, F_STATE_DIRECTORY, "(none)", "default");
   assert_field (config, F_SAVE_INTERVAL, "1000", "default");
