@@ -450,6 +450,13 @@ check_modes (const AtkConfig *config, GError **error)
 {
   if (config->transactional_id == NULL)
     return TRUE;
+  if (config->ozone_pds_host != NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           _ ("--transactional-id cannot be used with --ozone-pds-host (Ozone "
+                              "mode keeps its own place)"));
+      return FALSE;
+    }
   if (config->tap_host != NULL)
     {
       g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
