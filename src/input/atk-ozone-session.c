@@ -85,7 +85,8 @@ atk_ozone_source_classify (AtkOzoneSource *self, AtkOzoneCall call, SoupMessage 
     {
       why = atk_log_text (error->message, -1);
       self->counts[call][ATK_OZONE_REPLY_ERROR]++;
-      atk_ozone_source_log (self, G_LOG_LEVEL_MESSAGE, "%s failed: %s", call_names[call], why);
+      if (!self->quiet)
+        atk_ozone_source_log (self, G_LOG_LEVEL_MESSAGE, "%s failed: %s", call_names[call], why);
       return ATK_OZONE_REPLY_ERROR;
     }
   status = soup_message_get_status (message);
@@ -108,10 +109,11 @@ atk_ozone_source_classify (AtkOzoneSource *self, AtkOzoneCall call, SoupMessage 
     reply = ATK_OZONE_REPLY_ERROR;
   self->counts[call][reply]++;
   why = atk_log_text (text != NULL ? text : "", -1);
-  atk_ozone_source_log (
-      self, reply == ATK_OZONE_REPLY_EXPIRED ? G_LOG_LEVEL_INFO : G_LOG_LEVEL_WARNING,
-      "%s: HTTP %u %s%s%s", call_names[call], status,
-      name != NULL ? name : soup_status_get_phrase (status), *why != '\0' ? ": " : "", why);
+  if (!self->quiet)
+    atk_ozone_source_log (
+        self, reply == ATK_OZONE_REPLY_EXPIRED ? G_LOG_LEVEL_INFO : G_LOG_LEVEL_WARNING,
+        "%s: HTTP %u %s%s%s", call_names[call], status,
+        name != NULL ? name : soup_status_get_phrase (status), *why != '\0' ? ": " : "", why);
   return reply;
 }
 
@@ -268,7 +270,10 @@ atk_ozone_source_login_sync (AtkOzoneSource *self, GError **error)
       return FALSE;
     }
   body = soup_session_send_and_read (self->session, message, NULL, &local);
+  /* the caller reports the outcome: one line */
+  self->quiet = TRUE;
   reply = atk_ozone_source_classify (self, ATK_OZONE_CALL_CREATE_SESSION, message, body, local);
+  self->quiet = FALSE;
   if (reply == ATK_OZONE_REPLY_OK && take_tokens (self, body))
     return TRUE;
   if (reply == ATK_OZONE_REPLY_REFUSED)

@@ -45,6 +45,7 @@ struct _AtkOzoneSource
   SoupSession *session;
   GCancellable *cancellable; /* cancelled by stop() */
   gboolean in_call;
+  gboolean quiet; /* classify() logs nothing (the caller reports) */
   char *access_jwt;
   char *refresh_jwt;
 
