@@ -143,17 +143,6 @@ forget_tokens (AtkOzoneSource *self)
   g_clear_pointer (&self->refresh_jwt, g_free);
 }
 
-void
-atk_ozone_source_expire_access (AtkOzoneSource *self)
-{
-  g_return_if_fail (ATK_IS_OZONE_SOURCE (self));
-  if (self->access_jwt != NULL)
-    {
-      g_free (self->access_jwt);
-      self->access_jwt = g_strdup ("expired");
-    }
-}
-
 /* ---- createSession ------------------------------------------------------------------------ */
 
 static char *

@@ -27,8 +27,4 @@ AtkOzoneSource *atk_ozone_source_new (const AtkConfig *config, GError **error);
  * a PDS that cannot be reached is another error (the source keeps trying once started). */
 gboolean atk_ozone_source_login_sync (AtkOzoneSource *self, GError **error);
 
-/* For tests: forget the access token's validity (the next call finds it expired and
- * refreshes the session). */
-void atk_ozone_source_expire_access (AtkOzoneSource *self);
-
 G_END_DECLS
