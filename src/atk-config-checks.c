@@ -26,7 +26,7 @@ check_ozone (const AtkConfig *config, GError **error)
   else if (config->ozone_labeler_did == NULL)
     missing = "--ozone-labeler-did";
   else if (config->ozone_password == NULL && config->ozone_password_file == NULL)
-    missing = "--ozone-password-file (or --ozone-password)";
+    missing = "--ozone-password-file (or --ozone-password, or a systemd credential ozone-password)";
   if (missing != NULL)
     {
       g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _ ("--ozone-pds-host needs %s"),

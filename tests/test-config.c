@@ -712,6 +712,15 @@ test_bad_combinations (void)
                            "--ozone-labeler-did=did:plc:x", NULL };
     assert_refused (args, NULL, "--ozone-password-file");
   }
+  /* … which systemd's credentials directory can give */
+  {
+    const char *args[] = { "--ozone-pds-host=http://127.0.0.1:2583", "--ozone-identifier=mod",
+                           "--ozone-labeler-did=did:plc:x", NULL };
+    const char *env[] = { "CREDENTIALS_DIRECTORY=/run/credentials/at-kafka.service", NULL };
+    g_autoptr (AtkConfig) config = parse (args, env);
+    assert_field (config, F_OZONE_PASSWORD_FILE, "/run/credentials/at-kafka.service/ozone-password",
+                  "credentials");
+  }
   {
     const char *args[] = { "--ozone-pds-host=http://127.0.0.1:2583", "--ozone-identifier=mod",
                            "--ozone-password-file=/tmp/pw", "--ozone-labeler-did=labeler", NULL };
