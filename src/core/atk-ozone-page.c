@@ -246,6 +246,8 @@ atk_ozone_page_parse (const char *body, gsize len, GPtrArray **events, char **cu
                             : fail (error, inner, "page");
   else if (!page.has_events)
     ok = fail (error, NULL, "page: no events member");
+  else if ((atk_tap_json_skip_ws (&r), r.p != r.end))
+    ok = fail (error, NULL, "page: data after the object");
   else
     ok = TRUE;
   g_clear_error (&inner);
