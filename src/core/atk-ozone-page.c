@@ -53,14 +53,13 @@ atk_ozone_event_free (AtkOzoneEvent *event)
 
 /* The reader's errors say "Tap event: …": say what this is instead. */
 static gboolean
-fail (GError **error, GError *inner, const char *what)
+fail (GError **error, const GError *inner, const char *what)
 {
   const char *detail = inner != NULL ? inner->message : what;
 
   if (g_str_has_prefix (detail, "Tap event: "))
     detail += strlen ("Tap event: ");
   g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_FRAME, "Ozone %s", detail);
-  g_clear_error (&inner);
   return FALSE;
 }
 
@@ -133,7 +132,7 @@ atk_ozone_event_parse (const char *json, gsize len, GError **error)
   g_autoptr (AtkOzoneEvent) event = g_new0 (AtkOzoneEvent, 1);
   g_autoptr (GString) type = g_string_new (NULL);
   g_autoptr (GString) copy = g_string_new (NULL);
-  GError *inner = NULL;
+  g_autoptr (GError) inner = NULL;
   EventFields f = { event, FALSE, type };
   AtkTapJsonReader r = { json, json + len, &inner };
 
@@ -242,8 +241,7 @@ atk_ozone_page_parse (const char *body, gsize len, GPtrArray **events, char **cu
   if (!atk_json_depth_within (body, len, MAX_DEPTH))
     ok = fail (error, NULL, "page: nested too deeply");
   else if (!atk_tap_json_read_object (&r, read_page_member, &page))
-    ok = page.error != NULL ? fail (error, g_steal_pointer (&page.error), "page")
-                            : fail (error, inner, "page");
+    ok = fail (error, page.error != NULL ? page.error : inner, "page");
   else if (!page.has_events)
     ok = fail (error, NULL, "page: no events member");
   else if ((atk_tap_json_skip_ws (&r), r.p != r.end))
