@@ -117,6 +117,7 @@ class OzoneTest(unittest.TestCase):
                    f"a session refresh\n{daemon.output()[-3000:]}", interval=0.5)
         self.ozone.command("action 2")
         want, got = self.wait_for_all(topic, daemon)
+        self.assertEqual(daemon.metric("atkafka_relay_connected"), 1)  # D-Bus State too
         polls = daemon.metric("atkafka_ozone_requests", call="queryEvents", status="ok")
         wait_until(lambda: daemon.metric("atkafka_ozone_requests", call="queryEvents",
                                          status="ok") >= polls + 5, 30, "five more polls")
