@@ -16,7 +16,7 @@
 
 static const char *const call_names[]
     = { "com.atproto.server.createSession", "com.atproto.server.refreshSession",
-        "tools.ozone.moderation.queryEvents" };
+        "tools.ozone.moderation.queryEvents", "tools.ozone.moderation.getEvent" };
 
 void
 atk_ozone_source_authorize (AtkOzoneSource *self, SoupMessage *message, const char *jwt)

@@ -20,6 +20,7 @@ typedef enum
   ATK_OZONE_CALL_CREATE_SESSION,
   ATK_OZONE_CALL_REFRESH_SESSION,
   ATK_OZONE_CALL_QUERY,
+  ATK_OZONE_CALL_GET_EVENT,
   ATK_OZONE_N_CALLS
 } AtkOzoneCall;
 
@@ -63,8 +64,10 @@ struct _AtkOzoneSource
   AtkOzonePosition taken;
   gboolean has_taken;
   GQueue *pending;
-  gboolean more;     /* the last page was full: poll again at once */
-  char *page_cursor; /* follow Ozone's cursor (a full page inside one millisecond) */
+  gboolean more;          /* the last page was full: poll again at once */
+  char *page_cursor;      /* follow Ozone's cursor (a full page inside one millisecond) */
+  gboolean has_resume_id; /* learn this event's createdAt before the first poll */
+  gint64 resume_id;
 
   guint64 counts[ATK_OZONE_N_CALLS][ATK_OZONE_N_REPLIES];
 };

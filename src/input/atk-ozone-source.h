@@ -27,4 +27,13 @@ AtkOzoneSource *atk_ozone_source_new (const AtkConfig *config, GError **error);
  * a PDS that cannot be reached is another error (the source keeps trying once started). */
 gboolean atk_ozone_source_login_sync (AtkOzoneSource *self, GError **error);
 
+/* The id of the last event Kafka acknowledged with all before it (FALSE: none yet); id may
+ * be NULL. */
+gboolean atk_ozone_source_get_durable_id (AtkOzoneSource *self, gint64 *id);
+
+/* Without a place of its own (no cursor file): resume after event id, whose createdAt the
+ * source asks Ozone for (tools.ozone.moderation.getEvent) before its first poll. An id Ozone
+ * does not know is logged, and the source starts from the first event. */
+void atk_ozone_source_resume_after_id (AtkOzoneSource *self, gint64 id);
+
 G_END_DECLS

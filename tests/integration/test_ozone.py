@@ -156,17 +156,27 @@ class OzoneTest(unittest.TestCase):
         state = temp_dir("atk-ozone-state-")
         topic = kafkautil.unique_topic("atk-ozone-kill")
         daemon = self.start_daemon(topic, state_dir=state)
-        maker = threading.Thread(target=lambda: [self.ozone.command("action 1")
-                                                 for _ in range(12)])
+        stop_making = threading.Event()
+        made = []
+
+        def make():
+            while not stop_making.is_set():
+                made.extend(self.ozone.command("action 1")["ids"])
+
+        maker = threading.Thread(target=make)
+        self.addCleanup(maker.join, 120)
+        self.addCleanup(stop_making.set)
         maker.start()
         # a place on disk, and the maker still making actions
         wait_until(lambda: daemon.sample("atkafka_ozone_cursor_event_id") is not None
-                   and self.ozone.events()[-1]["createdBy"] == self.ozone.ready["moderator"]["did"],
-                   60, f"events flowing\n{daemon.output()[-3000:]}")
+                   and len(made) >= 2, 120, f"events flowing\n{daemon.output()[-3000:]}")
         daemon.kill()
         before = len(messages(topic))
         again = self.start_daemon(topic, state_dir=state)
-        self.assertTrue(maker.is_alive(), "the actions ended before the kill: nothing was mid-run")
+        # a few more actions while the new daemon runs, then stop making them
+        count = len(made)
+        wait_until(lambda: len(made) >= count + 3, 120, "three more actions")
+        stop_making.set()
         maker.join(120)
         want, got = self.wait_for_all(topic, again)
         firsts = list(dict.fromkeys(int(k) for k, _ in got))
@@ -177,6 +187,24 @@ class OzoneTest(unittest.TestCase):
               flush=True)
         self.assertLess(repeats, 100)
         self.assertEqual(again.stop(), 0, again.output()[-3000:])
+
+    def test_new_host_resumes_from_kafka(self):
+        """A second daemon with an empty state directory (a new host) resumes from the place
+        the first one left in <topic>.cursor: nothing produced twice, nothing missing."""
+        self.ozone.command("action 1")
+        topic = kafkautil.unique_topic("atk-ozone-host")
+        first = self.start_daemon(topic)
+        self.wait_for_all(topic, first)
+        self.assertEqual(first.stop(), 0, first.output()[-3000:])
+        self.ozone.command("report 1")
+        self.ozone.command("action 2")
+        second = self.start_daemon(topic)  # its own, new state directory
+        want, got = self.wait_for_all(topic, second)
+        self.assertIn("from Kafka topic", second.output())
+        self.assertIn("resuming after event", second.output())
+        self.assertEqual([int(k) for k, _ in got], [e["id"] for e in want])
+        self.assertEqual(second.metric("atkafka_ozone_requests", call="getEvent", status="ok"), 1)
+        self.assertEqual(second.stop(), 0, second.output()[-3000:])
 
     def test_wrong_password(self):
         """Credentials the PDS refuses: one line naming the problem, exit status 2."""
