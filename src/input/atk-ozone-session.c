@@ -1,7 +1,8 @@
 /* at-kafka: the Ozone input's session with the PDS (createSession, refreshSession), and how
  * it reads the reply of every call: ok, an expired token (refresh, else log in again),
  * refused credentials, forbidden (not a member of the labeler's team), or an error that
- * backs off. Part of AtkOzoneSource (atk-ozone-source-private.h).
+ * backs off; and resuming from an event id alone (the place kept in Kafka) with getEvent.
+ * Part of AtkOzoneSource (atk-ozone-source-private.h).
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka-input"
 
@@ -329,4 +330,85 @@ atk_ozone_source_refresh (AtkOzoneSource *self)
   self->in_call = TRUE;
   soup_session_send_and_read_async (self->session, message, G_PRIORITY_DEFAULT, self->cancellable,
                                     on_refresh, atk_ozone_call_data_new (self, message));
+}
+
+/* ---- resuming from an id alone (the place in Kafka) ------------------------------------ */
+
+gboolean
+atk_ozone_source_get_durable_id (AtkOzoneSource *self, gint64 *id)
+{
+  g_return_val_if_fail (ATK_IS_OZONE_SOURCE (self), FALSE);
+  if (self->has_durable && id != NULL)
+    *id = self->durable.id;
+  return self->has_durable;
+}
+
+void
+atk_ozone_source_resume_after_id (AtkOzoneSource *self, gint64 id)
+{
+  g_return_if_fail (ATK_IS_OZONE_SOURCE (self));
+  if (self->has_durable)
+    return;
+  self->has_resume_id = TRUE;
+  self->resume_id = id;
+}
+
+void
+atk_ozone_source_on_event (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AtkOzoneCallData) data = user_data;
+  AtkOzoneSource *self = data->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) body = NULL;
+  g_autoptr (AtkOzoneEvent) event = NULL;
+  AtkOzoneReply reply;
+
+  body = soup_session_send_and_read_finish (SOUP_SESSION (object), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  self->in_call = FALSE;
+  reply = atk_ozone_source_classify (self, ATK_OZONE_CALL_GET_EVENT, data->message, body, error);
+  if (reply == ATK_OZONE_REPLY_EXPIRED)
+    {
+      atk_ozone_source_refresh (self);
+      return;
+    }
+  if (reply == ATK_OZONE_REPLY_OK)
+    event = atk_ozone_event_parse (g_bytes_get_data (body, NULL), g_bytes_get_size (body), &error);
+  /* 400: Ozone does not know the event (InvalidRequest); anything else is retried */
+  if (event == NULL
+      && (reply == ATK_OZONE_REPLY_OK || soup_message_get_status (data->message) == 400))
+    {
+      atk_ozone_source_log (self, G_LOG_LEVEL_WARNING,
+                            "event %" G_GINT64_FORMAT " of the place in Kafka is unknown%s%s: "
+                            "starting from the first event",
+                            self->resume_id, error != NULL ? ": " : "",
+                            error != NULL ? error->message : "");
+      self->has_resume_id = FALSE;
+      atk_ozone_source_schedule_poll (self, 0);
+      return;
+    }
+  if (event == NULL)
+    {
+      atk_ozone_source_backoff (self);
+      return;
+    }
+  self->has_resume_id = FALSE;
+  atk_ozone_position_copy (&self->durable, &event->pos);
+  self->has_durable = TRUE;
+  atk_ozone_source_copy_taken (self, &event->pos);
+  atk_ozone_source_save_place (self);
+  atk_ozone_source_log (self, G_LOG_LEVEL_MESSAGE, "resuming after event %" G_GINT64_FORMAT " (%s)",
+                        event->pos.id, event->pos.created_at);
+  atk_ozone_source_schedule_poll (self, 0);
+}
+
+SoupMessage *
+atk_ozone_source_get_event_message (AtkOzoneSource *self)
+{
+  g_autofree char *url
+      = g_strdup_printf ("%s/xrpc/tools.ozone.moderation.getEvent?id=%" G_GINT64_FORMAT,
+                         self->pds_host, self->resume_id);
+
+  return soup_message_new (SOUP_METHOD_GET, url);
 }

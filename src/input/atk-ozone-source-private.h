@@ -78,6 +78,8 @@ void atk_ozone_source_set_state (AtkOzoneSource *self, AtkSourceState state);
 void atk_ozone_source_schedule_poll (AtkOzoneSource *self, guint delay_ms);
 void atk_ozone_source_backoff (AtkOzoneSource *self);
 void atk_ozone_source_copy_taken (AtkOzoneSource *self, const AtkOzonePosition *pos);
+/* Writes the durable place to <state-dir>/ozone-cursor (a failure is logged). */
+void atk_ozone_source_save_place (AtkOzoneSource *self);
 
 /* One call on its way: holds the source (its reply may come after the source was stopped
  * or dropped) and the message. */
@@ -96,6 +98,9 @@ void atk_ozone_source_authorize (AtkOzoneSource *self, SoupMessage *message, con
 /* Reads the outcome of a call (counted, and logged unless OK). */
 AtkOzoneReply atk_ozone_source_classify (AtkOzoneSource *self, AtkOzoneCall call,
                                          SoupMessage *message, GBytes *body, const GError *error);
+/* getEvent for resume_id, and its reply (then it polls). */
+SoupMessage *atk_ozone_source_get_event_message (AtkOzoneSource *self);
+void atk_ozone_source_on_event (GObject *object, GAsyncResult *result, gpointer user_data);
 /* Asynchronous: on success they poll. */
 void atk_ozone_source_login (AtkOzoneSource *self);
 void atk_ozone_source_refresh (AtkOzoneSource *self);
