@@ -140,6 +140,17 @@ def did_documents(vectors):
     yield b"2023-05-01T10:00:00+02:00"
 
 
+def ozone_pages(vectors):
+    """A real queryEvents reply (tests/vectors/ozone/), each of its events alone, cursor files."""
+    with open(os.path.join(vectors, "ozone", "query-events-page.json"), "rb") as f:
+        page = f.read()
+    yield page
+    for event in json.loads(page)["events"]:
+        yield json.dumps(event, separators=(",", ":")).encode()
+    yield b'{"events":[]}'
+    yield b"did:plc:labeler 2026-11-30T10:07:55.097Z 42\n"
+
+
 def cid_strings(vectors):
     seen = set()
     for d in CAPTURES:
@@ -163,6 +174,7 @@ def main():
         "cursor": cursor_records,
         "did": did_documents,
         "cid": cid_strings,
+        "ozone": ozone_pages,
     }
     if kind not in sources:
         sys.exit("unknown kind %r (%s)" % (kind, ", ".join(sources)))
