@@ -90,6 +90,7 @@ class OzoneTest(unittest.TestCase):
 
     def wait_for_all(self, topic, daemon, timeout=120):
         """Waits until every event Ozone has is in topic; returns (events, messages)."""
+        kafkautil.wait_for_topic(topic, timeout=timeout)
         def done():
             want = self.ozone.events()
             got = messages(topic)
@@ -171,6 +172,7 @@ class OzoneTest(unittest.TestCase):
         wait_until(lambda: daemon.sample("atkafka_ozone_cursor_event_id") is not None
                    and len(made) >= 2, 120, f"events flowing\n{daemon.output()[-3000:]}")
         daemon.kill()
+        kafkautil.wait_for_topic(topic)
         before = len(messages(topic))
         again = self.start_daemon(topic, state_dir=state)
         # a few more actions while the new daemon runs, then stop making them
