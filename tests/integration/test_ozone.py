@@ -208,6 +208,27 @@ class OzoneTest(unittest.TestCase):
         self.assertEqual(second.metric("atkafka_ozone_requests", call="getEvent", status="ok"), 1)
         self.assertEqual(second.stop(), 0, second.output()[-3000:])
 
+    def test_z_labeler_down(self):
+        """Ozone goes away mid-run: the failed polls are counted and back off, and once it is
+        back every event is in Kafka once. Runs last: it restarts the shared Ozone."""
+        topic = kafkautil.unique_topic("atk-ozone-down")
+        daemon = self.start_daemon(topic)
+        self.wait_for_all(topic, daemon)
+        self.ozone.command("ozone-down")
+        try:
+            wait_until(lambda: daemon.metric("atkafka_ozone_requests", call="queryEvents",
+                                             status="error") >= 2, 60,
+                       f"failed polls\n{daemon.output()[-3000:]}", interval=0.5)
+            self.assertEqual(daemon.metric("atkafka_relay_connected"), 0)
+        finally:
+            self.ozone.command("ozone-up")
+        self.ozone.command("report 1")
+        self.ozone.command("action 1")
+        want, got = self.wait_for_all(topic, daemon)
+        self.assertEqual([int(k) for k, _ in got], [e["id"] for e in want])
+        self.assertGreaterEqual(daemon.metric("atkafka_relay_reconnects_total"), 2)
+        self.assertEqual(daemon.stop(), 0, daemon.output()[-3000:])
+
     def test_wrong_password(self):
         """Credentials the PDS refuses: one line naming the problem, exit status 2."""
         bad = os.path.join(temp_dir("atk-ozone-bad-"), "password")

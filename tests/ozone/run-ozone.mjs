@@ -11,6 +11,8 @@
 //   action N         N moderation actions by the moderator (emitEvent via the PDS: comments,
 //                    acknowledges, label events, alternating)
 //   events           every event, oldest first, as queryEvents returns it (cursor paging)
+//   ozone-down       stops Ozone (the PDS then fails the calls it proxies to it)
+//   ozone-up         starts it again, on the same port and database
 //   reference        what the reference's query (createdBefore=last+1ms, asc) returns on two
 //                    successive polls: {"first":[ids],"second":[ids]}
 // and exits when stdin closes. Logs go to stderr. With ATK_OZONE_ACCESS_TTL (e.g. "8s") the
@@ -192,7 +194,7 @@ const main = async () => {
   const migrator = new OzoneDatabase({ url: pg.url, schema: 'ozone' })
   await migrator.migrateToLatestOrThrow()
   await migrator.close()
-  const ozone = await OzoneService.create(envToCfg(ozoneEnv), envToSecrets(ozoneEnv))
+  let ozone = await OzoneService.create(envToCfg(ozoneEnv), envToSecrets(ozoneEnv))
   await ozone.start()
 
   const proxy = `${ozoneDid}#atproto_labeler`
@@ -261,6 +263,17 @@ const main = async () => {
       return { ok: 'action', ids }
     },
     events: async () => ({ ok: 'events', events: await queryAll() }),
+    // The labeler goes away (its port closes) and comes back on the same port and database.
+    'ozone-down': async () => {
+      await ozone.destroy()
+      ozone = null
+      return { ok: 'ozone-down' }
+    },
+    'ozone-up': async () => {
+      ozone = await OzoneService.create(envToCfg(ozoneEnv), envToSecrets(ozoneEnv))
+      await ozone.start()
+      return { ok: 'ozone-up' }
+    },
     reference: async () => {
       const token = await session('mod')
       const poll = async (before) =>
@@ -279,7 +292,7 @@ const main = async () => {
   }
 
   const shutdown = async () => {
-    await ozone.destroy().catch(() => {})
+    if (ozone) await ozone.destroy().catch(() => {})
     await pds.destroy().catch(() => {})
     await plc.destroy().catch(() => {})
     try {
