@@ -117,7 +117,15 @@ const xrpc = async (base, method, { body, params, token, proxy } = {}) => {
 const main = async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'atk-ozone-'))
   chmodSync(dir, 0o755)
-  const pg = startPostgres(dir)
+  // However this process ends (a failed start, process.exit): no cluster left behind.
+  let pg = null
+  process.on('exit', () => {
+    try {
+      pg?.stop()
+    } catch {}
+    rmSync(dir, { recursive: true, force: true })
+  })
+  pg = startPostgres(dir)
 
   const plcPort = await freePort()
   const plc = PlcServer.create({ db: PlcDatabase.mock(), port: plcPort })
@@ -295,11 +303,7 @@ const main = async () => {
     if (ozone) await ozone.destroy().catch(() => {})
     await pds.destroy().catch(() => {})
     await plc.destroy().catch(() => {})
-    try {
-      pg.stop()
-    } catch {}
-    rmSync(dir, { recursive: true, force: true })
-    process.exit(0)
+    process.exit(0) // the 'exit' handler stops PostgreSQL
   }
 
   process.stdout.write(
@@ -327,6 +331,7 @@ const main = async () => {
   })
   rl.on('close', () => chain.then(shutdown))
   process.on('SIGTERM', shutdown)
+  process.on('SIGINT', shutdown)
 }
 
 main().catch((err) => {
