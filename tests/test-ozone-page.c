@@ -7,7 +7,9 @@
 
 #include "atk-error.h"
 #include "atk-ozone-page.h"
+#include "atk-ozone-window.h"
 #include "atk-test-util.h"
+#include "atk-time.h"
 
 #define PAGE "ozone/query-events-page.json"
 
@@ -203,6 +205,75 @@ test_bad_pages (void)
     }
 }
 
+static AtkOzoneEvent *
+event_at (gint64 ms, gint64 id)
+{
+  AtkOzoneEvent *event = g_new0 (AtkOzoneEvent, 1);
+
+  event->pos.created_ms = ms;
+  event->pos.id = id;
+  event->pos.created_at = atk_ozone_format_ms (ms);
+  return event;
+}
+
+static gboolean
+take (AtkOzoneWindow *window, gint64 ms, gint64 id)
+{
+  g_autoptr (AtkOzoneEvent) event = event_at (ms, id);
+
+  return atk_ozone_window_take (window, event);
+}
+
+/* The window: nothing taken twice, the same millisecond by id, a late event taken, the
+ * floor never crossed, ids forgotten once out of the lookback. */
+static void
+test_window (void)
+{
+  g_autoptr (AtkOzoneWindow) window = atk_ozone_window_new (5000);
+  g_autoptr (AtkOzoneEvent) floor = event_at (G_GINT64_CONSTANT (1796033275097), 10);
+  g_autofree char *first = NULL;
+  g_autofree char *after = NULL;
+  g_autofree char *later = NULL;
+  const gint64 t = floor->pos.created_ms;
+
+  first = atk_ozone_window_created_after (window);
+  g_assert_null (first); /* nothing yet: from Ozone's first event */
+  atk_ozone_window_reset (window, &floor->pos);
+  after = atk_ozone_window_created_after (window);
+  g_assert_cmpstr (after, ==, "2026-11-30T10:07:55.097Z"); /* not below the floor */
+  g_assert_false (take (window, t, 10));                   /* the floor itself */
+  g_assert_false (take (window, t, 9));                    /* before it */
+  g_assert_false (take (window, t - 1, 50));               /* before it, higher id */
+  g_assert_true (take (window, t, 11));                    /* same millisecond, after it */
+  g_assert_false (take (window, t, 11));                   /* again */
+  g_assert_true (take (window, t + 3000, 13));
+  g_assert_true (take (window, t + 1000, 12)); /* visible late: still taken */
+  g_assert_false (take (window, t + 1000, 12));
+  g_assert_cmpuint (atk_ozone_window_get_size (window), ==, 3);
+  g_assert_true (take (window, t + 20000, 14));
+  later = atk_ozone_window_created_after (window);
+  g_assert_cmpstr (later, ==, "2026-11-30T10:08:10.097Z");      /* newest − 5 s */
+  g_assert_cmpuint (atk_ozone_window_get_size (window), ==, 1); /* 11, 12, 13 fell out */
+  g_assert_false (take (window, t + 20000, 14));
+  atk_ozone_window_reset (window, NULL);
+  g_assert_true (take (window, t, 10)); /* no floor: from the first event */
+}
+
+static void
+test_format_ms (void)
+{
+  g_autofree char *a = atk_ozone_format_ms (G_GINT64_CONSTANT (1796033275097));
+  g_autofree char *b = atk_ozone_format_ms (0);
+  g_autofree char *c = atk_ozone_format_ms (G_GINT64_CONSTANT (1796033275000));
+  gint64 back = 0;
+
+  g_assert_cmpstr (a, ==, "2026-11-30T10:07:55.097Z");
+  g_assert_cmpstr (b, ==, "1970-01-01T00:00:00.000Z");
+  g_assert_cmpstr (c, ==, "2026-11-30T10:07:55.000Z");
+  g_assert_true (atk_parse_datetime_ms (a, strlen (a), &back));
+  g_assert_cmpint (back, ==, G_GINT64_CONSTANT (1796033275097));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -213,5 +284,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ozone-page/messages", test_messages);
   g_test_add_func ("/ozone-page/action-names", test_action_names);
   g_test_add_func ("/ozone-page/bad-pages", test_bad_pages);
+  g_test_add_func ("/ozone-page/window", test_window);
+  g_test_add_func ("/ozone-page/format-ms", test_format_ms);
   return g_test_run ();
 }

@@ -396,7 +396,7 @@ atk_ozone_source_on_event (GObject *object, GAsyncResult *result, gpointer user_
   self->has_resume_id = FALSE;
   atk_ozone_position_copy (&self->durable, &event->pos);
   self->has_durable = TRUE;
-  atk_ozone_source_copy_taken (self, &event->pos);
+  atk_ozone_source_reset_window (self);
   atk_ozone_source_save_place (self);
   atk_ozone_source_log (self, G_LOG_LEVEL_MESSAGE, "resuming after event %" G_GINT64_FORMAT " (%s)",
                         event->pos.id, event->pos.created_at);

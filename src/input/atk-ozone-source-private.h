@@ -8,12 +8,15 @@
 
 #include "atk-ozone-page.h"
 #include "atk-ozone-source.h"
+#include "atk-ozone-window.h"
 
 G_BEGIN_DECLS
 
 #define ATK_OZONE_TIMEOUT_S 30 /* one call, connect to last byte */
 #define ATK_OZONE_BACKOFF_MIN_MS 250
 #define ATK_OZONE_BACKOFF_MAX_MS 30000
+/* How late an event may become visible in Ozone and still be taken (atk-ozone-window.h). */
+#define ATK_OZONE_LOOKBACK_MS 5000
 
 typedef enum
 {
@@ -57,12 +60,12 @@ struct _AtkOzoneSource
   guint failures;
   guint64 reconnects;
 
-  /* the place: `durable` is the last event Kafka acknowledged with all before it (saved);
-   * `taken` the last one emitted; `pending` what was emitted and is not acked, in order */
+  /* the place: `durable` is the last event Kafka acknowledged with all emitted before it
+   * (saved); `window` what was emitted lately; `pending` what was emitted and is not acked,
+   * in order */
   AtkOzonePosition durable;
   gboolean has_durable;
-  AtkOzonePosition taken;
-  gboolean has_taken;
+  AtkOzoneWindow *window;
   GQueue *pending;
   gboolean more;          /* the last page was full: poll again at once */
   char *page_cursor;      /* follow Ozone's cursor (a full page inside one millisecond) */
@@ -77,7 +80,8 @@ void atk_ozone_source_log (AtkOzoneSource *self, GLogLevelFlags level, const cha
 void atk_ozone_source_set_state (AtkOzoneSource *self, AtkSourceState state);
 void atk_ozone_source_schedule_poll (AtkOzoneSource *self, guint delay_ms);
 void atk_ozone_source_backoff (AtkOzoneSource *self);
-void atk_ozone_source_copy_taken (AtkOzoneSource *self, const AtkOzonePosition *pos);
+/* The window starts over after the durable place (the start, a stall, a resume). */
+void atk_ozone_source_reset_window (AtkOzoneSource *self);
 /* Writes the durable place to <state-dir>/ozone-cursor (a failure is logged). */
 void atk_ozone_source_save_place (AtkOzoneSource *self);
 

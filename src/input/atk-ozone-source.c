@@ -1,13 +1,13 @@
 /* at-kafka: the Ozone input (see atk-ozone-source.h). The session calls (createSession,
  * refreshSession) are in atk-ozone-session.c; this file polls, keeps the place, and acks.
  *
- * Paging: each poll asks for createdAfter = the createdAt of the last event taken (Ozone's
- * createdAfter is inclusive) in ascending order, and drops what is not after that event's
- * (createdAt, id): events that share a millisecond are neither repeated nor skipped. A full
- * page of only such events (more than a page in one millisecond) is followed with the
- * page's own cursor. One page is on its way at a time: the next poll waits until Kafka
- * acknowledged every event of the last one (at once when the page was full, after the poll
- * interval otherwise), so the place on disk is always "everything up to here is in Kafka".
+ * Paging: each poll asks for createdAfter = the createdAt of the newest event taken less a
+ * lookback (Ozone's createdAfter is inclusive), in ascending order, and takes what the
+ * window (atk-ozone-window.h) has not taken yet: events that share a millisecond, or that
+ * became visible a little late, are neither repeated nor skipped. After a full page the
+ * next one follows the page's own cursor. One page is on its way at a time: the next poll waits
+ * until Kafka acknowledged every event of the last one (at once when the page was full, after the
+ * poll interval otherwise), so the place on disk is always "everything up to here is in Kafka".
  * Resuming from an event id alone (the place kept in Kafka) is in atk-ozone-session.c.
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka-input"
@@ -109,8 +109,7 @@ load_place (AtkOzoneSource *self, GError **error)
       return FALSE;
     }
   self->has_durable = TRUE;
-  atk_ozone_position_copy (&self->taken, &self->durable);
-  self->has_taken = TRUE;
+  atk_ozone_source_reset_window (self);
   return TRUE;
 }
 
@@ -178,19 +177,16 @@ on_stall (gpointer user_data)
                         "%u event(s) not in Kafka after %d s: fetching them again",
                         g_queue_get_length (self->pending), STALL_MS / 1000);
   g_queue_clear_full (self->pending, (GDestroyNotify)pending_free);
-  self->has_taken = self->has_durable;
-  if (self->has_durable)
-    atk_ozone_source_copy_taken (self, &self->durable);
+  atk_ozone_source_reset_window (self);
   g_clear_pointer (&self->page_cursor, g_free);
   atk_ozone_source_schedule_poll (self, 0);
   return G_SOURCE_REMOVE;
 }
 
 void
-atk_ozone_source_copy_taken (AtkOzoneSource *self, const AtkOzonePosition *pos)
+atk_ozone_source_reset_window (AtkOzoneSource *self)
 {
-  atk_ozone_position_copy (&self->taken, pos);
-  self->has_taken = TRUE;
+  atk_ozone_window_reset (self->window, self->has_durable ? &self->durable : NULL);
 }
 
 static void
@@ -205,7 +201,6 @@ restart_stall_timer (AtkOzoneSource *self)
 static void
 take_page (AtkOzoneSource *self, GPtrArray *events, const char *cursor)
 {
-  guint taken = 0;
 
   for (guint i = 0; i < events->len; i++)
     {
@@ -213,23 +208,22 @@ take_page (AtkOzoneSource *self, GPtrArray *events, const char *cursor)
       g_autoptr (GBytes) payload = NULL;
       Pending *p;
 
-      if (self->has_taken && atk_ozone_position_compare (&event->pos, &self->taken) <= 0)
-        continue;
       /* the pipeline stopped us (Kafka is behind): the rest comes with the next poll */
       if (self->state == ATK_SOURCE_STOPPED)
         break;
+      if (!atk_ozone_window_take (self->window, event))
+        continue;
       p = g_new0 (Pending, 1);
       atk_ozone_position_copy (&p->pos, &event->pos);
       g_queue_push_tail (self->pending, p);
-      atk_ozone_source_copy_taken (self, &event->pos);
-      taken++;
       payload = g_bytes_new (event->json, strlen (event->json));
       atk_input_emit_payload (ATK_INPUT (self), payload);
     }
   self->more = events->len >= PAGE_LIMIT;
-  /* A full page with nothing new: more than a page share one millisecond. */
+  /* A full page: the next one follows Ozone's own cursor (keyset paging, whatever the
+   * window holds); once caught up, the next poll asks createdAfter again (the lookback). */
   g_clear_pointer (&self->page_cursor, g_free);
-  if (taken == 0 && self->more && cursor != NULL)
+  if (self->more && cursor != NULL)
     self->page_cursor = g_strdup (cursor);
   restart_stall_timer (self);
   if (g_queue_is_empty (self->pending))
@@ -283,6 +277,7 @@ static char *
 query_url (AtkOzoneSource *self)
 {
   GString *url = g_string_new (self->pds_host);
+  g_autofree char *after = atk_ozone_window_created_after (self->window);
 
   g_string_append_printf (url,
                           "/xrpc/tools.ozone.moderation.queryEvents?limit=%d&sortDirection=asc"
@@ -293,10 +288,10 @@ query_url (AtkOzoneSource *self)
       g_string_append (url, "&cursor=");
       g_string_append_uri_escaped (url, self->page_cursor, NULL, FALSE);
     }
-  else if (self->has_taken)
+  else if (after != NULL)
     {
       g_string_append (url, "&createdAfter=");
-      g_string_append_uri_escaped (url, self->taken.created_at, NULL, FALSE);
+      g_string_append_uri_escaped (url, after, NULL, FALSE);
     }
   return g_string_free (url, FALSE);
 }
@@ -440,7 +435,9 @@ ozone_ack (AtkInput *input, guint64 id)
     {
       Pending *p = g_queue_pop_head (self->pending);
 
-      atk_ozone_position_copy (&self->durable, &p->pos);
+      /* an event that became visible late sits before the place: it does not move it back */
+      if (!self->has_durable || atk_ozone_position_compare (&p->pos, &self->durable) > 0)
+        atk_ozone_position_copy (&self->durable, &p->pos);
       self->has_durable = TRUE;
       pending_free (p);
       moved = TRUE;
@@ -539,7 +536,7 @@ atk_ozone_source_finalize (GObject *object)
 
   g_queue_free_full (self->pending, (GDestroyNotify)pending_free);
   atk_ozone_position_clear (&self->durable);
-  atk_ozone_position_clear (&self->taken);
+  g_clear_pointer (&self->window, atk_ozone_window_free);
   g_free (self->page_cursor);
   g_free (self->pds_host);
   g_free (self->labeler_did);
@@ -563,6 +560,7 @@ atk_ozone_source_init (AtkOzoneSource *self)
 {
   self->state = ATK_SOURCE_STOPPED;
   self->pending = g_queue_new ();
+  self->window = atk_ozone_window_new (ATK_OZONE_LOOKBACK_MS);
   self->backoff_bound_ms = ATK_OZONE_BACKOFF_MIN_MS;
   self->session = soup_session_new_with_options ("user-agent", "at-kafka (Ozone mode)", "timeout",
                                                  ATK_OZONE_TIMEOUT_S, NULL);
