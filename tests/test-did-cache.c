@@ -33,7 +33,7 @@ on_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
     }
   {
     g_autofree char *body = g_strdup_printf (
-        "{\"id\":\"%s\",\"alsoKnownAs\":[\"at://a.example\"],\"service\":[{\"id\":"
+        "{\"id\":\"%s\",\"alsoKnownAs\":[\"at://a.example.com\"],\"service\":[{\"id\":"
         "\"#atproto_pds\",\"type\":\"AtprotoPersonalDataServer\",\"serviceEndpoint\":"
         "\"https://pds.example\"}]}",
         did);
