@@ -25,6 +25,7 @@ struct _AtkDaemon
   AtkPipeline *pipeline; /* the input, the metadata stage, what is on its way */
   AtkMetricsServer *metrics;
   AtkCursorKeeper *keeper;
+  gint64 ozone_saved_id;       /* Ozone mode: the place last written to Kafka (-1: none) */
   AtkTransactionDriver *txn;   /* NULL: at-least-once */
   AtkLeaderElection *election; /* NULL: alone (no --group-id) */
   gboolean leading;            /* elected, and the input placed at the group's cursor */

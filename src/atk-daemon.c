@@ -51,6 +51,7 @@
 #include "atk-kafka-sink.h"
 #include "atk-log.h"
 #include "atk-metrics-server.h"
+#include "atk-ozone-place.h"
 #include "atk-pipeline.h"
 #include "atk-transaction-driver.h"
 
@@ -90,6 +91,16 @@ atk_daemon_save_cursor (AtkDaemon *self)
   gint64 cursor;
   /* At-least-once only: in transactions the record is part of each commit. */
   gboolean to_kafka = self->txn == NULL && !self->fatal;
+  AtkInput *input = atk_pipeline_get_input (self->pipeline);
+
+  /* Ozone mode keeps its place itself; its Kafka record goes under its own key. */
+  if (ATK_IS_OZONE_SOURCE (input))
+    {
+      if (to_kafka)
+        atk_ozone_place_save (ATK_OZONE_SOURCE (input), self->config, self->sink,
+                              &self->ozone_saved_id);
+      return;
+    }
 
   /* A standby's cursor is the group's, not its own to write. */
   if (!atk_daemon_leader_may_lead (self) || !durable_cursor (self, &cursor))
@@ -381,6 +392,7 @@ atk_daemon_init (AtkDaemon *self)
 {
   atk_stats_init (&self->stats);
   self->transformer = atk_event_transformer_new ();
+  self->ozone_saved_id = -1;
 }
 
 static gboolean
@@ -425,6 +437,10 @@ build_pipeline (AtkDaemon *self, GError **error)
     return FALSE;
   atk_pipeline_set_transaction_driver (self->pipeline, self->txn);
   g_signal_connect (self->pipeline, "need-rewind", G_CALLBACK (on_need_rewind), self);
+  if (ATK_IS_OZONE_SOURCE (atk_pipeline_get_input (self->pipeline)))
+    return atk_ozone_place_load (ATK_OZONE_SOURCE (atk_pipeline_get_input (self->pipeline)),
+                                 self->config, atk_cursor_keeper_get_topic (self->keeper),
+                                 ATK_CURSOR_KEEPER_LOAD_MS, error);
   if (!atk_pipeline_uses_cursor (self->pipeline))
     return TRUE;
   if (!atk_cursor_keeper_load_start (self->keeper, self->config->transactional_id != NULL,
@@ -440,6 +456,13 @@ check_modes (const AtkConfig *config, GError **error)
 {
   if (config->transactional_id == NULL)
     return TRUE;
+  if (config->ozone_pds_host != NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           _ ("--transactional-id cannot be used with --ozone-pds-host (Ozone "
+                              "mode keeps its own place)"));
+      return FALSE;
+    }
   if (config->tap_host != NULL)
     {
       g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
