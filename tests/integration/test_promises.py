@@ -325,7 +325,8 @@ class Promises(unittest.TestCase):
         try:
             wait_until(lambda: not missing(), 90, "every acknowledged event in Kafka")
         except AssertionError:
-            self.assertEqual(missing(), set())
+            self.assertEqual(missing(), set(), f"saved cursor {saved}; acknowledged before the "
+                             f"stop {acked}; the daemon said:\n{out[-6000:]}")
 
 
 if __name__ == "__main__":
