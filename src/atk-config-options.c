@@ -19,6 +19,13 @@ static const AtkOption options[] = {
     .parse = atk_option_parse_ws_url,
     .help = N_ ("Relay to subscribe to (ws://, wss://, http:// or https://)"),
     .arg = N_ ("URL") },
+  { .name = "tls-ca-file",
+    .type = ATK_OPTION_FILENAME,
+    .offset = FIELD (tls_ca_file),
+    .flags = ATK_OPTION_EMPTY_IS_UNSET,
+    .help = N_ ("Trust the CA certificates in this PEM file instead of the system's, for every "
+                "TLS connection (relay, Tap, PLC, API)"),
+    .arg = N_ ("FILE") },
   /* Kafka */
   { .name = "bootstrap-servers",
     .type = ATK_OPTION_STRING,

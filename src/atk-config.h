@@ -33,6 +33,7 @@ typedef struct
   gint64 max_seq_jump;   /* a larger step between seqs is a bad frame; 0: no bound */
   AtkCursorMode cursor_mode;
   gint64 cursor;
+  char *tls_ca_file; /* PEM CA certificates trusted instead of the system's, or NULL */
 
   /* Kafka */
   char *bootstrap_servers;

@@ -337,6 +337,7 @@ render_metrics (GString *out, gpointer user_data)
   refresh_stats (self);
   atk_stats_render_prometheus (&self->stats, g_get_real_time () / 1000, out);
   atk_pipeline_render_prometheus (self->pipeline, out);
+  atk_kafka_sink_render_prometheus (self->sink, out);
 }
 
 static gboolean
@@ -467,13 +468,35 @@ check_modes (const AtkConfig *config, GError **error)
   return TRUE;
 }
 
+/* --tls-ca-file: the CAs trusted for every TLS connection of the process (the relay's and
+ * Tap's WebSocket, libsoup's PLC and API requests all take the backend's default
+ * database), for a relay behind a private CA, and for the tests' own wss:// relay. */
+static gboolean
+use_tls_ca_file (const AtkConfig *config, GError **error)
+{
+  g_autoptr (GTlsDatabase) database = NULL;
+  g_autoptr (GError) local_error = NULL;
+
+  if (config->tls_ca_file == NULL)
+    return TRUE;
+  database = g_tls_file_database_new (config->tls_ca_file, &local_error);
+  if (database == NULL)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _ ("--tls-ca-file %s: %s"),
+                   config->tls_ca_file, local_error->message);
+      return FALSE;
+    }
+  g_tls_backend_set_default_database (g_tls_backend_get_default (), database);
+  return TRUE;
+}
+
 AtkDaemon *
 atk_daemon_new (AtkConfig *config, GError **error)
 {
   g_autoptr (AtkDaemon) self = g_object_new (ATK_TYPE_DAEMON, NULL);
 
   self->config = config;
-  if (!check_modes (config, error))
+  if (!check_modes (config, error) || !use_tls_ca_file (config, error))
     return NULL;
   self->keeper = atk_cursor_keeper_new (config);
   atk_event_transformer_set_osprey_compatible (self->transformer, config->osprey_compatible);

@@ -62,6 +62,7 @@ enum
 static guint signals[N_SIGNALS];
 
 static void check_backpressure (AtkPipeline *self);
+static void recheck_backpressure (AtkPipeline *self);
 
 /* ---- running the input ----------------------------------------------------------- */
 
@@ -191,6 +192,8 @@ atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor, cons
   self->reports_since_rewind = 0;
   atk_pipeline_reset_cursor (self, has_cursor, cursor);
   atk_pipeline_reconnect (self);
+  /* messages the sink held for want of room left the in-flight count without a report */
+  recheck_backpressure (self);
 }
 
 static gboolean
@@ -527,6 +530,29 @@ atk_pipeline_set_transaction_driver (AtkPipeline *self, AtkTransactionDriver *tx
 
 /* ---- life cycle -------------------------------------------------------------------- */
 
+/* For the tests only, undocumented: ATKAFKA_TEST_HANDLE_WELL_KNOWN=http:PORT fetches handles'
+ * /.well-known/atproto-did from http://<handle>:PORT (a local PDS) instead of https. */
+static void
+set_test_well_known (AtkDidResolver *resolver)
+{
+  const char *value = g_getenv ("ATKAFKA_TEST_HANDLE_WELL_KNOWN");
+  g_auto (GStrv) parts = NULL;
+  guint64 port = 0;
+
+  if (value == NULL || *value == '\0')
+    return;
+  parts = g_strsplit (value, ":", 2);
+  if (g_strv_length (parts) != 2
+      || (g_strcmp0 (parts[0], "http") != 0 && g_strcmp0 (parts[0], "https") != 0)
+      || !g_ascii_string_to_unsigned (parts[1], 10, 1, 65535, &port, NULL))
+    {
+      g_warning ("Ignoring ATKAFKA_TEST_HANDLE_WELL_KNOWN=%s (expected http:PORT)", value);
+      return;
+    }
+  g_message ("Test mode: handles are verified at %s://<handle>:%u", parts[0], (guint)port);
+  atk_did_resolver_set_handle_well_known (resolver, parts[0], (guint)port);
+}
+
 /* The metadata stage, when event metadata or a service filter asks for DID lookups. */
 static gboolean
 build_stage (AtkPipeline *self, GError **error)
@@ -541,6 +567,7 @@ build_stage (AtkPipeline *self, GError **error)
   if (resolver == NULL)
     return FALSE;
   atk_did_resolver_set_fetch_details (resolver, config->event_metadata);
+  set_test_well_known (resolver);
   stage = atk_metadata_stage_new (resolver);
   if (!atk_metadata_stage_set_service_filter (stage, (const char *const *)config->watched_services,
                                               (const char *const *)config->ignored_services, error)

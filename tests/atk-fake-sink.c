@@ -222,6 +222,11 @@ atk_kafka_sink_get_compression (AtkKafkaSink *self)
   return compression != NULL ? compression : "lz4";
 }
 
+void
+atk_kafka_sink_render_prometheus (AtkKafkaSink *self, GString *out)
+{
+}
+
 gboolean
 atk_kafka_sink_is_fatal (AtkKafkaSink *self)
 {

@@ -117,6 +117,7 @@ typedef enum
   F_IGNORED_SERVICES,
   F_TAP_HOST,
   F_DISABLE_ACKS,
+  F_TLS_CA_FILE,
 } Field;
 
 static char *
@@ -195,6 +196,8 @@ field_text (const AtkConfig *c, Field field)
       return g_strdup (c->tap_host ? c->tap_host : "(none)");
     case F_DISABLE_ACKS:
       return g_strdup (c->disable_acks ? "true" : "false");
+    case F_TLS_CA_FILE:
+      return g_strdup (c->tls_ca_file ? c->tls_ca_file : "(none)");
     default:
       g_assert_not_reached ();
     }
@@ -275,6 +278,8 @@ static const OptionCase option_cases[] = {
   { "--tap-host", "ATKAFKA_TAP_HOST", F_TAP_HOST, "http://127.0.0.1:2480/", "ws://127.0.0.1:2480",
     "wss://tap.example", "wss://tap.example" },
   { "--disable-acks", "ATKAFKA_DISABLE_ACKS", F_DISABLE_ACKS, "true", "true", "false", "false" },
+  { "--tls-ca-file", "ATKAFKA_TLS_CA_FILE", F_TLS_CA_FILE, "/etc/at-kafka/relay-ca.pem",
+    "/etc/at-kafka/relay-ca.pem", "/tmp/other-ca.pem", "/tmp/other-ca.pem" },
 };
 
 static void
@@ -353,6 +358,7 @@ test_defaults (void)
   assert_field (config, F_API_HOST, "(none)", "default");
   assert_field (config, F_EVENT_METADATA, "false", "default");
   assert_field (config, F_TAP_HOST, "(none)", "default");
+  assert_field (config, F_TLS_CA_FILE, "(none)", "default");
   assert_field (config, F_DISABLE_ACKS, "false", "default");
   g_assert_cmpuint (config->kafka_properties->len, ==, 0);
   g_assert_null (config->input_file);

@@ -67,6 +67,9 @@ gboolean atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms);
 gboolean atk_kafka_sink_produce_cursor (AtkKafkaSink *self, const char *key, gint64 seq,
                                         GError **error);
 
+/* The sink's metrics (Prometheus text): atkafka_kafka_refusals_total{error}. */
+void atk_kafka_sink_render_prometheus (AtkKafkaSink *self, GString *out);
+
 /* TRUE once librdkafka reported a fatal error ("fatal" was emitted). */
 gboolean atk_kafka_sink_is_fatal (AtkKafkaSink *self);
 
