@@ -142,6 +142,17 @@ def did_documents(vectors):
     yield b"2023-05-01T10:00:00+02:00"
 
 
+def ozone_pages(vectors):
+    """A real queryEvents reply (tests/vectors/ozone/), each of its events alone, cursor files."""
+    with open(os.path.join(vectors, "ozone", "query-events-page.json"), "rb") as f:
+        page = f.read()
+    yield page
+    for event in json.loads(page)["events"]:
+        yield json.dumps(event, separators=(",", ":")).encode()
+    yield b'{"events":[]}'
+    yield b"did:plc:labeler 2026-11-30T10:07:55.097Z 42\n"
+
+
 def audit_logs(vectors):
     did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
     op = {"sig": "x", "prev": None, "type": "plc_operation",
@@ -193,6 +204,7 @@ def main():
         "cursor": cursor_records,
         "did": did_documents,
         "cid": cid_strings,
+        "ozone": ozone_pages,
         "audit": audit_logs,
         "profile": profiles,
     }

@@ -21,6 +21,7 @@
 #include "atk-ledger.h"
 #include "atk-log.h"
 #include "atk-metadata-stage.h"
+#include "atk-ozone-source.h"
 #include "atk-tap-source.h"
 
 struct _AtkPipeline
@@ -582,10 +583,29 @@ build_stage (AtkPipeline *self, GError **error)
   return TRUE;
 }
 
-/* The one place that knows the kinds of input: --tap-host, else the relay. */
+/* The one place that knows the kinds of input: --ozone-pds-host, --tap-host, else the
+ * relay. Ozone mode logs in here: refused credentials stop the start. */
 static AtkInput *
-build_input (const AtkConfig *config)
+build_input (const AtkConfig *config, GError **error)
 {
+  if (config->ozone_pds_host != NULL)
+    {
+      g_autoptr (AtkOzoneSource) ozone = atk_ozone_source_new (config, error);
+      g_autoptr (GError) local = NULL;
+
+      if (ozone == NULL)
+        return NULL;
+      if (!atk_ozone_source_login_sync (ozone, &local))
+        {
+          if (g_error_matches (local, ATK_ERROR, ATK_ERROR_BAD_CONFIG))
+            {
+              g_propagate_error (error, g_steal_pointer (&local));
+              return NULL;
+            }
+          g_warning ("%s (trying again once started)", local->message);
+        }
+      return ATK_INPUT (g_steal_pointer (&ozone));
+    }
   if (config->tap_host != NULL)
     return ATK_INPUT (
         atk_tap_source_new (config->tap_host, config->max_frame_bytes, config->disable_acks));
@@ -605,7 +625,9 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
   self->transformer = g_object_ref (transformer);
   if (!build_stage (self, error))
     return NULL;
-  self->input = build_input (config);
+  self->input = build_input (config, error);
+  if (self->input == NULL)
+    return NULL;
   self->keeps_place = (atk_input_get_flags (self->input) & ATK_INPUT_KEEPS_PLACE) != 0;
   self->ledger = atk_ledger_new (self->input, stats, config->max_seq_jump);
   g_signal_connect (self->input, "payload", G_CALLBACK (on_payload), self);

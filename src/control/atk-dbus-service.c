@@ -9,6 +9,7 @@
 
 #include "atk-bus-generated.h"
 #include "atk-dbus-gate.h"
+#include "atk-dbus-leader.h"
 
 #define DBUS_NAME_FLAG_DO_NOT_QUEUE 4
 #define DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER 1
@@ -520,6 +521,7 @@ connect_skeleton (AtkDbusService *self)
   g_signal_connect_swapped (self->skeleton, "handle-resume", G_CALLBACK (on_handle_resume), self);
   g_signal_connect_swapped (self->skeleton, "handle-reconnect", G_CALLBACK (on_handle_reconnect),
                             self);
+  atk_dbus_leader_connect (self->skeleton, self->daemon, self->control);
   self->stats_changed_id = g_signal_connect_swapped (self->daemon, "stats-changed",
                                                      G_CALLBACK (atk_dbus_service_refresh), self);
 }
@@ -631,6 +633,7 @@ static const AtkDaemonControl daemon_control = {
   .pause = daemon_pause,
   .resume = daemon_resume,
   .reconnect = daemon_reconnect,
+  .resign = atk_dbus_leader_daemon_resign,
 };
 
 /* "Under systemd" means started by the system manager, which is PID 1 and sets

@@ -405,6 +405,13 @@ atk_kafka_sink_forget_in_flight (AtkKafkaSink *self)
   atk_kafka_sink_hold_drop (self, FALSE);
 }
 
+void
+atk_kafka_sink_purge (AtkKafkaSink *self)
+{
+  g_return_if_fail (ATK_IS_KAFKA_SINK (self));
+  rd_kafka_purge (self->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
 guint
 atk_kafka_sink_get_in_flight (AtkKafkaSink *self)
 {

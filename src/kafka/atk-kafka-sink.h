@@ -53,6 +53,10 @@ gboolean atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError
  * flight (and counted) until librdkafka reports them. */
 void atk_kafka_sink_forget_in_flight (AtkKafkaSink *self);
 
+/* Drops what librdkafka still holds, queued or sent (their reports come back as
+ * "undelivered", or "released" after forget_in_flight()): another instance produces now. */
+void atk_kafka_sink_purge (AtkKafkaSink *self);
+
 guint atk_kafka_sink_get_in_flight (AtkKafkaSink *self);
 guint64 atk_kafka_sink_get_in_flight_bytes (AtkKafkaSink *self);
 
