@@ -181,6 +181,10 @@ class Failover(unittest.TestCase):
         refused = standby.bus.call("Resign", check=False)
         self.assertNotEqual(refused.returncode, 0)
         self.assertIn("Not the leader", refused.stderr)
+        # The group's promise starts at its first cursor: a leader that dies before it saved
+        # (or committed) one leaves the next nothing to resume from, and it starts at the live
+        # tip (README, "Running several instances").
+        wait_until(lambda: kafka_cursor(topic) is not None, 60, f"{mode}: the group's first cursor")
         for action in actions:
             base = leader.daemon.metric("atkafka_produced_events", status="ok")
             wait_until(lambda: leader.daemon.metric("atkafka_produced_events", status="ok")
