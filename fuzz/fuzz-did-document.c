@@ -2,8 +2,9 @@
  * serve it, through the DID document reader (atk_did_info_new_from_document), and the
  * timestamp parser the PLC audit log's createdAt goes through. The DID the document must
  * name is the input's first line when it starts with "did:", else a fixed one.
- * Invariants: success and error agree; a result names the DID asked for; its document is
- * one valid JSON object (strict checker); its PDS host is lower case; no GLib critical
+ * Invariants: success and error agree; a result names the DID asked for; its document and
+ * the eventMetadata object made of it are valid JSON objects (strict checker); a declared
+ * handle is valid handle syntax; its PDS host is lower case; no GLib critical
  * (criticals are fatal here).
  * SPDX-License-Identifier: MIT */
 #include <stdlib.h>
@@ -28,6 +29,17 @@ check_document (const char *did, const char *json, gsize len)
   if (g_strcmp0 (info->did, did) != 0 || info->document == NULL
       || !atk_fuzz_json_object_valid (info->document, strlen (info->document)))
     abort ();
+  /* the eventMetadata object it makes, with a handle as verification leaves it */
+  {
+    g_autoptr (GString) out = g_string_new (NULL);
+
+    info->handle
+        = g_strdup (info->declared_handle != NULL ? info->declared_handle : ATK_HANDLE_INVALID);
+    atk_did_metadata_append_json (info, 0, out);
+    if (!atk_fuzz_json_object_valid (out->str, out->len)
+        || (info->declared_handle != NULL && !atk_handle_is_valid (info->declared_handle)))
+      abort ();
+  }
   if (info->pds_host != NULL)
     {
       g_autofree char *lower = g_ascii_strdown (info->pds_host, -1);

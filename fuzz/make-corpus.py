@@ -12,6 +12,8 @@
 #   tap     every Tap event of the Tap session fixture (tests/tap/session.jsonl)
 #   cursor  cursor records ({"seq":N,"updated":…}) as at-kafka writes them, and near misses
 #   did     DID documents (first line: the DID they must name), PLC audit timestamps
+#   audit   PLC audit logs; handles' /.well-known/atproto-did bodies and TXT records
+#   profile app.bsky.actor.getProfile answers
 #   cid     every CID string ("$link") of the captured frames' oracle (.jsonl)
 # Files are named by their SHA-256, so reruns are idempotent. STAMP, if given, is touched
 # at the end (for build systems that want a file output).
@@ -140,6 +142,45 @@ def did_documents(vectors):
     yield b"2023-05-01T10:00:00+02:00"
 
 
+def ozone_pages(vectors):
+    """A real queryEvents reply (tests/vectors/ozone/), each of its events alone, cursor files."""
+    with open(os.path.join(vectors, "ozone", "query-events-page.json"), "rb") as f:
+        page = f.read()
+    yield page
+    for event in json.loads(page)["events"]:
+        yield json.dumps(event, separators=(",", ":")).encode()
+    yield b'{"events":[]}'
+    yield b"did:plc:labeler 2026-11-30T10:07:55.097Z 42\n"
+
+
+def audit_logs(vectors):
+    did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
+    op = {"sig": "x", "prev": None, "type": "plc_operation",
+          "services": {"atproto_pds": {"type": "AtprotoPersonalDataServer",
+                                       "endpoint": "https://pds.example.com"}},
+          "alsoKnownAs": ["at://alice.example.com"], "rotationKeys": ["did:key:zQ3sh"],
+          "verificationMethods": {"atproto": "did:key:zQ3sh"}}
+    entry = {"did": did, "operation": op, "cid": "bafyreib2rxk3rh6kzwq", "nullified": False,
+             "createdAt": "2023-05-01T10:00:00.000Z"}
+    yield json.dumps([entry]).encode()
+    yield json.dumps([entry, dict(entry, createdAt="2024-01-02T03:04:05.678901+02:00",
+                                  nullified=True)]).encode()
+    yield json.dumps([dict(entry, createdAt="not a time")]).encode()
+    yield b"[]"
+    # the same bytes also go through the handle answers' readers
+    yield ("did=" + did).encode()
+    yield (" " + did + "\n").encode()
+
+
+def profiles(vectors):
+    yield json.dumps({"did": "did:plc:ewvi7nxzyoun6zhxrhs64oiz", "handle": "alice.example.com",
+                      "displayName": "Alice \u2028 <b>&", "followersCount": 12,
+                      "labels": [], "viewer": {"muted": False},
+                      "associated": {"lists": 0, "chat": {"allowIncoming": "following"}},
+                      "createdAt": "2023-05-01T10:00:00.000Z"}).encode()
+    yield b'{"error":"InvalidRequest","message":"Profile not found"}'
+
+
 def cid_strings(vectors):
     seen = set()
     for d in CAPTURES:
@@ -163,6 +204,9 @@ def main():
         "cursor": cursor_records,
         "did": did_documents,
         "cid": cid_strings,
+        "ozone": ozone_pages,
+        "audit": audit_logs,
+        "profile": profiles,
     }
     if kind not in sources:
         sys.exit("unknown kind %r (%s)" % (kind, ", ".join(sources)))

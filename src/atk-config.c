@@ -240,6 +240,12 @@ config_from_raw (const ParseState *state, char **envp, AtkConfig *config, GError
     if (!(state->options[i].flags & ATK_OPTION_NO_ENV)
         && !read_option (&state->options[i], &state->raw[i], envp, config, error))
       return FALSE;
+  /* Ozone mode without a password: systemd's credential "ozone-password" (LoadCredential=). */
+  if (config->ozone_pds_host != NULL && config->ozone_password == NULL
+      && config->ozone_password_file == NULL
+      && g_environ_getenv (envp, "CREDENTIALS_DIRECTORY") != NULL)
+    config->ozone_password_file = g_build_filename (
+        g_environ_getenv (envp, "CREDENTIALS_DIRECTORY"), "ozone-password", NULL);
   /* The one default that depends on another option (see the compression row). */
   if (config->compression == NULL)
     config->compression = g_strdup (config->osprey_compatible ? "gzip" : "lz4");

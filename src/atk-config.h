@@ -33,6 +33,7 @@ typedef struct
   gint64 max_seq_jump;   /* a larger step between seqs is a bad frame; 0: no bound */
   AtkCursorMode cursor_mode;
   gint64 cursor;
+  char *tls_ca_file; /* PEM CA certificates trusted instead of the system's, or NULL */
 
   /* Kafka */
   char *bootstrap_servers;
@@ -44,6 +45,7 @@ typedef struct
   guint64 max_in_flight_bytes; /* backpressure bound */
   guint max_in_flight_messages;
   char *transactional_id; /* NULL: at-least-once; else Kafka transactions */
+  char *group_id;         /* NULL: alone; else one of a group, elected through Kafka */
 
   /* output */
   gboolean osprey_compatible;
@@ -62,6 +64,14 @@ typedef struct
   /* Tap mode: events from a Tap service instead of a relay */
   char *tap_host; /* normalised ws:// or wss:// base, or NULL */
   gboolean disable_acks;
+
+  /* Ozone mode: moderation events from an Ozone labeler, through a PDS */
+  char *ozone_pds_host; /* http(s) URL without trailing '/', or NULL */
+  char *ozone_identifier;
+  char *ozone_password; /* from the flag, the variable, or the file */
+  char *ozone_password_file;
+  char *ozone_labeler_did;
+  guint ozone_poll_interval_ms;
 
   /* services */
   char *metrics_listen_address; /* ":2112", "127.0.0.1:2112", or "" to disable */

@@ -41,6 +41,7 @@
 #define G_LOG_DOMAIN "at-kafka"
 
 #include "atk-daemon.h"
+#include "atk-daemon-private.h"
 
 #include <glib/gi18n.h>
 
@@ -50,6 +51,7 @@
 #include "atk-kafka-sink.h"
 #include "atk-log.h"
 #include "atk-metrics-server.h"
+#include "atk-ozone-place.h"
 #include "atk-pipeline.h"
 #include "atk-transaction-driver.h"
 
@@ -59,29 +61,6 @@
 /* A flush at shutdown for the last cursor record. */
 #define CURSOR_FLUSH_MS 2000
 
-struct _AtkDaemon
-{
-  GObject parent_instance;
-
-  AtkConfig *config;
-  AtkEventTransformer *transformer;
-  AtkKafkaSink *sink;
-  AtkPipeline *pipeline; /* the input, the metadata stage, what is on its way */
-  AtkMetricsServer *metrics;
-  AtkCursorKeeper *keeper;
-  AtkTransactionDriver *txn; /* NULL: at-least-once */
-
-  AtkStats stats;
-  gboolean started;
-  gboolean ready_emitted;
-  gboolean fatal;
-  guint save_timer_id;
-  guint stats_timer_id;
-  guint stats_log_id;
-  AtkLogLimit refused_lines;
-  guint64 logged_frames; /* payloads at the last stats line */
-};
-
 G_DEFINE_TYPE (AtkDaemon, atk_daemon, G_TYPE_OBJECT)
 
 enum
@@ -89,6 +68,7 @@ enum
   SIGNAL_READY,
   SIGNAL_STATS_CHANGED,
   SIGNAL_FATAL,
+  SIGNAL_QUIT,
   N_SIGNALS
 };
 static guint signals[N_SIGNALS];
@@ -105,14 +85,25 @@ durable_cursor (AtkDaemon *self, gint64 *cursor)
   return atk_transaction_driver_get_committed (self->txn, cursor);
 }
 
-static void
-save_cursor (AtkDaemon *self)
+void
+atk_daemon_save_cursor (AtkDaemon *self)
 {
   gint64 cursor;
   /* At-least-once only: in transactions the record is part of each commit. */
   gboolean to_kafka = self->txn == NULL && !self->fatal;
+  AtkInput *input = atk_pipeline_get_input (self->pipeline);
 
-  if (!durable_cursor (self, &cursor))
+  /* Ozone mode keeps its place itself; its Kafka record goes under its own key. */
+  if (ATK_IS_OZONE_SOURCE (input))
+    {
+      if (to_kafka)
+        atk_ozone_place_save (ATK_OZONE_SOURCE (input), self->config, self->sink,
+                              &self->ozone_saved_id);
+      return;
+    }
+
+  /* A standby's cursor is the group's, not its own to write. */
+  if (!atk_daemon_leader_may_lead (self) || !durable_cursor (self, &cursor))
     return;
   self->stats.has_cursor = TRUE;
   self->stats.cursor = cursor;
@@ -122,7 +113,7 @@ save_cursor (AtkDaemon *self)
 static gboolean
 on_save_timer (gpointer user_data)
 {
-  save_cursor (ATK_DAEMON (user_data));
+  atk_daemon_save_cursor (ATK_DAEMON (user_data));
   return G_SOURCE_CONTINUE;
 }
 
@@ -153,11 +144,12 @@ on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
 
 /* Runs the input when everything here allows it: started, topic ready, not fatal, a
  * transaction open (if any); the pipeline adds the operator's pause and backpressure. */
-static void
-update_input_allowed (AtkDaemon *self)
+void
+atk_daemon_update_input_allowed (AtkDaemon *self)
 {
   atk_pipeline_set_allowed (
       self->pipeline, self->started && atk_kafka_sink_is_ready (self->sink) && !self->fatal
+                          && atk_daemon_leader_may_lead (self)
                           && (self->txn == NULL || atk_transaction_driver_is_open (self->txn)));
 }
 
@@ -177,8 +169,8 @@ on_need_rewind (AtkPipeline *pipeline, const char *why, AtkDaemon *self)
     rewind_to_durable (self, why);
 }
 
-static void
-on_sink_fatal (AtkKafkaSink *sink, const char *reason, AtkDaemon *self)
+void
+atk_daemon_on_sink_fatal (AtkKafkaSink *sink, const char *reason, AtkDaemon *self)
 {
   if (self->fatal)
     return;
@@ -189,7 +181,7 @@ on_sink_fatal (AtkKafkaSink *sink, const char *reason, AtkDaemon *self)
              "cursor covers only what Kafka acknowledged%s",
              reason, self->txn != NULL ? " and committed" : "");
   atk_pipeline_halt (self->pipeline);
-  update_input_allowed (self);
+  atk_daemon_update_input_allowed (self);
   g_signal_emit (self, signals[SIGNAL_FATAL], 0, reason);
 }
 
@@ -197,10 +189,12 @@ static void
 on_sink_ready (AtkKafkaSink *sink, AtkDaemon *self)
 {
   g_message ("Topic %s is ready", self->config->output_topic);
-  if (self->txn != NULL)
+  atk_daemon_leader_start (self); /* the group lives on the cursor topic, which exists now */
+  /* In a group, only the leader sets up transactions (that fences the others). */
+  if (self->txn != NULL && atk_daemon_leader_may_lead (self))
     atk_transaction_driver_setup (self->txn);
   else
-    update_input_allowed (self);
+    atk_daemon_update_input_allowed (self);
 }
 
 /* ---- transactions ------------------------------------------------------------------ */
@@ -222,7 +216,7 @@ txn_resume (gpointer user_data, gboolean *has_cursor, gint64 *cursor)
           return FALSE;
         case ATK_CURSOR_MERGE_REFUSED:
           g_warning ("%s", error->message);
-          on_sink_fatal (self->sink, error->message, self);
+          atk_daemon_on_sink_fatal (self->sink, error->message, self);
           return FALSE;
         case ATK_CURSOR_MERGE_OK:
         default:
@@ -246,13 +240,13 @@ txn_last_handed (gpointer user_data, gint64 *seq)
 static void
 txn_changed (gpointer user_data)
 {
-  update_input_allowed (user_data);
+  atk_daemon_update_input_allowed (user_data);
 }
 
 static void
 txn_committed (gpointer user_data)
 {
-  save_cursor (user_data);
+  atk_daemon_save_cursor (user_data);
 }
 
 static void
@@ -265,7 +259,7 @@ static void
 txn_fatal (gpointer user_data, const char *reason)
 {
   AtkDaemon *self = user_data;
-  on_sink_fatal (self->sink, reason, self);
+  atk_daemon_on_sink_fatal (self->sink, reason, self);
 }
 
 static const AtkTransactionHooks txn_hooks = {
@@ -283,6 +277,8 @@ static void
 refresh_stats (AtkDaemon *self)
 {
   atk_pipeline_refresh_stats (self->pipeline);
+  if (!atk_daemon_leader_may_lead (self))
+    self->stats.source_state = "standby";
   self->stats.in_flight = atk_kafka_sink_get_in_flight (self->sink);
   self->stats.in_flight_bytes = atk_kafka_sink_get_in_flight_bytes (self->sink);
   self->stats.osprey_compatible = atk_event_transformer_get_osprey_compatible (self->transformer);
@@ -337,6 +333,8 @@ render_metrics (GString *out, gpointer user_data)
   refresh_stats (self);
   atk_stats_render_prometheus (&self->stats, g_get_real_time () / 1000, out);
   atk_pipeline_render_prometheus (self->pipeline, out);
+  atk_kafka_sink_render_prometheus (self->sink, out);
+  atk_daemon_leader_render_prometheus (self, out);
 }
 
 static gboolean
@@ -356,6 +354,7 @@ atk_daemon_finalize (GObject *object)
   g_clear_handle_id (&self->save_timer_id, g_source_remove);
   g_clear_handle_id (&self->stats_timer_id, g_source_remove);
   g_clear_handle_id (&self->stats_log_id, g_source_remove);
+  atk_daemon_leader_clear (self);
   g_clear_pointer (&self->txn, atk_transaction_driver_free);
   if (self->pipeline != NULL)
     g_signal_handlers_disconnect_by_data (self->pipeline, self);
@@ -384,6 +383,8 @@ atk_daemon_class_init (AtkDaemonClass *klass)
                       NULL, G_TYPE_NONE, 0);
   signals[SIGNAL_FATAL] = g_signal_new ("fatal", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                         NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+  signals[SIGNAL_QUIT] = g_signal_new ("quit", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                       NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void
@@ -391,6 +392,7 @@ atk_daemon_init (AtkDaemon *self)
 {
   atk_stats_init (&self->stats);
   self->transformer = atk_event_transformer_new ();
+  self->ozone_saved_id = -1;
 }
 
 static gboolean
@@ -413,7 +415,7 @@ build_sink (AtkDaemon *self, GError **error)
   if (self->sink == NULL)
     return FALSE;
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
-  g_signal_connect (self->sink, "fatal", G_CALLBACK (on_sink_fatal), self);
+  g_signal_connect (self->sink, "fatal", G_CALLBACK (atk_daemon_on_sink_fatal), self);
   g_signal_connect (self->sink, "ready", G_CALLBACK (on_sink_ready), self);
   if (self->config->transactional_id != NULL)
     self->txn = atk_transaction_driver_new (self->sink, self->config->transactional_id,
@@ -435,6 +437,10 @@ build_pipeline (AtkDaemon *self, GError **error)
     return FALSE;
   atk_pipeline_set_transaction_driver (self->pipeline, self->txn);
   g_signal_connect (self->pipeline, "need-rewind", G_CALLBACK (on_need_rewind), self);
+  if (ATK_IS_OZONE_SOURCE (atk_pipeline_get_input (self->pipeline)))
+    return atk_ozone_place_load (ATK_OZONE_SOURCE (atk_pipeline_get_input (self->pipeline)),
+                                 self->config, atk_cursor_keeper_get_topic (self->keeper),
+                                 ATK_CURSOR_KEEPER_LOAD_MS, error);
   if (!atk_pipeline_uses_cursor (self->pipeline))
     return TRUE;
   if (!atk_cursor_keeper_load_start (self->keeper, self->config->transactional_id != NULL,
@@ -450,6 +456,13 @@ check_modes (const AtkConfig *config, GError **error)
 {
   if (config->transactional_id == NULL)
     return TRUE;
+  if (config->ozone_pds_host != NULL)
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
+                           _ ("--transactional-id cannot be used with --ozone-pds-host (Ozone "
+                              "mode keeps its own place)"));
+      return FALSE;
+    }
   if (config->tap_host != NULL)
     {
       g_set_error_literal (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG,
@@ -467,13 +480,35 @@ check_modes (const AtkConfig *config, GError **error)
   return TRUE;
 }
 
+/* --tls-ca-file: the CAs trusted for every TLS connection of the process (the relay's and
+ * Tap's WebSocket, libsoup's PLC and API requests all take the backend's default
+ * database), for a relay behind a private CA, and for the tests' own wss:// relay. */
+static gboolean
+use_tls_ca_file (const AtkConfig *config, GError **error)
+{
+  g_autoptr (GTlsDatabase) database = NULL;
+  g_autoptr (GError) local_error = NULL;
+
+  if (config->tls_ca_file == NULL)
+    return TRUE;
+  database = g_tls_file_database_new (config->tls_ca_file, &local_error);
+  if (database == NULL)
+    {
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, _ ("--tls-ca-file %s: %s"),
+                   config->tls_ca_file, local_error->message);
+      return FALSE;
+    }
+  g_tls_backend_set_default_database (g_tls_backend_get_default (), database);
+  return TRUE;
+}
+
 AtkDaemon *
 atk_daemon_new (AtkConfig *config, GError **error)
 {
   g_autoptr (AtkDaemon) self = g_object_new (ATK_TYPE_DAEMON, NULL);
 
   self->config = config;
-  if (!check_modes (config, error))
+  if (!check_modes (config, error) || !use_tls_ca_file (config, error))
     return NULL;
   self->keeper = atk_cursor_keeper_new (config);
   atk_event_transformer_set_osprey_compatible (self->transformer, config->osprey_compatible);
@@ -484,7 +519,8 @@ atk_daemon_new (AtkConfig *config, GError **error)
           self->transformer, (const char *const *)config->watched_collections,
           (const char *const *)config->ignored_collections, error))
     return NULL;
-  if (!build_sink (self, error) || !build_pipeline (self, error))
+  if (!build_sink (self, error) || !build_pipeline (self, error)
+      || !atk_daemon_leader_build (self, error))
     return NULL;
   if (config->metrics_listen_address != NULL && *config->metrics_listen_address != '\0')
     {
@@ -530,7 +566,7 @@ atk_daemon_start (AtkDaemon *self)
   if (self->txn != NULL)
     atk_transaction_driver_start (self->txn);
   atk_kafka_sink_ensure_topic (self->sink);
-  update_input_allowed (self);
+  atk_daemon_update_input_allowed (self);
 }
 
 gboolean
@@ -541,7 +577,7 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
   g_return_val_if_fail (ATK_IS_DAEMON (self), FALSE);
 
   self->started = FALSE;
-  update_input_allowed (self);
+  atk_daemon_update_input_allowed (self);
   if (self->txn != NULL && !self->fatal)
     atk_transaction_driver_finish (self->txn);
   flushed = !self->fatal && atk_kafka_sink_flush (self->sink, timeout_ms);
@@ -549,10 +585,11 @@ atk_daemon_shutdown (AtkDaemon *self, guint timeout_ms)
     g_warning ("%u message(s) not delivered; they will be produced again after the restart "
                "(the cursor does not cover them)",
                atk_kafka_sink_get_in_flight (self->sink));
-  save_cursor (self);
+  atk_daemon_save_cursor (self);
   /* the last cursor record (a few bytes; in transactions it went with the commit) */
   if (!self->fatal && self->txn == NULL)
     atk_kafka_sink_flush (self->sink, CURSOR_FLUSH_MS);
+  atk_daemon_leader_leave (self);
   if (self->stats.has_cursor)
     g_message ("Stopped at cursor %" G_GINT64_FORMAT, self->stats.cursor);
   else

@@ -33,6 +33,11 @@ gboolean atk_daemon_get_osprey_compatible (AtkDaemon *self);
 void atk_daemon_pause (AtkDaemon *self);
 void atk_daemon_resume (AtkDaemon *self);
 void atk_daemon_reconnect (AtkDaemon *self);
+/* Hands the group's leadership to another instance (--group-id): stops the input, waits
+ * (bounded) for Kafka to acknowledge what is in flight, saves the cursor, leaves the group
+ * and joins again as a standby. With transactions it stops the daemon ("quit") instead:
+ * the last commit happens at shutdown. Fails when not in a group or not the leader. */
+gboolean atk_daemon_resign (AtkDaemon *self, GError **error);
 
 /* Signals:
  *  "ready" ()           first frame delivered to Kafka (for sd_notify READY=1)
@@ -40,6 +45,8 @@ void atk_daemon_reconnect (AtkDaemon *self);
  *  "fatal" (const char *reason)  the Kafka producer cannot go on (fenced by another
  *                       instance with the same transactional id, idempotence broken): the
  *                       daemon stopped taking frames; quit the loop and exit non-zero
+ *  "quit" ()            the daemon is done (a transactional leader resigned): quit the
+ *                       loop and shut down as for SIGTERM
  */
 
 G_END_DECLS

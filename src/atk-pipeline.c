@@ -21,6 +21,7 @@
 #include "atk-ledger.h"
 #include "atk-log.h"
 #include "atk-metadata-stage.h"
+#include "atk-ozone-source.h"
 #include "atk-tap-source.h"
 
 struct _AtkPipeline
@@ -62,6 +63,7 @@ enum
 static guint signals[N_SIGNALS];
 
 static void check_backpressure (AtkPipeline *self);
+static void recheck_backpressure (AtkPipeline *self);
 
 /* ---- running the input ----------------------------------------------------------- */
 
@@ -191,6 +193,8 @@ atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor, cons
   self->reports_since_rewind = 0;
   atk_pipeline_reset_cursor (self, has_cursor, cursor);
   atk_pipeline_reconnect (self);
+  /* messages the sink held for want of room left the in-flight count without a report */
+  recheck_backpressure (self);
 }
 
 static gboolean
@@ -527,6 +531,29 @@ atk_pipeline_set_transaction_driver (AtkPipeline *self, AtkTransactionDriver *tx
 
 /* ---- life cycle -------------------------------------------------------------------- */
 
+/* For the tests only, undocumented: ATKAFKA_TEST_HANDLE_WELL_KNOWN=http:PORT fetches handles'
+ * /.well-known/atproto-did from http://<handle>:PORT (a local PDS) instead of https. */
+static void
+set_test_well_known (AtkDidResolver *resolver)
+{
+  const char *value = g_getenv ("ATKAFKA_TEST_HANDLE_WELL_KNOWN");
+  g_auto (GStrv) parts = NULL;
+  guint64 port = 0;
+
+  if (value == NULL || *value == '\0')
+    return;
+  parts = g_strsplit (value, ":", 2);
+  if (g_strv_length (parts) != 2
+      || (g_strcmp0 (parts[0], "http") != 0 && g_strcmp0 (parts[0], "https") != 0)
+      || !g_ascii_string_to_unsigned (parts[1], 10, 1, 65535, &port, NULL))
+    {
+      g_warning ("Ignoring ATKAFKA_TEST_HANDLE_WELL_KNOWN=%s (expected http:PORT)", value);
+      return;
+    }
+  g_message ("Test mode: handles are verified at %s://<handle>:%u", parts[0], (guint)port);
+  atk_did_resolver_set_handle_well_known (resolver, parts[0], (guint)port);
+}
+
 /* The metadata stage, when event metadata or a service filter asks for DID lookups. */
 static gboolean
 build_stage (AtkPipeline *self, GError **error)
@@ -541,6 +568,7 @@ build_stage (AtkPipeline *self, GError **error)
   if (resolver == NULL)
     return FALSE;
   atk_did_resolver_set_fetch_details (resolver, config->event_metadata);
+  set_test_well_known (resolver);
   stage = atk_metadata_stage_new (resolver);
   if (!atk_metadata_stage_set_service_filter (stage, (const char *const *)config->watched_services,
                                               (const char *const *)config->ignored_services, error)
@@ -555,10 +583,29 @@ build_stage (AtkPipeline *self, GError **error)
   return TRUE;
 }
 
-/* The one place that knows the kinds of input: --tap-host, else the relay. */
+/* The one place that knows the kinds of input: --ozone-pds-host, --tap-host, else the
+ * relay. Ozone mode logs in here: refused credentials stop the start. */
 static AtkInput *
-build_input (const AtkConfig *config)
+build_input (const AtkConfig *config, GError **error)
 {
+  if (config->ozone_pds_host != NULL)
+    {
+      g_autoptr (AtkOzoneSource) ozone = atk_ozone_source_new (config, error);
+      g_autoptr (GError) local = NULL;
+
+      if (ozone == NULL)
+        return NULL;
+      if (!atk_ozone_source_login_sync (ozone, &local))
+        {
+          if (g_error_matches (local, ATK_ERROR, ATK_ERROR_BAD_CONFIG))
+            {
+              g_propagate_error (error, g_steal_pointer (&local));
+              return NULL;
+            }
+          g_warning ("%s (trying again once started)", local->message);
+        }
+      return ATK_INPUT (g_steal_pointer (&ozone));
+    }
   if (config->tap_host != NULL)
     return ATK_INPUT (
         atk_tap_source_new (config->tap_host, config->max_frame_bytes, config->disable_acks));
@@ -578,7 +625,9 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
   self->transformer = g_object_ref (transformer);
   if (!build_stage (self, error))
     return NULL;
-  self->input = build_input (config);
+  self->input = build_input (config, error);
+  if (self->input == NULL)
+    return NULL;
   self->keeps_place = (atk_input_get_flags (self->input) & ATK_INPUT_KEEPS_PLACE) != 0;
   self->ledger = atk_ledger_new (self->input, stats, config->max_seq_jump);
   g_signal_connect (self->input, "payload", G_CALLBACK (on_payload), self);

@@ -103,6 +103,7 @@ run_daemon (AtkConfig *config)
   sigint_id = g_unix_signal_add (SIGINT, on_quit_signal, loop);
   sigterm_id = g_unix_signal_add (SIGTERM, on_quit_signal, loop);
   g_signal_connect (daemon, "fatal", G_CALLBACK (on_daemon_fatal), loop);
+  g_signal_connect_swapped (daemon, "quit", G_CALLBACK (g_main_loop_quit), loop);
 
   atk_daemon_start (daemon);
   g_main_loop_run (loop);

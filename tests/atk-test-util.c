@@ -395,3 +395,16 @@ atk_test_unused_port_pair (void)
     }
   g_error ("no unused port pair below %" G_GUINT64_FORMAT, low);
 }
+
+gsize
+atk_test_status_kib (const char *field)
+{
+  g_autofree char *status = NULL;
+  g_autofree char *key = g_strdup_printf ("\n%s:", field);
+  const char *line;
+
+  g_assert_true (g_file_get_contents ("/proc/self/status", &status, NULL, NULL));
+  line = strstr (status, key);
+  g_assert_nonnull (line);
+  return (gsize)g_ascii_strtoull (line + strlen (key), NULL, 10);
+}

@@ -71,6 +71,11 @@ char *atk_test_make_tmp_dir (const char *tmpl);
 /* Removes path and, for a directory, everything below it (symlinks are not followed). */
 void atk_test_rm_rf (const char *path);
 
+/* ---- memory ---- */
+
+/* A "KiB" field of /proc/self/status (e.g. "VmRSS", "VmHWM"). */
+gsize atk_test_status_kib (const char *field);
+
 /* ---- ports ---- */
 
 /* A TCP port on 127.0.0.1 that refuses every connection for as long as *holder (set here;

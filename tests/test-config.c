@@ -102,6 +102,7 @@ typedef enum
   F_PARTITIONS,
   F_REPLICATION,
   F_TRANSACTIONAL_ID,
+  F_GROUP_ID,
   F_CURSOR,
   F_STATE_DIRECTORY,
   F_SAVE_INTERVAL,
@@ -117,6 +118,11 @@ typedef enum
   F_IGNORED_SERVICES,
   F_TAP_HOST,
   F_DISABLE_ACKS,
+  F_TLS_CA_FILE,
+  F_OZONE_IDENTIFIER,
+  F_OZONE_PASSWORD_FILE,
+  F_OZONE_LABELER_DID,
+  F_OZONE_POLL_INTERVAL,
 } Field;
 
 static char *
@@ -152,6 +158,8 @@ field_text (const AtkConfig *c, Field field)
       return g_strdup_printf ("%d", c->topic_replication);
     case F_TRANSACTIONAL_ID:
       return g_strdup (c->transactional_id ? c->transactional_id : "(none)");
+    case F_GROUP_ID:
+      return g_strdup (c->group_id ? c->group_id : "(none)");
     case F_CURSOR:
       switch (c->cursor_mode)
         {
@@ -195,6 +203,16 @@ field_text (const AtkConfig *c, Field field)
       return g_strdup (c->tap_host ? c->tap_host : "(none)");
     case F_DISABLE_ACKS:
       return g_strdup (c->disable_acks ? "true" : "false");
+    case F_TLS_CA_FILE:
+      return g_strdup (c->tls_ca_file ? c->tls_ca_file : "(none)");
+    case F_OZONE_IDENTIFIER:
+      return g_strdup (c->ozone_identifier ? c->ozone_identifier : "(none)");
+    case F_OZONE_PASSWORD_FILE:
+      return g_strdup (c->ozone_password_file ? c->ozone_password_file : "(none)");
+    case F_OZONE_LABELER_DID:
+      return g_strdup (c->ozone_labeler_did ? c->ozone_labeler_did : "(none)");
+    case F_OZONE_POLL_INTERVAL:
+      return g_strdup_printf ("%u", c->ozone_poll_interval_ms);
     default:
       g_assert_not_reached ();
     }
@@ -247,6 +265,7 @@ static const OptionCase option_cases[] = {
     "2" },
   { "--transactional-id", "ATKAFKA_TRANSACTIONAL_ID", F_TRANSACTIONAL_ID, "at-kafka-1",
     "at-kafka-1", "other-id", "other-id" },
+  { "--group-id", "ATKAFKA_GROUP_ID", F_GROUP_ID, "firehose", "firehose", "other", "other" },
   { "--cursor", "ATKAFKA_CURSOR", F_CURSOR, "123456", "seq 123456", "live", "live" },
   { "--state-directory", "ATKAFKA_STATE_DIRECTORY", F_STATE_DIRECTORY, "/var/lib/at-kafka",
     "/var/lib/at-kafka", "/tmp/other", "/tmp/other" },
@@ -275,6 +294,17 @@ static const OptionCase option_cases[] = {
   { "--tap-host", "ATKAFKA_TAP_HOST", F_TAP_HOST, "http://127.0.0.1:2480/", "ws://127.0.0.1:2480",
     "wss://tap.example", "wss://tap.example" },
   { "--disable-acks", "ATKAFKA_DISABLE_ACKS", F_DISABLE_ACKS, "true", "true", "false", "false" },
+  { "--tls-ca-file", "ATKAFKA_TLS_CA_FILE", F_TLS_CA_FILE, "/etc/at-kafka/relay-ca.pem",
+    "/etc/at-kafka/relay-ca.pem", "/tmp/other-ca.pem", "/tmp/other-ca.pem" },
+  { "--ozone-identifier", "ATKAFKA_OZONE_IDENTIFIER", F_OZONE_IDENTIFIER, "mod.example.com",
+    "mod.example.com", "did:plc:abc", "did:plc:abc" },
+  { "--ozone-password-file", "ATKAFKA_OZONE_PASSWORD_FILE", F_OZONE_PASSWORD_FILE,
+    "/run/credentials/at-kafka.service/ozone-password",
+    "/run/credentials/at-kafka.service/ozone-password", "/tmp/pw", "/tmp/pw" },
+  { "--ozone-labeler-did", "ATKAFKA_OZONE_LABELER_DID", F_OZONE_LABELER_DID, "did:plc:labeler",
+    "did:plc:labeler", "did:web:ozone.example", "did:web:ozone.example" },
+  { "--ozone-poll-interval", "ATKAFKA_OZONE_POLL_INTERVAL", F_OZONE_POLL_INTERVAL, "250", "250",
+    "5000", "5000" },
 };
 
 static void
@@ -341,6 +371,7 @@ test_defaults (void)
   assert_field (config, F_PARTITIONS, "200", "default");
   assert_field (config, F_REPLICATION, "1", "default");
   assert_field (config, F_TRANSACTIONAL_ID, "(none)", "default");
+  assert_field (config, F_GROUP_ID, "(none)", "default");
   assert_field (config, F_CURSOR, "stored", "default");
   assert_field (config, F_STATE_DIRECTORY, "(none)", "default");
   assert_field (config, F_SAVE_INTERVAL, "100", "default");
@@ -353,7 +384,10 @@ test_defaults (void)
   assert_field (config, F_API_HOST, "(none)", "default");
   assert_field (config, F_EVENT_METADATA, "false", "default");
   assert_field (config, F_TAP_HOST, "(none)", "default");
+  assert_field (config, F_TLS_CA_FILE, "(none)", "default");
   assert_field (config, F_DISABLE_ACKS, "false", "default");
+  assert_field (config, F_OZONE_POLL_INTERVAL, "1000", "default");
+  assert_field (config, F_OZONE_IDENTIFIER, "(none)", "default");
   g_assert_cmpuint (config->kafka_properties->len, ==, 0);
   g_assert_null (config->input_file);
   g_assert_false (config->to_stdout);
@@ -628,6 +662,8 @@ static const BadCase bad_cases[] = {
     "ATKAFKA_PLC_HOST=http://127.0.0.1:2582" },
   { "--tap-host", "ATKAFKA_TAP_HOST", "ftp://tap.example", "--tap-host" },
   { "--disable-acks", "ATKAFKA_DISABLE_ACKS", "2", "--disable-acks" },
+  { "--ozone-pds-host", "ATKAFKA_OZONE_PDS_HOST", "ftp://pds.example", "--ozone-pds-host" },
+  { "--ozone-poll-interval", "ATKAFKA_OZONE_POLL_INTERVAL", "10", "--ozone-poll-interval" },
 };
 
 static void
@@ -675,6 +711,47 @@ test_bad_combinations (void)
   {
     const char *env[] = { "ATKAFKA_IGNORED_SERVICES=pds.example.com", NULL };
     assert_refused (NULL, env, "--plc-host");
+  }
+  /* Ozone mode needs its account and labeler, and is a mode of its own */
+  {
+    const char *args[] = { "--ozone-pds-host=http://127.0.0.1:2583",
+                           "--ozone-labeler-did=did:plc:x", "--ozone-password-file=/tmp/pw", NULL };
+    assert_refused (args, NULL, "--ozone-identifier");
+  }
+  {
+    const char *args[] = { "--ozone-pds-host=http://127.0.0.1:2583", "--ozone-identifier=mod",
+                           "--ozone-labeler-did=did:plc:x", NULL };
+    assert_refused (args, NULL, "--ozone-password-file");
+  }
+  /* … which systemd's credentials directory can give */
+  {
+    const char *args[] = { "--ozone-pds-host=http://127.0.0.1:2583", "--ozone-identifier=mod",
+                           "--ozone-labeler-did=did:plc:x", NULL };
+    const char *env[] = { "CREDENTIALS_DIRECTORY=/run/credentials/at-kafka.service", NULL };
+    g_autoptr (AtkConfig) config = parse (args, env);
+    assert_field (config, F_OZONE_PASSWORD_FILE, "/run/credentials/at-kafka.service/ozone-password",
+                  "credentials");
+  }
+  {
+    const char *args[] = { "--ozone-pds-host=http://127.0.0.1:2583", "--ozone-identifier=mod",
+                           "--ozone-password-file=/tmp/pw", "--ozone-labeler-did=labeler", NULL };
+    assert_refused (args, NULL, "--ozone-labeler-did");
+  }
+  {
+    const char *args[]
+        = { "--ozone-pds-host=http://127.0.0.1:2583", "--ozone-identifier=mod",
+            "--ozone-password-file=/tmp/pw",          "--ozone-labeler-did=did:plc:x",
+            "--tap-host=ws://127.0.0.1:2480",         NULL };
+    assert_refused (args, NULL, "--ozone-pds-host|--tap-host");
+  }
+  {
+    const char *args[] = { "--ozone-pds-host=http://127.0.0.1:2583",
+                           "--ozone-identifier=mod",
+                           "--ozone-password-file=/tmp/pw",
+                           "--ozone-labeler-did=did:plc:x",
+                           "--group-id=g",
+                           NULL };
+    assert_refused (args, NULL, "--ozone-pds-host|--group-id");
   }
   /* required options */
   {

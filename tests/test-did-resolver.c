@@ -1,5 +1,8 @@
 /* AtkDidResolver against a real PLC directory with accounts created by real PDSes
- * (tests/plc/run-plc.mjs), and against local SoupServers for did:web and the AppView.
+ * (tests/plc/run-plc.mjs), against local SoupServers for did:web, the AppView and handles'
+ * /.well-known/atproto-did, and against a real DNS server on loopback for handles' TXT
+ * records (tests/integration/loopdns.py runs this program with it as its name server; the
+ * zone is the file $ATK_TEST_DNS_ZONE).
  * SPDX-License-Identifier: MIT */
 #include <libsoup/soup.h>
 
@@ -14,6 +17,38 @@
 
 static AtkTestPlc *plc; /* shared; the last test stops its PLC directory */
 static gint64 test_start_ms;
+
+/* The test DNS server's zone: TXT records, names answering A 127.0.0.1, dropped names. */
+static void
+set_zone (const char *json)
+{
+  g_autoptr (GError) error = NULL;
+  const char *path = g_getenv ("ATK_TEST_DNS_ZONE");
+
+  g_assert_nonnull (path);
+  g_file_set_contents (path, json, -1, &error);
+  g_assert_no_error (error);
+}
+
+/* The port of run-plc.mjs's PDS i (0: localhost, 1: pds.b.test). */
+static guint
+pds_port (guint i)
+{
+  JsonArray *pdses = json_object_get_array_member (json_node_get_object (plc->ready), "pds");
+  g_autoptr (GUri) uri = g_uri_parse (
+      json_object_get_string_member (json_array_get_object_element (pdses, i), "url"),
+      G_URI_FLAGS_NONE, NULL);
+
+  g_assert_nonnull (uri);
+  return (guint)g_uri_get_port (uri);
+}
+
+static guint64
+handle_requests (AtkDidResolver *resolver, const char *kind, const char *status)
+{
+  return atk_handle_resolver_get_request_count (atk_did_resolver_get_handle_resolver (resolver),
+                                                kind, status);
+}
 
 /* ---- resolving synchronously for the tests ---- */
 
@@ -81,7 +116,7 @@ check_account (const AtkDidInfo *info, guint account, const char *pds_host)
   gint64 now_ms = g_get_real_time () / 1000;
 
   g_assert_cmpstr (info->did, ==, atk_test_plc_account (plc, account, "did"));
-  g_assert_cmpstr (info->handle, ==, atk_test_plc_account (plc, account, "handle"));
+  g_assert_cmpstr (info->declared_handle, ==, atk_test_plc_account (plc, account, "handle"));
   g_assert_cmpstr (info->pds_endpoint, ==, atk_test_plc_account (plc, account, "pds"));
   g_assert_cmpstr (info->pds_host, ==, pds_host);
   doc = json_from_string (info->document, &error);
@@ -100,14 +135,24 @@ test_resolve_accounts (void)
   Result result = { 0 };
 
   atk_did_resolver_set_fetch_details (resolver, TRUE);
+  /* Bob's handle is answered by his own PDS (http, its port), from the request's Host. */
+  atk_did_resolver_set_handle_well_known (resolver, "http", pds_port (1));
   resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
   g_assert_no_error (result.error);
   check_account (result.info, ALICE, "localhost");
+  /* verified by its TXT record */
+  g_assert_cmpstr (result.info->handle, ==, "alice.test");
   result_clear (&result);
+  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 1);
+  g_assert_cmpuint (handle_requests (resolver, "well_known", "ok"), ==, 0);
 
   resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
   g_assert_no_error (result.error);
   check_account (result.info, BOB, "pds.b.test");
+  /* no TXT record: verified by the PDS's /.well-known/atproto-did */
+  g_assert_cmpstr (result.info->handle, ==, "bob.pds.b.test");
+  g_assert_cmpuint (handle_requests (resolver, "dns", "not_found"), ==, 1);
+  g_assert_cmpuint (handle_requests (resolver, "well_known", "ok"), ==, 1);
   g_assert_cmpstr (result.info->pds_endpoint, ==, "https://pds.b.test");
   g_assert_null (result.info->profile);
   result_clear (&result);
@@ -137,7 +182,8 @@ test_cache_hit (void)
 
   resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->handle, ==, atk_test_plc_account (plc, CAROL, "handle"));
+  g_assert_cmpstr (result.info->declared_handle, ==, atk_test_plc_account (plc, CAROL, "handle"));
+  g_assert_null (result.info->handle); /* verified only with the details */
   result_clear (&result);
   cached = atk_did_resolver_lookup_cached (resolver, did, &error);
   g_assert_no_error (error);
@@ -266,13 +312,13 @@ test_invalidate (void)
   Result first = { 0 }, second = { 0 };
 
   resolve (resolver, did, &result);
-  g_assert_cmpstr (result.info->handle, ==, "carol.test");
+  g_assert_cmpstr (result.info->declared_handle, ==, "carol.test");
   result_clear (&result);
 
   /* A real handle change: the PDS signs a PLC update. The cache still has the old one. */
   atk_test_plc_command (plc, "handle 1 carol-new.test");
   resolve (resolver, did, &result);
-  g_assert_cmpstr (result.info->handle, ==, "carol.test");
+  g_assert_cmpstr (result.info->declared_handle, ==, "carol.test");
   result_clear (&result);
   g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 1);
 
@@ -280,7 +326,7 @@ test_invalidate (void)
   g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 0);
   resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->handle, ==, "carol-new.test");
+  g_assert_cmpstr (result.info->declared_handle, ==, "carol-new.test");
   result_clear (&result);
   g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 2);
 
@@ -419,7 +465,9 @@ test_did_web_and_profile (void)
   did = g_strdup_printf ("did:web:127.0.0.1%%3A%u", web.port);
   resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->handle, ==, "web.example.org");
+  g_assert_cmpstr (result.info->declared_handle, ==, "web.example.org");
+  /* No TXT record, no /.well-known/atproto-did: not verified. */
+  g_assert_cmpstr (result.info->handle, ==, "handle.invalid");
   g_assert_cmpstr (result.info->pds_endpoint, ==, "https://PDS.Example.ORG:8443");
   g_assert_cmpstr (result.info->pds_host, ==, "pds.example.org");
   g_assert_null (result.info->created_at); /* no audit log for did:web */
@@ -485,7 +533,7 @@ test_plc_stopped (void)
   /* What was cached still serves. */
   resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
   g_assert_no_error (result.error);
-  g_assert_cmpstr (result.info->handle, ==, "alice.test");
+  g_assert_cmpstr (result.info->declared_handle, ==, "alice.test");
   result_clear (&result);
 }
 
@@ -497,6 +545,12 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   test_start_ms = g_get_real_time () / 1000;
   plc = atk_test_plc_start ();
+  {
+    g_autofree char *zone = g_strdup_printf (
+        "{\"a\":[\"test\",\"example.org\"],\"txt\":{\"_atproto.alice.test\":[\"did=%s\"]}}",
+        atk_test_plc_account (plc, ALICE, "did"));
+    set_zone (zone);
+  }
 
   g_test_add_func ("/did-resolver/plc/resolve", test_resolve_accounts);
   g_test_add_func ("/did-resolver/plc/cache-hit", test_cache_hit);

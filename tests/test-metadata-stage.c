@@ -1,6 +1,8 @@
 /* AtkMetadataStage against a real PLC directory with accounts made by real PDSes
  * (tests/plc/run-plc.mjs); a local SoupServer serves a did:web whose answer the test holds
- * back, for the per-DID order while another DID's lookup is slow.
+ * back, for the per-DID order while another DID's lookup is slow. Handles are verified
+ * against a real DNS server on loopback (tests/integration/loopdns.py runs this program; its
+ * zone makes every *.test name 127.0.0.1) and the PDSes' own /.well-known/atproto-did.
  * SPDX-License-Identifier: MIT */
 #include <libsoup/soup.h>
 #include <string.h>
@@ -16,6 +18,19 @@
 #define BOB 2   /* PDS host "pds.b.test" */
 
 static AtkTestPlc *plc;
+
+/* The port of PDS i of `p` (0: localhost, with alice and carol). */
+static guint
+pds_port (AtkTestPlc *p, guint i)
+{
+  JsonArray *pdses = json_object_get_array_member (json_node_get_object (p->ready), "pds");
+  g_autoptr (GUri) uri = g_uri_parse (
+      json_object_get_string_member (json_array_get_object_element (pdses, i), "url"),
+      G_URI_FLAGS_NONE, NULL);
+
+  g_assert_nonnull (uri);
+  return (guint)g_uri_get_port (uri);
+}
 
 /* ---- messages in, messages out ---- */
 
@@ -147,6 +162,8 @@ new_stage (AtkTestPlc *p, gboolean metadata, AtkDidResolver **resolver_out)
   g_assert_no_error (error);
   atk_did_resolver_set_fetch_details (resolver, TRUE);
   atk_did_resolver_set_did_web_scheme (resolver, "http");
+  /* handles' /.well-known/atproto-did from PDS 0 (Bob's PDS is the other: his is invalid) */
+  atk_did_resolver_set_handle_well_known (resolver, "http", pds_port (p, 0));
   stage = atk_metadata_stage_new (resolver);
   atk_metadata_stage_set_event_metadata (stage, metadata, &error);
   g_assert_no_error (error);
@@ -197,20 +214,62 @@ test_bad_patterns (void)
 }
 
 static void
-check_metadata (JsonNode *node, guint account, const char *pds_host)
+assert_members (JsonObject *object, const char *const *names)
+{
+  g_autoptr (GList) members = json_object_get_members (object);
+  guint i = 0;
+
+  for (GList *l = members; l != NULL; l = l->next, i++)
+    g_assert_cmpstr (l->data, ==, names[i]);
+  g_assert_null (names[i]);
+}
+
+/* eventMetadata as the reference gives it, field by field. */
+static void
+check_metadata (JsonNode *node, guint account, const char *handle)
 {
   JsonObject *metadata = metadata_of (node);
   const char *did = atk_test_plc_account (plc, account, "did");
+  const char *pds = atk_test_plc_account (plc, account, "pds");
+  const char *fields[]
+      = { "didDocument", "pdsHost", "handle", "didCreatedAt", "accountAge", "profile", NULL };
+  const char *doc_fields[] = { "id", "alsoKnownAs", "verificationMethod", "service", NULL };
+  g_autofree char *aka
+      = g_strdup_printf ("[\"at://%s\"]", atk_test_plc_account (plc, account, "handle"));
+  g_autofree char *service
+      = g_strdup_printf ("[{\"id\":\"#atproto_pds\",\"type\":\"AtprotoPersonalDataServer\","
+                         "\"serviceEndpoint\":\"%s\"}]",
+                         pds);
+  g_autofree char *key_id = g_strconcat (did, "#atproto", NULL);
+  JsonObject *doc, *key;
+  JsonArray *keys;
 
   g_assert_nonnull (metadata);
   g_assert_cmpstr (did_of (node), ==, did);
-  g_assert_cmpstr (json_object_get_string_member (metadata, "handle"), ==,
-                   atk_test_plc_account (plc, account, "handle"));
-  g_assert_cmpstr (json_object_get_string_member (metadata, "pdsHost"), ==, pds_host);
-  g_assert_cmpstr (
-      json_object_get_string_member (json_object_get_object_member (metadata, "didDocument"), "id"),
-      ==, did);
-  g_assert_true (json_object_has_member (metadata, "didCreatedAt"));
+  assert_members (metadata, fields);
+  g_assert_cmpstr (json_object_get_string_member (metadata, "handle"), ==, handle);
+  /* the PDS endpoint URL, not its host */
+  g_assert_cmpstr (json_object_get_string_member (metadata, "pdsHost"), ==, pds);
+  doc = json_object_get_object_member (metadata, "didDocument");
+  assert_members (doc, doc_fields);
+  g_assert_cmpstr (json_object_get_string_member (doc, "id"), ==, did);
+  {
+    g_autofree char *text = json_to_string (json_object_get_member (doc, "alsoKnownAs"), FALSE);
+    g_assert_cmpstr (text, ==, aka);
+  }
+  {
+    g_autofree char *text = json_to_string (json_object_get_member (doc, "service"), FALSE);
+    g_assert_cmpstr (text, ==, service);
+  }
+  keys = json_object_get_array_member (doc, "verificationMethod");
+  g_assert_cmpuint (json_array_get_length (keys), ==, 1);
+  key = json_array_get_object_element (keys, 0);
+  g_assert_cmpstr (json_object_get_string_member (key, "id"), ==, key_id);
+  g_assert_cmpstr (json_object_get_string_member (key, "type"), ==,
+                   "EcdsaSecp256k1VerificationKey2019");
+  g_assert_cmpstr (json_object_get_string_member (key, "controller"), ==, did);
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (key, "publicKeyMultibase"), "z"));
+  g_assert_true (g_str_has_suffix (json_object_get_string_member (metadata, "didCreatedAt"), "Z"));
   /* Created by run-plc.mjs moments ago. */
   g_assert_cmpint (json_object_get_int_member (metadata, "accountAge"), >=, 0);
   g_assert_cmpint (json_object_get_int_member (metadata, "accountAge"), <, 600);
@@ -222,7 +281,9 @@ test_enrich (void)
 {
   g_autoptr (AtkMetadataStage) stage = new_stage (plc, TRUE, NULL);
   guint accounts[] = { ALICE, BOB, CAROL };
-  const char *hosts[] = { "localhost", "pds.b.test", "localhost" };
+  /* Alice and Carol: verified by PDS 0's /.well-known/atproto-did (no TXT records); Bob's
+   * PDS is another, PDS 0 does not know him: his handle does not verify. */
+  const char *handles[] = { "alice.test", "handle.invalid", "carol.test" };
   AtkMetadataStats stats;
   Sink sink;
 
@@ -240,7 +301,7 @@ test_enrich (void)
       JsonNode *node = sink.ready->pdata[n];
       guint i = (guint)(seq_of (node) % 3);
 
-      check_metadata (node, accounts[i], hosts[i]);
+      check_metadata (node, accounts[i], handles[i]);
     }
   /* Per DID, in push order. */
   for (guint i = 0; i < 3; i++)
@@ -419,11 +480,13 @@ test_order_with_slow_did (void)
       g_assert_cmpstr (did_of (sink.ready->pdata[n]), ==, web.did);
       g_assert_cmpint (seq_of (sink.ready->pdata[n]), ==, 2 * (gint64)n - 3);
       g_assert_nonnull (metadata);
-      g_assert_cmpstr (json_object_get_string_member (metadata, "handle"), ==, "slow.example.org");
+      /* slow.example.org is nowhere (NXDOMAIN): not verified */
+      g_assert_cmpstr (json_object_get_string_member (metadata, "handle"), ==, "handle.invalid");
       g_assert_cmpstr (json_object_get_string_member (metadata, "pdsHost"), ==,
-                       "pds.slow.example.org");
+                       "https://pds.slow.example.org");
       g_assert_false (json_object_has_member (metadata, "didCreatedAt"));
-      g_assert_cmpint (json_object_get_int_member (metadata, "accountAge"), ==, 0);
+      /* no audit log for a did:web: unknown */
+      g_assert_cmpint (json_object_get_int_member (metadata, "accountAge"), ==, -1);
     }
   g_assert_cmpuint (atk_metadata_stage_get_backlog (stage), ==, 0);
   g_assert_false (atk_metadata_stage_is_saturated (stage));
@@ -499,6 +562,7 @@ test_plc_stopped (void)
   for (guint n = 0; n < sink.ready->len; n++)
     {
       gboolean is_alice = g_str_equal (did_of (sink.ready->pdata[n]), alice);
+      /* not commits: null when unresolved, as the reference */
       g_assert_true ((metadata_of (sink.ready->pdata[n]) != NULL) == is_alice);
     }
   atk_metadata_stage_get_stats (stage, &stats);
@@ -557,6 +621,37 @@ test_transformer_offsets (void)
     }
   g_assert_cmpuint (checked, >, 10);
 }
+/* A DID that cannot be resolved: a commit still gets the reference's empty object, other
+ * events null. */
+static void
+test_unresolved (void)
+{
+  g_autoptr (AtkMetadataStage) stage = new_stage (plc, TRUE, NULL);
+  const char *unknown = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+  AtkMetadataStats stats;
+  Sink sink;
+
+  sink_init (&sink, stage);
+  atk_metadata_stage_push (stage, make_message (unknown, 1, ATK_EVENT_COMMIT, FALSE));
+  atk_metadata_stage_push (stage, make_message (unknown, 2, ATK_EVENT_ACCOUNT, FALSE));
+  atk_metadata_stage_push (stage, make_message ("did:key:z6Mkabc", 3, ATK_EVENT_COMMIT, TRUE));
+  wait_out (&sink, 3);
+  for (guint n = 0; n < 3; n++)
+    {
+      JsonNode *node = sink.ready->pdata[n];
+      JsonNode *metadata = json_object_get_member (event_of (node), "eventMetadata");
+      g_autofree char *text = json_to_string (metadata, FALSE);
+
+      g_assert_cmpstr (text, ==,
+                       seq_of (node) == 2
+                           ? "null"
+                           : "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}");
+    }
+  atk_metadata_stage_get_stats (stage, &stats);
+  g_assert_cmpuint (stats.degraded, ==, 3);
+  g_assert_cmpuint (stats.enriched, ==, 0);
+  sink_clear (&sink);
+}
 
 int
 main (int argc, char **argv)
@@ -565,6 +660,12 @@ main (int argc, char **argv)
 
   g_test_init (&argc, &argv, NULL);
   plc = atk_test_plc_start ();
+  {
+    g_autoptr (GError) error = NULL;
+    g_assert_nonnull (g_getenv ("ATK_TEST_DNS_ZONE"));
+    g_file_set_contents (g_getenv ("ATK_TEST_DNS_ZONE"), "{\"a\":[\"test\"]}", -1, &error);
+    g_assert_no_error (error);
+  }
 
   g_test_add_func ("/metadata-stage/passthrough", test_passthrough);
   g_test_add_func ("/metadata-stage/bad-patterns", test_bad_patterns);
@@ -573,6 +674,7 @@ main (int argc, char **argv)
   g_test_add_func ("/metadata-stage/watched-services", test_watched_services);
   g_test_add_func ("/metadata-stage/order-with-slow-did", test_order_with_slow_did);
   g_test_add_func ("/metadata-stage/identity-invalidates", test_identity_invalidates);
+  g_test_add_func ("/metadata-stage/unresolved", test_unresolved);
   g_test_add_func ("/metadata-stage/plc-stopped", test_plc_stopped);
   status = g_test_run ();
   atk_test_plc_free (plc);

@@ -45,18 +45,6 @@ connect_to (guint port)
   return fd;
 }
 
-static long
-vm_hwm_kib (void)
-{
-  g_autofree char *status = NULL;
-  const char *line;
-
-  g_assert_true (g_file_get_contents ("/proc/self/status", &status, NULL, NULL));
-  line = strstr (status, "VmHWM:");
-  g_assert_nonnull (line);
-  return strtol (line + strlen ("VmHWM:"), NULL, 10);
-}
-
 /* ---- a client in a thread: sends a head, then up to body_bytes, then reads the answer ---- */
 
 typedef struct
@@ -116,7 +104,7 @@ static void
 test_body_refused (void)
 {
   g_autoptr (AtkMetricsServer) server = new_server ();
-  long hwm_before = vm_hwm_kib ();
+  long hwm_before = (long)atk_test_status_kib ("VmHWM");
   Client client = {
     .port = atk_metrics_server_get_port (server),
     .head = "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 268435456\r\n\r\n",
@@ -126,7 +114,7 @@ test_body_refused (void)
   run_client (&client);
   g_assert_true (g_str_has_prefix (client.answer, "HTTP/1.1 413"));
   g_assert_cmpuint (client.body_sent, <, 64u << 20);
-  g_assert_cmpint (vm_hwm_kib () - hwm_before, <, 16 * 1024);
+  g_assert_cmpint ((long)atk_test_status_kib ("VmHWM") - hwm_before, <, 16 * 1024);
 }
 
 /* Chunked, without a length: refused the same way. */

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "atk-bus-generated.h"
+#include "atk-dbus-gate.h"
+#include "atk-dbus-leader.h"
 
 #define DBUS_NAME_FLAG_DO_NOT_QUEUE 4
 #define DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER 1
@@ -37,6 +39,7 @@ struct _AtkDbusService
    * never reused, so an answer stays true until the name goes (NameOwnerChanged). */
   GHashTable *senders; /* unique name → Verdict */
   GHashTable *lookups; /* unique name → GPtrArray of Call, while the bus is asked */
+  AtkDbusGate *gate;   /* turns away the denied ones' next calls before they are queued */
   guint name_owner_changed_id;
   GCancellable *cancellable;
   guint64 lookups_made;
@@ -257,6 +260,8 @@ on_unix_user (GObject *object, GAsyncResult *result, gpointer user_data)
       verdict = g_new0 (Verdict, 1);
       verdict->uid = uid;
       verdict->allowed = uid_is_allowed (self, uid);
+      if (!verdict->allowed && self->gate != NULL)
+        atk_dbus_gate_deny (self->gate, lookup->sender, uid);
       if (g_hash_table_size (self->senders) >= MAX_CACHED_SENDERS)
         g_hash_table_remove_all (self->senders);
       g_hash_table_insert (self->senders, g_strdup (lookup->sender), verdict);
@@ -339,7 +344,11 @@ on_name_owner_changed (GDBusConnection *connection, const char *sender_name,
     return;
   g_variant_get (parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
   if (name[0] == ':' && new_owner[0] == '\0')
-    g_hash_table_remove (self->senders, name);
+    {
+      g_hash_table_remove (self->senders, name);
+      if (self->gate != NULL)
+        atk_dbus_gate_forget (self->gate, name);
+    }
 }
 
 /* Properties and methods */
@@ -463,6 +472,7 @@ atk_dbus_service_dispose (GObject *object)
       self->owns_name = FALSE;
     }
   g_clear_object (&self->skeleton);
+  g_clear_pointer (&self->gate, atk_dbus_gate_free);
   g_clear_object (&self->connection);
   g_clear_object (&self->daemon);
   G_OBJECT_CLASS (atk_dbus_service_parent_class)->dispose (object);
@@ -511,6 +521,7 @@ connect_skeleton (AtkDbusService *self)
   g_signal_connect_swapped (self->skeleton, "handle-resume", G_CALLBACK (on_handle_resume), self);
   g_signal_connect_swapped (self->skeleton, "handle-reconnect", G_CALLBACK (on_handle_reconnect),
                             self);
+  atk_dbus_leader_connect (self->skeleton, self->daemon, self->control);
   self->stats_changed_id = g_signal_connect_swapped (self->daemon, "stats-changed",
                                                      G_CALLBACK (atk_dbus_service_refresh), self);
 }
@@ -536,6 +547,7 @@ atk_dbus_service_new_for_connection (GDBusConnection *connection, gpointer daemo
       "/org/freedesktop/DBus", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self, NULL);
   connect_skeleton (self);
   atk_dbus_service_refresh (self);
+  self->gate = atk_dbus_gate_new (connection, ATK_DBUS_PATH);
 
   if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->skeleton), connection,
                                          ATK_DBUS_PATH, error))
@@ -555,6 +567,8 @@ atk_dbus_service_set_allowed_uids (AtkDbusService *self, const guint32 *uids, gs
   self->allowed_uids = g_array_sized_new (FALSE, FALSE, sizeof (guint32), n_uids);
   g_array_append_vals (self->allowed_uids, uids, n_uids);
   g_hash_table_remove_all (self->senders); /* decided under the old policy */
+  if (self->gate != NULL)
+    atk_dbus_gate_forget_all (self->gate);
 }
 
 void
@@ -619,6 +633,7 @@ static const AtkDaemonControl daemon_control = {
   .pause = daemon_pause,
   .resume = daemon_resume,
   .reconnect = daemon_reconnect,
+  .resign = atk_dbus_leader_daemon_resign,
 };
 
 /* "Under systemd" means started by the system manager, which is PID 1 and sets

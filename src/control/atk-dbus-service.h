@@ -27,6 +27,7 @@ typedef struct
   void (*pause) (gpointer daemon);
   void (*resume) (gpointer daemon);
   void (*reconnect) (gpointer daemon);
+  gboolean (*resign) (gpointer daemon, GError **error); /* NULL: not supported */
 } AtkDaemonControl;
 
 #define ATK_TYPE_DBUS_SERVICE (atk_dbus_service_get_type ())

@@ -9,26 +9,16 @@
 
 #include "atk-did-resolver.h"
 
-#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include <string.h>
 
 #include "atk-error.h"
-#include "atk-tap-json.h"
-#include "atk-time.h"
+#include "atk-counter-set.h"
+#include "atk-handle-resolver.h"
+#include "atk-ttl-cache.h"
 
 #define USER_AGENT "at-kafka/" ATK_VERSION
-#define MAX_DID_LEN 2048
 #define MAX_BODY_BYTES (1024 * 1024) /* a DID document or profile is a few kB */
-
-typedef struct
-{
-  char *did;
-  AtkDidInfo *info; /* NULL for a negative entry */
-  GError *error;    /* set for a negative entry */
-  gint64 expires_us;
-  GList link; /* in self->lru, most recent first; link.data = the entry */
-} CacheEntry;
 
 typedef struct
 {
@@ -70,13 +60,14 @@ struct _AtkDidResolver
   gpointer clock_data;
 
   SoupSession *session;
-  GHashTable *cache; /* did → CacheEntry* (owned) */
-  GQueue lru;        /* of CacheEntry, through entry->link */
-  GHashTable *jobs;  /* did → Job* (not owned): running or queued, not detached */
-  GQueue queued;     /* Job* waiting for a free slot */
+  AtkHandleResolver *handles;
+  AtkTtlCache *cache; /* did → AtkDidInfo* or the error */
+  GHashTable *jobs;   /* did → Job* (not owned): running or queued, not detached */
+  GQueue queued;      /* Job* waiting for a free slot */
   guint running;
 
-  GHashTable *counts; /* "service\nkind\nstatus\ncached" → guint64* */
+  AtkCounterSet *plc_counts; /* kind, status, cached */
+  AtkCounterSet *api_counts;
   guint64 network_requests;
 };
 
@@ -84,187 +75,7 @@ G_DEFINE_FINAL_TYPE (AtkDidResolver, atk_did_resolver, G_TYPE_OBJECT)
 
 static void start_job (Job *job);
 
-/* ---- AtkDidInfo ---- */
-
-static void
-did_info_clear (gpointer data)
-{
-  AtkDidInfo *info = data;
-
-  g_free (info->did);
-  g_free (info->handle);
-  g_free (info->pds_endpoint);
-  g_free (info->pds_host);
-  g_free (info->document);
-  g_free (info->created_at);
-  g_free (info->profile);
-}
-
-AtkDidInfo *
-atk_did_info_ref (AtkDidInfo *info)
-{
-  return g_atomic_rc_box_acquire (info);
-}
-
-void
-atk_did_info_unref (AtkDidInfo *info)
-{
-  g_atomic_rc_box_release_full (info, did_info_clear);
-}
-
-#define DID_JSON_MAX_DEPTH 64
-
-static JsonNode *
-parse_json (const char *json, gssize len, GError **error)
-{
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
-  g_autoptr (GError) local_error = NULL;
-  gsize n = len < 0 ? strlen (json) : (gsize)len;
-
-  /* json-glib takes raw control characters inside strings and writes them back raw: what
-   * we re-serialize into Kafka messages would not be JSON. RFC 8259 forbids them. */
-  for (gsize i = 0; i < n; i++)
-    if ((guchar)json[i] < 0x20 && json[i] != '\t' && json[i] != '\n' && json[i] != '\r')
-      {
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                     "Not JSON: control character 0x%02x at byte %" G_GSIZE_FORMAT, (guchar)json[i],
-                     i);
-        return NULL;
-      }
-  /* A DID document is a few levels deep; a did:web host is anyone's, and json-glib recurses
-   * once per level. */
-  if (!atk_json_depth_within (json, n, DID_JSON_MAX_DEPTH))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "Not a DID document: nested deeper than %u levels", DID_JSON_MAX_DEPTH);
-      return NULL;
-    }
-  if (!json_parser_load_from_data (parser, json, len, &local_error))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: %s",
-                   local_error->message);
-      return NULL;
-    }
-  /* An empty body parses, to no value at all. */
-  if (json_parser_get_root (parser) == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: empty");
-      return NULL;
-    }
-  return json_node_ref (json_parser_get_root (parser));
-}
-
-/* A string member, or NULL when it is missing or not a string (json-glib's own getter
- * crashes callers on a number and warns on a container: the document is the peer's). */
-static const char *
-string_member (JsonObject *object, const char *name)
-{
-  JsonNode *node = json_object_get_member (object, name);
-
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
-      || json_node_get_value_type (node) != G_TYPE_STRING)
-    return NULL;
-  return json_node_get_string (node);
-}
-
-/* "at://alice.example.com" → "alice.example.com" */
-static char *
-find_handle (JsonObject *doc)
-{
-  JsonNode *node = json_object_get_member (doc, "alsoKnownAs");
-  JsonArray *names;
-
-  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
-    return NULL;
-  names = json_node_get_array (node);
-  for (guint i = 0; i < json_array_get_length (names); i++)
-    {
-      JsonNode *name = json_array_get_element (names, i);
-      const char *text = JSON_NODE_HOLDS_VALUE (name) ? json_node_get_string (name) : NULL;
-
-      if (text != NULL && g_str_has_prefix (text, "at://") && text[5] != '\0')
-        return g_strdup (text + 5);
-    }
-  return NULL;
-}
-
-static gboolean
-is_pds_service (JsonObject *service, const char *did)
-{
-  const char *id = string_member (service, "id");
-
-  if (id == NULL)
-    return FALSE;
-
-  return strcmp (id, "#atproto_pds") == 0
-         || (g_str_has_prefix (id, did) && strcmp (id + strlen (did), "#atproto_pds") == 0);
-}
-
-static void
-find_pds (JsonObject *doc, AtkDidInfo *info)
-{
-  JsonNode *node = json_object_get_member (doc, "service");
-  JsonArray *services;
-
-  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
-    return;
-  services = json_node_get_array (node);
-  for (guint i = 0; i < json_array_get_length (services); i++)
-    {
-      JsonNode *element = json_array_get_element (services, i);
-      JsonObject *service
-          = JSON_NODE_HOLDS_OBJECT (element) ? json_node_get_object (element) : NULL;
-      const char *endpoint;
-      g_autoptr (GUri) uri = NULL;
-
-      if (service == NULL || !is_pds_service (service, info->did))
-        continue;
-      endpoint = string_member (service, "serviceEndpoint");
-      if (endpoint == NULL)
-        continue;
-      uri = g_uri_parse (endpoint, G_URI_FLAGS_NONE, NULL);
-      info->pds_endpoint = g_strdup (endpoint);
-      if (uri != NULL && g_uri_get_host (uri) != NULL)
-        info->pds_host = g_ascii_strdown (g_uri_get_host (uri), -1);
-      return;
-    }
-}
-
-AtkDidInfo *
-atk_did_info_new_from_document (const char *did, const char *json, gssize len, GError **error)
-{
-  g_autoptr (JsonNode) root = parse_json (json, len, error);
-  g_autoptr (AtkDidInfo) info = NULL;
-  JsonObject *doc;
-
-  if (root == NULL)
-    return NULL;
-  doc = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  if (doc == NULL || g_strcmp0 (string_member (doc, "id"), did) != 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not a DID document for %s", did);
-      return NULL;
-    }
-  info = g_atomic_rc_box_new0 (AtkDidInfo);
-  info->did = g_strdup (did);
-  info->handle = find_handle (doc);
-  find_pds (doc, info);
-  info->document = json_to_string (root, FALSE);
-  return g_steal_pointer (&info);
-}
-
 /* ---- construction ---- */
-
-static void
-cache_entry_free (gpointer data)
-{
-  CacheEntry *entry = data;
-
-  g_free (entry->did);
-  g_clear_pointer (&entry->info, atk_did_info_unref);
-  g_clear_error (&entry->error);
-  g_free (entry);
-}
 
 static void
 atk_did_resolver_finalize (GObject *object)
@@ -273,8 +84,10 @@ atk_did_resolver_finalize (GObject *object)
 
   /* Jobs hold their callers' tasks, which hold us: none can be left here. */
   g_hash_table_destroy (self->jobs);
-  g_hash_table_destroy (self->cache);
-  g_hash_table_destroy (self->counts);
+  atk_ttl_cache_free (self->cache);
+  atk_counter_set_free (self->plc_counts);
+  atk_counter_set_free (self->api_counts);
+  g_clear_object (&self->handles);
   g_clear_object (&self->session);
   g_free (self->plc_url);
   g_free (self->api_url);
@@ -291,15 +104,17 @@ atk_did_resolver_class_init (AtkDidResolverClass *klass)
 static void
 atk_did_resolver_init (AtkDidResolver *self)
 {
+  static const char *const labels[] = { "kind", "status", "cached", NULL };
+
   self->did_web_scheme = g_strdup ("https");
   self->max_entries = 100000;
   self->ttl_us = (gint64)3600 * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)60 * G_USEC_PER_SEC;
   self->max_concurrency = 32;
-  self->cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, cache_entry_free);
+  self->cache = atk_ttl_cache_new ((GDestroyNotify)atk_did_info_unref);
   self->jobs = g_hash_table_new (g_str_hash, g_str_equal);
-  self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  g_queue_init (&self->lru);
+  self->plc_counts = atk_counter_set_new (labels);
+  self->api_counts = atk_counter_set_new (labels);
   g_queue_init (&self->queued);
 }
 
@@ -343,6 +158,7 @@ atk_did_resolver_new (const char *plc_url, const char *api_url, GError **error)
   self->api_url = g_steal_pointer (&api);
   self->session = soup_session_new_with_options ("user-agent", USER_AGENT, "timeout", 5,
                                                  "max-conns", 64, "max-conns-per-host", 32, NULL);
+  self->handles = atk_handle_resolver_new (self->session);
   return g_steal_pointer (&self);
 }
 
@@ -353,18 +169,6 @@ atk_did_resolver_set_fetch_details (AtkDidResolver *self, gboolean fetch_details
   self->fetch_details = !!fetch_details;
 }
 
-static void
-evict_to (AtkDidResolver *self, guint max)
-{
-  while (self->lru.length > max)
-    {
-      CacheEntry *entry = g_queue_peek_tail (&self->lru);
-
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, entry->did);
-    }
-}
-
 void
 atk_did_resolver_set_cache (AtkDidResolver *self, guint max_entries, guint ttl_s,
                             guint negative_ttl_s)
@@ -373,7 +177,8 @@ atk_did_resolver_set_cache (AtkDidResolver *self, guint max_entries, guint ttl_s
   self->max_entries = max_entries;
   self->ttl_us = (gint64)ttl_s * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)negative_ttl_s * G_USEC_PER_SEC;
-  evict_to (self, max_entries);
+  atk_ttl_cache_set_max (self->cache, max_entries);
+  atk_handle_resolver_set_cache (self->handles, max_entries, ttl_s, negative_ttl_s);
 }
 
 void
@@ -381,6 +186,21 @@ atk_did_resolver_set_timeout (AtkDidResolver *self, guint seconds)
 {
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
   g_object_set (self->session, "timeout", MAX (seconds, 1u), NULL);
+  atk_handle_resolver_set_dns_timeout (self->handles, seconds);
+}
+
+void
+atk_did_resolver_set_handle_well_known (AtkDidResolver *self, const char *scheme, guint port)
+{
+  g_return_if_fail (ATK_IS_DID_RESOLVER (self));
+  atk_handle_resolver_set_well_known (self->handles, scheme, port);
+}
+
+AtkHandleResolver *
+atk_did_resolver_get_handle_resolver (AtkDidResolver *self)
+{
+  g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), NULL);
+  return self->handles;
 }
 
 void
@@ -405,6 +225,7 @@ atk_did_resolver_set_clock (AtkDidResolver *self, AtkDidResolverClock clock, gpo
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
   self->clock = clock;
   self->clock_data = user_data;
+  atk_handle_resolver_set_clock (self->handles, clock, user_data);
 }
 
 static gint64
@@ -419,15 +240,9 @@ static void
 count (AtkDidResolver *self, const char *service, const char *kind, const char *status,
        gboolean cached)
 {
-  g_autofree char *key = g_strjoin ("\n", service, kind, status, cached ? "true" : "false", NULL);
-  guint64 *value = g_hash_table_lookup (self->counts, key);
+  const char *values[] = { kind, status, cached ? "true" : "false", NULL };
 
-  if (value == NULL)
-    {
-      value = g_new0 (guint64, 1);
-      g_hash_table_insert (self->counts, g_steal_pointer (&key), value);
-    }
-  (*value)++;
+  atk_counter_set_add (g_str_equal (service, "plc") ? self->plc_counts : self->api_counts, values);
   if (!cached)
     self->network_requests++;
 }
@@ -436,13 +251,11 @@ guint64
 atk_did_resolver_get_request_count (AtkDidResolver *self, const char *service, const char *kind,
                                     const char *status, const char *cached)
 {
-  g_autofree char *key = NULL;
-  guint64 *value;
+  const char *values[] = { kind, status, cached, NULL };
 
   g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), 0);
-  key = g_strjoin ("\n", service, kind, status, cached, NULL);
-  value = g_hash_table_lookup (self->counts, key);
-  return value != NULL ? *value : 0;
+  return atk_counter_set_get (g_str_equal (service, "plc") ? self->plc_counts : self->api_counts,
+                              values);
 }
 
 guint64
@@ -456,40 +269,7 @@ guint
 atk_did_resolver_get_cache_size (AtkDidResolver *self)
 {
   g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), 0);
-  return self->lru.length;
-}
-
-static gint
-compare_keys (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(const char *const *)a, *(const char *const *)b);
-}
-
-static void
-render_family (AtkDidResolver *self, GString *out, const char *service, const char *name,
-               const char *help)
-{
-  g_autoptr (GPtrArray) keys = g_ptr_array_new ();
-  GHashTableIter iter;
-  gpointer key;
-  g_autofree char *prefix = g_strconcat (service, "\n", NULL);
-
-  g_hash_table_iter_init (&iter, self->counts);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    if (g_str_has_prefix (key, prefix))
-      g_ptr_array_add (keys, key);
-  g_ptr_array_sort (keys, compare_keys);
-
-  g_string_append_printf (out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
-  for (guint i = 0; i < keys->len; i++)
-    {
-      g_auto (GStrv) parts = g_strsplit (keys->pdata[i], "\n", 4);
-      const guint64 *value = g_hash_table_lookup (self->counts, keys->pdata[i]);
-
-      g_string_append_printf (out,
-                              "%s{kind=\"%s\",status=\"%s\",cached=\"%s\"} %" G_GUINT64_FORMAT "\n",
-                              name, parts[1], parts[2], parts[3], *value);
-    }
+  return atk_ttl_cache_size (self->cache);
 }
 
 void
@@ -497,15 +277,18 @@ atk_did_resolver_render_prometheus (AtkDidResolver *self, GString *out)
 {
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
 
-  render_family (self, out, "plc", "atkafka_plc_requests",
-                 "DID document and audit log lookups by kind, status and cache use.");
-  render_family (self, out, "api", "atkafka_api_requests",
-                 "AppView profile lookups by kind, status and cache use.");
+  atk_counter_set_render (self->plc_counts, out, "atkafka_plc_requests",
+                          "DID document and audit log lookups by kind, status and cache use.");
+  atk_counter_set_render (self->api_counts, out, "atkafka_api_requests",
+                          "AppView profile lookups by kind, status and cache use.");
   g_string_append_printf (out,
                           "# HELP atkafka_cache_size Entries in the identity caches.\n"
                           "# TYPE atkafka_cache_size gauge\n"
-                          "atkafka_cache_size{kind=\"did_doc\"} %u\n",
-                          self->lru.length);
+                          "atkafka_cache_size{kind=\"did_doc\"} %u\n"
+                          "atkafka_cache_size{kind=\"handle\"} %u\n",
+                          atk_ttl_cache_size (self->cache),
+                          atk_handle_resolver_get_cache_size (self->handles));
+  atk_handle_resolver_render_prometheus (self->handles, out);
 }
 
 /* ---- the cache ---- */
@@ -520,83 +303,64 @@ error_status (const GError *error)
   return "error";
 }
 
-static CacheEntry *
-cache_get (AtkDidResolver *self, const char *did)
-{
-  CacheEntry *entry = g_hash_table_lookup (self->cache, did);
-
-  if (entry == NULL)
-    return NULL;
-  if (now_us (self) >= entry->expires_us)
-    {
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, did);
-      return NULL;
-    }
-  g_queue_unlink (&self->lru, &entry->link);
-  g_queue_push_head_link (&self->lru, &entry->link);
-  return entry;
-}
-
 static void
 cache_put (AtkDidResolver *self, const char *did, AtkDidInfo *info, const GError *error)
 {
-  CacheEntry *entry;
   gint64 ttl = info != NULL ? self->ttl_us : self->negative_ttl_us;
 
+  /* A handle that did not verify may be being set up: ask again as soon as for a failure. */
+  if (info != NULL && info->declared_handle != NULL
+      && g_strcmp0 (info->handle, ATK_HANDLE_INVALID) == 0)
+    ttl = MIN (ttl, self->negative_ttl_us);
   if (self->max_entries == 0 || ttl <= 0)
     return;
-  entry = g_hash_table_lookup (self->cache, did);
-  if (entry != NULL)
-    {
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, did);
-    }
-  entry = g_new0 (CacheEntry, 1);
-  entry->did = g_strdup (did);
-  entry->info = info != NULL ? atk_did_info_ref (info) : NULL;
-  entry->error = error != NULL ? g_error_copy (error) : NULL;
-  entry->expires_us = now_us (self) + ttl;
-  entry->link.data = entry;
-  g_hash_table_insert (self->cache, entry->did, entry);
-  g_queue_push_head_link (&self->lru, &entry->link);
-  evict_to (self, self->max_entries);
+  atk_ttl_cache_put (self->cache, did, info != NULL ? atk_did_info_ref (info) : NULL, error,
+                     now_us (self) + ttl);
+}
+
+void
+atk_did_resolver_cache_insert (AtkDidResolver *self, const char *did, AtkDidInfo *info,
+                               const GError *error)
+{
+  g_return_if_fail (ATK_IS_DID_RESOLVER (self));
+  g_return_if_fail (did != NULL);
+  g_return_if_fail ((info != NULL) != (error != NULL));
+  cache_put (self, did, info, error);
 }
 
 AtkDidInfo *
 atk_did_resolver_lookup_cached (AtkDidResolver *self, const char *did, GError **error)
 {
-  CacheEntry *entry;
+  gpointer info;
+  const GError *cached_error;
 
   g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), NULL);
   g_return_val_if_fail (did != NULL, NULL);
 
-  entry = cache_get (self, did);
-  if (entry == NULL)
+  if (!atk_ttl_cache_lookup (self->cache, did, now_us (self), &info, &cached_error))
     return NULL;
-  count (self, "plc", "did_doc", entry->info != NULL ? "ok" : error_status (entry->error), TRUE);
-  if (entry->info == NULL)
+  count (self, "plc", "did_doc", info != NULL ? "ok" : error_status (cached_error), TRUE);
+  if (info == NULL)
     {
-      g_propagate_error (error, g_error_copy (entry->error));
+      g_propagate_error (error, g_error_copy (cached_error));
       return NULL;
     }
-  return atk_did_info_ref (entry->info);
+  return atk_did_info_ref (info);
 }
 
 void
 atk_did_resolver_invalidate (AtkDidResolver *self, const char *did)
 {
-  CacheEntry *entry;
+  AtkDidInfo *info;
   Job *job;
 
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
 
-  entry = g_hash_table_lookup (self->cache, did);
-  if (entry != NULL)
-    {
-      g_queue_unlink (&self->lru, &entry->link);
-      g_hash_table_remove (self->cache, did);
-    }
+  /* the handle may have moved too */
+  info = atk_ttl_cache_peek (self->cache, did);
+  if (info != NULL && info->declared_handle != NULL)
+    atk_handle_resolver_forget (self->handles, info->declared_handle);
+  atk_ttl_cache_remove (self->cache, did);
   job = g_hash_table_lookup (self->jobs, did);
   if (job != NULL && job->started)
     {
@@ -713,36 +477,28 @@ send_get (Job *job, const char *url, const char *service, const char *kind, Resp
 static void
 on_audit_log (Job *job, guint status, GBytes *body, const GError *error)
 {
-  g_autoptr (JsonNode) root = NULL;
-  JsonNode *first;
-  const char *created_at;
+  g_autoptr (GError) local_error = NULL;
+  AtkDidInfo *info = job->info;
 
-  if (body == NULL || job->info == NULL)
+  if (body == NULL || info == NULL)
     return;
-  root = parse_json (g_bytes_get_data (body, NULL), g_bytes_get_size (body), NULL);
-  if (root == NULL || !JSON_NODE_HOLDS_ARRAY (root)
-      || json_array_get_length (json_node_get_array (root)) == 0)
-    return;
-  first = json_array_get_element (json_node_get_array (root), 0);
-  if (!JSON_NODE_HOLDS_OBJECT (first))
-    return;
-  created_at = string_member (json_node_get_object (first), "createdAt");
-  if (created_at == NULL
-      || !atk_parse_datetime_ms (created_at, strlen (created_at), &job->info->created_at_ms))
-    return;
-  job->info->created_at = g_strdup (created_at);
+  if (!atk_did_audit_log_parse (g_bytes_get_data (body, NULL), (gssize)g_bytes_get_size (body),
+                                &info->created_at, &info->created_at_known, &info->created_at_ms,
+                                &local_error))
+    g_debug ("Audit log of %s: %s", job->did, local_error->message);
 }
 
 static void
 on_profile (Job *job, guint status, GBytes *body, const GError *error)
 {
-  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (GError) local_error = NULL;
 
   if (body == NULL || job->info == NULL)
     return;
-  root = parse_json (g_bytes_get_data (body, NULL), g_bytes_get_size (body), NULL);
-  if (root != NULL && JSON_NODE_HOLDS_OBJECT (root))
-    job->info->profile = json_to_string (root, FALSE);
+  job->info->profile = atk_did_profile_parse (g_bytes_get_data (body, NULL),
+                                              (gssize)g_bytes_get_size (body), &local_error);
+  if (job->info->profile == NULL)
+    g_debug ("Profile of %s: %s", job->did, local_error->message);
 }
 
 static void
@@ -765,10 +521,30 @@ fetch_details (Job *job)
     }
 }
 
+/* The declared handle resolved (or not): it is the account's only if it names this DID. */
+static void
+on_handle (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Job *job = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *did
+      = atk_handle_resolver_resolve_finish (ATK_HANDLE_RESOLVER (source), result, &error);
+  AtkDidInfo *info = job->info;
+
+  if (error != NULL)
+    g_debug ("Handle %s of %s: %s", info->declared_handle, job->did, error->message);
+  else if (strcmp (did, job->did) != 0)
+    g_debug ("Handle %s of %s names %s", info->declared_handle, job->did, did);
+  info->handle
+      = g_strdup (g_strcmp0 (did, job->did) == 0 ? info->declared_handle : ATK_HANDLE_INVALID);
+  request_done (job);
+}
+
 static void
 on_document (Job *job, guint status, GBytes *body, const GError *error)
 {
   g_autoptr (GError) local_error = NULL;
+  const char *declared;
   AtkDidInfo *info;
 
   if (body == NULL)
@@ -783,62 +559,34 @@ on_document (Job *job, guint status, GBytes *body, const GError *error)
       job->error = g_steal_pointer (&local_error);
       return;
     }
-  job->info = info;
-  if (job->self->fetch_details)
-    fetch_details (job);
-}
-
-/* did:web:example.com → https://example.com/.well-known/did.json;
- * did:web:example.com%3A8080:u:alice → https://example.com:8080/u/alice/did.json */
-static char *
-did_web_url (AtkDidResolver *self, const char *did)
-{
-  g_auto (GStrv) parts = g_strsplit (did + strlen ("did:web:"), ":", -1);
-  g_autofree char *host = g_uri_unescape_string (parts[0], "/?#@");
-  GString *url;
-
-  if (host == NULL || *host == '\0')
-    return NULL;
-  for (const char *p = host; *p != '\0'; p++)
-    if (!g_ascii_isalnum (*p) && strchr ("-.:[]", *p) == NULL)
-      return NULL;
-  url = g_string_new (self->did_web_scheme);
-  g_string_append_printf (url, "://%s", host);
-  if (parts[1] == NULL)
-    g_string_append (url, "/.well-known");
-  for (guint i = 1; parts[i] != NULL; i++)
+  declared = info->declared_handle;
+  if (declared != NULL
+      && (strcmp (declared, ATK_HANDLE_INVALID) == 0 || !atk_handle_tld_allowed (declared)))
     {
-      g_autofree char *segment = g_uri_unescape_string (parts[i], "/?#");
-
-      if (segment == NULL || *segment == '\0')
-        {
-          g_string_free (url, TRUE);
-          return NULL;
-        }
-      g_string_append_c (url, '/');
-      g_string_append_uri_escaped (url, segment, NULL, FALSE);
+      /* What the reference's identity directory refuses as a whole. */
+      job->error
+          = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                         "%s declares the handle “%s”, which no one may have", job->did, declared);
+      atk_did_info_unref (info);
+      return;
     }
-  g_string_append (url, "/did.json");
-  return g_string_free (url, FALSE);
+  job->info = info;
+  if (!job->self->fetch_details)
+    return;
+  fetch_details (job);
+  if (declared == NULL)
+    {
+      info->handle = g_strdup (ATK_HANDLE_INVALID);
+      return;
+    }
+  job->requests_left++;
+  atk_handle_resolver_resolve_async (job->self->handles, declared, on_handle, job);
 }
 
 static void
 on_unsupported_idle (gpointer user_data)
 {
   request_done (user_data);
-}
-
-static gboolean
-did_is_plausible (const char *did)
-{
-  gsize len = strlen (did);
-
-  if (len > MAX_DID_LEN)
-    return FALSE;
-  for (gsize i = 0; i < len; i++)
-    if (!g_ascii_isalnum (did[i]) && strchr (":._-%", did[i]) == NULL)
-      return FALSE;
-  return TRUE;
 }
 
 static void
@@ -852,7 +600,7 @@ start_job (Job *job)
   if (g_str_has_prefix (job->did, "did:plc:"))
     url = g_strdup_printf ("%s/%s", self->plc_url, job->did);
   else if (g_str_has_prefix (job->did, "did:web:"))
-    url = did_web_url (self, job->did);
+    url = atk_did_web_url (job->did, self->did_web_scheme);
 
   if (url == NULL)
     {
@@ -894,7 +642,7 @@ atk_did_resolver_resolve_async (AtkDidResolver *self, const char *did, GCancella
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, atk_did_resolver_resolve_async);
 
-  if (!g_str_has_prefix (did, "did:") || !did_is_plausible (did))
+  if (!g_str_has_prefix (did, "did:") || !atk_did_is_plausible (did))
     {
       g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                                "Not a resolvable DID: “%.100s”", did);

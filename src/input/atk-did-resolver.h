@@ -9,29 +9,10 @@
 
 #include <gio/gio.h>
 
+#include "atk-did-document.h"
+#include "atk-handle-resolver.h"
+
 G_BEGIN_DECLS
-
-/* What one DID resolved to. Immutable once made; shared by reference. */
-typedef struct
-{
-  char *did;
-  char *handle;         /* the first "at://" name of alsoKnownAs, without the prefix; or NULL */
-  char *pds_endpoint;   /* serviceEndpoint of the service "#atproto_pds"; or NULL */
-  char *pds_host;       /* its host name, lower case; or NULL */
-  char *document;       /* the DID document, compact JSON (re-serialized, so always valid) */
-  char *created_at;     /* did:plc: createdAt of the audit log's first entry; or NULL */
-  gint64 created_at_ms; /* the same in ms since the Unix epoch; 0 when unknown */
-  char *profile;        /* app.bsky.actor.getProfile output, compact JSON; or NULL */
-} AtkDidInfo;
-
-AtkDidInfo *atk_did_info_ref (AtkDidInfo *info);
-void atk_did_info_unref (AtkDidInfo *info);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtkDidInfo, atk_did_info_unref)
-
-/* Reads a DID document (JSON text). Its "id" must be `did`. The result has no created_at
- * and no profile. G_IO_ERROR_INVALID_DATA on anything that is not such a document. */
-AtkDidInfo *atk_did_info_new_from_document (const char *did, const char *json, gssize len,
-                                            GError **error);
 
 #define ATK_TYPE_DID_RESOLVER (atk_did_resolver_get_type ())
 G_DECLARE_FINAL_TYPE (AtkDidResolver, atk_did_resolver, ATK, DID_RESOLVER, GObject)
@@ -43,7 +24,8 @@ typedef gint64 (*AtkDidResolverClock) (gpointer user_data);
  * for profiles, or NULL. ATK_ERROR_BAD_CONFIG for a malformed URL. */
 AtkDidResolver *atk_did_resolver_new (const char *plc_url, const char *api_url, GError **error);
 
-/* Also fetch the PLC audit log (creation time) and the AppView profile. Off by default:
+/* Also fetch the PLC audit log (creation time) and the AppView profile, and verify the
+ * declared handle both ways (else info->handle is "handle.invalid"). Off by default:
  * service filters need the document only. */
 void atk_did_resolver_set_fetch_details (AtkDidResolver *self, gboolean fetch_details);
 
@@ -60,6 +42,13 @@ void atk_did_resolver_set_max_concurrency (AtkDidResolver *self, guint max);
 
 /* "https" (default, as did:web requires) or "http": for tests against a local server. */
 void atk_did_resolver_set_did_web_scheme (AtkDidResolver *self, const char *scheme);
+
+/* For tests only: handles' /.well-known/atproto-did from scheme://<handle>:port (default
+ * https://<handle>). */
+void atk_did_resolver_set_handle_well_known (AtkDidResolver *self, const char *scheme, guint port);
+
+/* The handle resolver this resolver verifies handles with (its cache and counters). */
+AtkHandleResolver *atk_did_resolver_get_handle_resolver (AtkDidResolver *self);
 
 /* For tests; NULL restores g_get_monotonic_time(). */
 void atk_did_resolver_set_clock (AtkDidResolver *self, AtkDidResolverClock clock,
@@ -84,6 +73,12 @@ AtkDidInfo *atk_did_resolver_resolve_finish (AtkDidResolver *self, GAsyncResult 
 void atk_did_resolver_invalidate (AtkDidResolver *self, const char *did);
 
 guint atk_did_resolver_get_cache_size (AtkDidResolver *self);
+
+/* Stores in the cache what a finished lookup of did stores: info (positive), or error (a
+ * failure), evicting the least recently used entries beyond the bound. For tests (the bound
+ * filled without 100,000 HTTP lookups) and for seeding the cache. */
+void atk_did_resolver_cache_insert (AtkDidResolver *self, const char *did, AtkDidInfo *info,
+                                    const GError *error);
 
 /* Requests counted so far. service: "plc" or "api"; kind: "did_doc", "audit_log",
  * "profile"; status: "ok", "not_found", "timeout", "error"; cached: "true" (served from the

@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "atk-cbor-json.h"
+#include "atk-did-document.h"
 #include "atk-error.h"
 #include "atk-name-filter.h"
 
@@ -159,30 +159,6 @@ atk_metadata_stage_is_active (AtkMetadataStage *self)
 
 /* ---- the metadata object ---- */
 
-static void
-append_member_string (GString *out, const char *name, const char *value)
-{
-  if (value == NULL || *value == '\0')
-    return;
-  g_string_append_printf (out, ",\"%s\":", name);
-  atk_json_append_string (out, value, strlen (value));
-}
-
-void
-atk_metadata_append_json (const AtkDidInfo *info, gint64 now_ms, GString *out)
-{
-  gint64 age = info->created_at_ms > 0 ? MAX (now_ms - info->created_at_ms, 0) / 1000 : 0;
-
-  g_string_append (out, "{\"didDocument\":");
-  g_string_append (out, info->document);
-  append_member_string (out, "pdsHost", info->pds_host);
-  append_member_string (out, "handle", info->handle);
-  append_member_string (out, "didCreatedAt", info->created_at);
-  g_string_append_printf (out, ",\"accountAge\":%" G_GINT64_FORMAT ",\"profile\":", age);
-  g_string_append (out, info->profile != NULL ? info->profile : "null");
-  g_string_append_c (out, '}');
-}
-
 /* Replaces the transformer's "eventMetadata":null. A message without that slot (offset 0,
  * or not "null" there) is left alone. */
 static gboolean
@@ -194,8 +170,8 @@ splice_metadata (AtkMessage *message, const AtkDidInfo *info)
 
   if (at == 0 || at + 4 > value->len || memcmp (value->str + at, "null", 4) != 0)
     return FALSE;
-  json = g_string_sized_new (strlen (info->document) + 256);
-  atk_metadata_append_json (info, g_get_real_time () / 1000, json);
+  json = g_string_sized_new (info != NULL ? strlen (info->document) + 256 : 64);
+  atk_did_metadata_append_json (info, g_get_real_time () / 1000, json);
   g_string_erase (value, (gssize)at, 4);
   g_string_insert_len (value, (gssize)at, json->str, (gssize)json->len);
   return TRUE;
@@ -216,7 +192,10 @@ deliver (AtkMetadataStage *self, AtkMessage *message, const AtkDidInfo *info)
 {
   if (info == NULL)
     {
+      /* As the reference: a commit still gets an object, with nothing known in it. */
       self->stats.degraded++;
+      if (self->event_metadata && message->kind == ATK_EVENT_COMMIT)
+        splice_metadata (message, NULL);
       emit_ready (self, message);
       return;
     }

@@ -77,7 +77,4 @@ void atk_metadata_stage_get_stats (AtkMetadataStage *self, AtkMetadataStats *sta
  * atkafka_metadata_backlog. */
 void atk_metadata_stage_render_prometheus (AtkMetadataStage *self, GString *out);
 
-/* The eventMetadata JSON for info at wall-clock time now_ms (exposed for tests). */
-void atk_metadata_append_json (const AtkDidInfo *info, gint64 now_ms, GString *out);
-
 G_END_DECLS

@@ -40,7 +40,11 @@ AtkTxnStatus
 atk_kafka_sink_begin_transaction (AtkKafkaSink *self, GError **error)
 {
   g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
-  return txn_status (self, rd_kafka_begin_transaction (self->rk), "begin", error);
+  AtkTxnStatus status = txn_status (self, rd_kafka_begin_transaction (self->rk), "begin", error);
+
+  if (status == ATK_TXN_OK)
+    atk_kafka_sink_hold_pump (self); /* what waited outside a transaction */
+  return status;
 }
 
 AtkTxnStatus
@@ -49,6 +53,7 @@ atk_kafka_sink_abort_transaction (AtkKafkaSink *self, guint timeout_ms, GError *
   AtkTxnStatus status;
 
   g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
+  atk_kafka_sink_hold_drop (self, TRUE); /* they were in this transaction */
   status
       = txn_status (self, rd_kafka_abort_transaction (self->rk, (int)timeout_ms), "abort", error);
   atk_kafka_sink_drain_queues (self); /* the purged messages' reports */
@@ -61,6 +66,16 @@ atk_kafka_sink_commit_transaction (AtkKafkaSink *self, guint timeout_ms, GError 
   AtkTxnStatus status;
 
   g_return_val_if_fail (ATK_IS_KAFKA_SINK (self) && self->transactional, ATK_TXN_FATAL);
+  /* Held messages (atk-kafka-sink-hold.c) belong to this transaction: in first. If they
+   * cannot be, the transaction is aborted and produced again. */
+  if (!atk_kafka_sink_hold_flush (self, timeout_ms))
+    {
+      g_set_error_literal (error, ATK_ERROR, ATK_ERROR_KAFKA,
+                           "Kafka transaction commit: librdkafka's queue stayed full");
+      return atk_kafka_sink_abort_transaction (self, timeout_ms, NULL) == ATK_TXN_FATAL
+                 ? ATK_TXN_FATAL
+                 : ATK_TXN_ABORTED;
+    }
   /* commit flushes, and serves delivery reports while it waits: they run in here. */
   status
       = txn_status (self, rd_kafka_commit_transaction (self->rk, (int)timeout_ms), "commit", error);

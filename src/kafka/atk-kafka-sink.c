@@ -24,18 +24,6 @@
 #define DEFAULT_PARTITIONS 200
 #define RETRY_MIN_MS 500 /* topic creation's first retry backoff */
 
-/* Travels with each message through librdkafka and comes back in its delivery report. */
-typedef struct
-{
-  gint64 seq;
-  gboolean has_seq;
-  gint64 enqueued_us;
-  gsize bytes;        /* key and value */
-  gsize record_bytes; /* key, value and headers */
-  gboolean is_cursor; /* a cursor record: not in flight, no signal */
-  guint generation;   /* the sink's generation when it was produced */
-} DeliveryTicket;
-
 enum
 {
   SIGNAL_DELIVERED,
@@ -56,6 +44,23 @@ atk_kafka_sink_emit_ready (AtkKafkaSink *self)
   g_signal_emit (self, signals[SIGNAL_READY], 0);
 }
 
+void
+atk_kafka_sink_emit_delivered (AtkKafkaSink *self, const DeliveryTicket *ticket, gboolean ok,
+                               const char *error_message)
+{
+  gdouble latency = (g_get_monotonic_time () - ticket->enqueued_us) / (gdouble)G_USEC_PER_SEC;
+
+  g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, ok,
+                 error_message, latency);
+}
+
+void
+atk_kafka_sink_emit_undelivered (AtkKafkaSink *self, const DeliveryTicket *ticket,
+                                 const char *error_message)
+{
+  g_signal_emit (self, signals[SIGNAL_UNDELIVERED], 0, ticket->seq, ticket->has_seq, error_message);
+}
+
 /* ---- librdkafka callbacks (all run inside rd_kafka_poll() on the main context) ----- */
 
 void
@@ -65,16 +70,6 @@ atk_kafka_sink_mark_fatal (AtkKafkaSink *self, const char *reason)
     return;
   self->fatal = TRUE;
   g_signal_emit (self, signals[SIGNAL_FATAL], 0, reason);
-}
-
-/* Errors that say the producer is not allowed to write: producing again cannot help, and
- * skipping would lose everything after. */
-static gboolean
-is_authorization_error (rd_kafka_resp_err_t err)
-{
-  return err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
-         || err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED
-         || err == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 }
 
 static void
@@ -131,8 +126,9 @@ on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
                      "its batch was larger than the topic takes");
       return;
     }
-  if (is_authorization_error (err))
-    atk_kafka_sink_mark_fatal (self, rd_kafka_err2str (err));
+  /* Refused for a reason no retry cures (permissions, the topic's policy or format): the
+   * sink goes fatal, and the message is not settled (atk-kafka-sink-refusal.c). */
+  atk_kafka_sink_refused_for_good (self, err, ticket);
   /* Everything else (timed out, purged, a broker error whose retries ran out, a batch
    * refused for one of its neighbours) says nothing for sure about this message: it is
    * not settled, and whoever produced it produces it again. */
@@ -188,6 +184,7 @@ atk_kafka_sink_drain_queues (AtkKafkaSink *self)
    * emptied completely each time. rd_kafka_poll() serves the main queue's callbacks. */
   while (rd_kafka_poll (self->rk, 0) > 0)
     ;
+  atk_kafka_sink_hold_pump (self); /* the reports made room */
   while ((event = rd_kafka_queue_poll (self->admin_queue, 0)) != NULL)
     {
       if (!self->disposing)
@@ -271,6 +268,7 @@ close_handle (AtkKafkaSink *self)
 {
   if (self->rk == NULL)
     return;
+  atk_kafka_sink_hold_drop (self, TRUE);
   rd_kafka_purge (self->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_flush (self->rk, 5000);
   atk_kafka_sink_drain_queues (self);
@@ -329,6 +327,22 @@ message_headers (const AtkMessage *message, gsize *bytes)
   return headers;
 }
 
+rd_kafka_resp_err_t
+atk_kafka_sink_producev (AtkKafkaSink *self, const char *key, gsize key_len, const char *value,
+                         gsize value_len, rd_kafka_headers_t *headers, DeliveryTicket *ticket)
+{
+  /* F_COPY: the value is a few KB at most; copying it keeps AtkMessage's ownership simple. */
+  if (ticket->is_cursor)
+    return rd_kafka_producev (
+        self->rk, RD_KAFKA_V_RKT (self->cursor_rkt), RD_KAFKA_V_PARTITION (0),
+        RD_KAFKA_V_KEY (key, key_len), RD_KAFKA_V_VALUE ((void *)value, value_len),
+        RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE (ticket), RD_KAFKA_V_END);
+  return rd_kafka_producev (self->rk, RD_KAFKA_V_RKT (self->rkt), RD_KAFKA_V_KEY (key, key_len),
+                            RD_KAFKA_V_VALUE ((void *)value, value_len),
+                            RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS (headers),
+                            RD_KAFKA_V_OPAQUE (ticket), RD_KAFKA_V_END);
+}
+
 gboolean
 atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
 {
@@ -352,20 +366,27 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   headers = message_headers (message, &ticket->record_bytes);
   ticket->record_bytes += ticket->bytes;
 
-  /* F_COPY: the value is a few KB at most; copying it keeps AtkMessage's ownership simple. */
-  err = rd_kafka_producev (self->rk, RD_KAFKA_V_RKT (self->rkt),
-                           RD_KAFKA_V_KEY (message->key, key_len),
-                           RD_KAFKA_V_VALUE (message->value->str, message->value->len),
-                           RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS (headers),
-                           RD_KAFKA_V_OPAQUE (ticket), RD_KAFKA_V_END);
+  /* Behind held messages, or no room now: held, in order (atk-kafka-sink-hold.c). */
+  err = g_queue_is_empty (&self->held) ? atk_kafka_sink_producev (
+            self, message->key, key_len, message->value->str, message->value->len, headers, ticket)
+                                       : RD_KAFKA_RESP_ERR__QUEUE_FULL;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && atk_kafka_sink_hold_wanted (self, err))
+    {
+      atk_kafka_sink_hold (self, message->key, key_len, message->value->str, message->value->len,
+                           headers, ticket);
+      return TRUE;
+    }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
-      /* On failure the headers and the ticket are still ours. */
+      /* On failure the headers and the ticket are still ours. A QUEUE_FULL with nothing
+       * in librdkafka: larger than its whole queue, too large for good. */
       rd_kafka_headers_destroy (headers);
       g_free (ticket);
       g_set_error (error, ATK_ERROR,
-                   err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? ATK_ERROR_TOO_LARGE
-                                                               : ATK_ERROR_KAFKA,
+                   err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+                           || err == RD_KAFKA_RESP_ERR__QUEUE_FULL
+                       ? ATK_ERROR_TOO_LARGE
+                       : ATK_ERROR_KAFKA,
                    "Cannot produce a %" G_GSIZE_FORMAT "-byte message to %s: %s",
                    message->value->len, self->topic, rd_kafka_err2str (err));
       return FALSE;
@@ -380,6 +401,15 @@ atk_kafka_sink_forget_in_flight (AtkKafkaSink *self)
 {
   g_return_if_fail (ATK_IS_KAFKA_SINK (self));
   self->generation++;
+  /* never in librdkafka: produced again after the rewind, like the rest */
+  atk_kafka_sink_hold_drop (self, FALSE);
+}
+
+void
+atk_kafka_sink_purge (AtkKafkaSink *self)
+{
+  g_return_if_fail (ATK_IS_KAFKA_SINK (self));
+  rd_kafka_purge (self->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 }
 
 guint
@@ -410,7 +440,11 @@ atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms)
 
   /* rd_kafka_flush() serves the delivery callbacks itself, so "delivered" is emitted
    * for everything that makes it before the deadline. */
-  rd_kafka_flush (self->rk, (int)MIN (timeout_ms, (guint)G_MAXINT));
+  gint64 deadline = g_get_monotonic_time () + (gint64)timeout_ms * 1000;
+
+  atk_kafka_sink_hold_flush (self, timeout_ms);
+  rd_kafka_flush (self->rk,
+                  (int)CLAMP ((deadline - g_get_monotonic_time ()) / 1000, 0, (gint64)G_MAXINT));
   atk_kafka_sink_drain_queues (self);
   return self->in_flight == 0;
 }
@@ -424,16 +458,23 @@ atk_kafka_sink_produce_cursor (AtkKafkaSink *self, const char *key, gint64 seq, 
 
   g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), FALSE);
 
-  if (self->cursor_rkt == NULL)
+  if (self->cursor_rkt == NULL
+      || atk_kafka_sink_hold_replace_cursor (self, value, strlen (value), seq))
     return TRUE;
   ticket = g_new0 (DeliveryTicket, 1);
   ticket->seq = seq;
   ticket->has_seq = TRUE;
   ticket->is_cursor = TRUE;
-  err = rd_kafka_producev (
-      self->rk, RD_KAFKA_V_RKT (self->cursor_rkt), RD_KAFKA_V_PARTITION (0),
-      RD_KAFKA_V_KEY (key, strlen (key)), RD_KAFKA_V_VALUE (value, strlen (value)),
-      RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE (ticket), RD_KAFKA_V_END);
+  /* behind held messages, or no room now: held too (a small queue full of messages would
+   * otherwise keep the cursor out of Kafka) */
+  err = g_queue_is_empty (&self->held)
+            ? atk_kafka_sink_producev (self, key, strlen (key), value, strlen (value), NULL, ticket)
+            : RD_KAFKA_RESP_ERR__QUEUE_FULL;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && atk_kafka_sink_hold_wanted (self, err))
+    {
+      atk_kafka_sink_hold (self, key, strlen (key), value, strlen (value), NULL, ticket);
+      return TRUE;
+    }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
       g_free (ticket);
@@ -532,6 +573,7 @@ atk_kafka_sink_finalize (GObject *object)
   g_free (self->topic);
   g_free (self->cursor_topic);
   g_free (self->compression);
+  g_clear_pointer (&self->refusals, g_hash_table_unref);
 
   G_OBJECT_CLASS (atk_kafka_sink_parent_class)->finalize (object);
 }

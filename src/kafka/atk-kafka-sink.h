@@ -53,6 +53,10 @@ gboolean atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError
  * flight (and counted) until librdkafka reports them. */
 void atk_kafka_sink_forget_in_flight (AtkKafkaSink *self);
 
+/* Drops what librdkafka still holds, queued or sent (their reports come back as
+ * "undelivered", or "released" after forget_in_flight()): another instance produces now. */
+void atk_kafka_sink_purge (AtkKafkaSink *self);
+
 guint atk_kafka_sink_get_in_flight (AtkKafkaSink *self);
 guint64 atk_kafka_sink_get_in_flight_bytes (AtkKafkaSink *self);
 
@@ -66,6 +70,9 @@ gboolean atk_kafka_sink_flush (AtkKafkaSink *self, guint timeout_ms);
  * it emits no "delivered". In a transaction it commits with the transaction. */
 gboolean atk_kafka_sink_produce_cursor (AtkKafkaSink *self, const char *key, gint64 seq,
                                         GError **error);
+
+/* The sink's metrics (Prometheus text): atkafka_kafka_refusals_total{error}. */
+void atk_kafka_sink_render_prometheus (AtkKafkaSink *self, GString *out);
 
 /* TRUE once librdkafka reported a fatal error ("fatal" was emitted). */
 gboolean atk_kafka_sink_is_fatal (AtkKafkaSink *self);

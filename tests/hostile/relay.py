@@ -19,6 +19,10 @@ wait for ("CONNECT n", "SENT n", "CLOSED n"), flushed at once. Modes:
               --with-frames, the frames of the file go out in between (one per --every pings);
               --rcvbuf shrinks the relay's receive buffer so that unread pongs fill it fast
 
+With --tls-cert FILE --tls-key FILE the relay serves wss:// (it prints "wss://127.0.0.1:PORT"),
+and says "ACCEPT n" for every TCP connection and "TLS-FAILED n REASON" for every TLS handshake
+that fails (e.g. the client does not trust the certificate).
+
 Frames are DAG-CBOR as the relay sends them; the seq of a frame of the file is rewritten by
 replacing the integer after the body's "seq" key (CBOR is self-delimiting, so the length of
 the encoding may change)."""
@@ -28,6 +32,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -173,6 +178,14 @@ class Relay:
     async def serve(self, reader, writer):
         self.connections += 1
         n = self.connections
+        if self.args.tls_context is not None:
+            say(f"ACCEPT {n}")
+            try:
+                await writer.start_tls(self.args.tls_context, ssl_handshake_timeout=10)
+            except (ssl.SSLError, ConnectionError, OSError, asyncio.TimeoutError) as e:
+                say(f"TLS-FAILED {n} {getattr(e, 'reason', None) or type(e).__name__}")
+                writer.transport.abort()
+                return
         try:
             cursor = await self.handshake(reader, writer)
             say(f"CONNECT {n} cursor={cursor}")
@@ -289,7 +302,13 @@ async def main():
     parser.add_argument("--every", type=int, default=4096)
     parser.add_argument("--rcvbuf", type=int, default=0,
                         help="receive buffer of the relay's sockets (a small one fills fast)")
+    parser.add_argument("--tls-cert", help="serve wss:// with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
     args = parser.parse_args()
+    args.tls_context = None
+    if args.tls_cert:
+        args.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        args.tls_context.load_cert_chain(args.tls_cert, args.tls_key)
     relay = Relay(args)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -297,7 +316,8 @@ async def main():
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
     sock.bind(("127.0.0.1", args.port))
     server = await asyncio.start_server(relay.serve, sock=sock, limit=1 << 16)
-    say("ws://127.0.0.1:%d" % server.sockets[0].getsockname()[1])
+    say("%s://127.0.0.1:%d" % ("wss" if args.tls_context else "ws",
+                               server.sockets[0].getsockname()[1]))
     async with server:
         await server.serve_forever()
 

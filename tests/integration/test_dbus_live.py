@@ -52,14 +52,17 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
 
 
 class PrivateBus:
-    """A dbus-daemon of our own, listening on a socket in a temp dir."""
+    """A dbus-daemon of our own, listening on a socket in a temp dir. CONFIG and setpriv()
+    are what a subclass changes (test_dbus_system: the system bus's policy, named users)."""
 
-    def __init__(self):
+    CONFIG = BUS_CONFIG
+
+    def __init__(self, **fields):
         self.dir = temp_dir("atk-bus-")
         os.chmod(self.dir, 0o755)  # other uids must reach the socket
         config = os.path.join(self.dir, "bus.conf")
         with open(config, "w") as f:
-            f.write(BUS_CONFIG.format(socket=os.path.join(self.dir, "bus")))
+            f.write(self.CONFIG.format(socket=os.path.join(self.dir, "bus"), **fields))
         self.log = open(os.path.join(self.dir, "bus.log"), "wb")
         self.proc = subprocess.Popen(["dbus-daemon", "--config-file", config, "--nofork",
                                       "--print-address=1"], stdout=subprocess.PIPE,
@@ -82,12 +85,16 @@ class PrivateBus:
         else:
             argv = ["gdbus", args[0], "--address", self.address, *args[1:]]
         if uid is not None:
-            argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
+            argv = [*self.setpriv(uid), *argv]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=20,
                            stdin=subprocess.DEVNULL)
         if check and r.returncode != 0:
             raise AssertionError(f"{argv} failed ({r.returncode}): {r.stderr}")
         return r
+
+    def setpriv(self, uid):
+        """The command prefix that runs a client as uid, without supplementary groups."""
+        return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
 
     def get_all(self, uid=None):
         """One consistent snapshot of every property: {name: value}."""

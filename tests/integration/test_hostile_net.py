@@ -33,7 +33,7 @@ class HostileRelay:
                                       "--mode", mode, *extra], stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)
         line = self.proc.stdout.readline().strip()
-        if not line.startswith("ws://"):
+        if not line.startswith(("ws://", "wss://")):
             self.stop()
             raise AssertionError(f"relay did not start: {line!r}")
         self.url = line
@@ -124,6 +124,36 @@ class HostileNetTest(unittest.TestCase):
         self.assertLessEqual(seen, 24, f"{seen} connections in {elapsed:.1f} s")
         self.assertTrue(daemon.alive())
         self.assertIn("ConsumerTooSlow", daemon.output())
+
+    # ---- a producer queue smaller than one commit --------------------------------------
+
+    def test_queue_smaller_than_a_commit(self):
+        """queue.buffering.max.messages=1 and commits of 3 operations (the PDS capture):
+        before, the second operation of a commit found librdkafka's queue full, the daemon
+        rewound, and the replayed commit met the same full queue: no progress, for ever.
+        Now the sink holds what the queue refuses and produces it in order as reports make
+        room: no rewind, every message, per key in seq order."""
+        frames = os.path.join(SOURCE_DIR, "tests", "vectors", "pds-capture", "frames.bin")
+        relay = self.relay("frames", "--file", frames, "--rate", "200")
+        # the relay is faster than a one-message queue: held messages count in flight, so
+        # the in-flight bound closes the relay connection until they are in
+        daemon, topic = self.daemon(relay.url, "-X", "queue.buffering.max.messages=1",
+                                    "--max-in-flight-messages", "100")
+        wait_produced(daemon, 300, timeout=60)
+        self.assertEqual(daemon.metric("atkafka_produced_events", status="error"), 0)
+        acked = produced(daemon)
+        # the relay loops for ever: stop the daemon so that the topic has an end to read to
+        daemon.kill()
+        self.assertNotIn("producing again", daemon.output())
+        self.assertNotIn("Cannot produce the cursor", daemon.output())
+        self.assertIn("Kafka caught up", daemon.output())
+        messages = kafkautil.consume_all(topic)
+        self.assertGreaterEqual(len(messages), acked)
+        last = {}
+        for m in messages:
+            seq, key = int(m["headers"]["seq"]), (m["partition"], m["key"])
+            self.assertGreaterEqual(seq, last.get(key, 0), f"{key}: seq {seq} after {last}")
+            last[key] = seq
 
     # ---- item 6: --max-frame-bytes and fragmented messages -------------------------------
 

@@ -265,7 +265,7 @@ class Promises(unittest.TestCase):
 
     def test_sigterm_while_kafka_is_down(self):
         port = unused_port_pair()
-        env = dict(os.environ, ATK_KAFKA_PORT=str(port),
+        env = dict(os.environ, ATK_KAFKA_PORT=str(port), ATK_KAFKA_CONTROLLER_PORT=str(port + 1),
                    ATK_KAFKA_DIR=tempfile.mkdtemp(prefix="atk-promises-kafka-"),
                    ATK_KAFKA_HEAP="256m", ATK_KAFKA_START_TIMEOUT="300")
         servers = f"127.0.0.1:{port}"
@@ -325,7 +325,8 @@ class Promises(unittest.TestCase):
         try:
             wait_until(lambda: not missing(), 90, "every acknowledged event in Kafka")
         except AssertionError:
-            self.assertEqual(missing(), set())
+            self.assertEqual(missing(), set(), f"saved cursor {saved}; acknowledged before the "
+                             f"stop {acked}; the daemon said:\n{out[-6000:]}")
 
 
 if __name__ == "__main__":

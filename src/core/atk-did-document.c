@@ -1,0 +1,609 @@
+/* at-kafka: DID documents, PLC audit logs, profiles and handle answers, read.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka-core"
+
+#include "atk-did-document.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "atk-tap-json.h"
+#include "atk-time.h"
+
+/* A DID document, audit log or profile is a few levels deep; their hosts are anyone's, and
+ * json-glib recurses once per level. */
+#define PEER_JSON_MAX_DEPTH 64
+#define MAX_HANDLE_LEN 253
+#define MAX_DID_LEN 2048
+
+/* ---- AtkDidInfo ---- */
+
+static void
+did_info_clear (gpointer data)
+{
+  AtkDidInfo *info = data;
+
+  g_free (info->did);
+  g_free (info->declared_handle);
+  g_free (info->handle);
+  g_free (info->pds_endpoint);
+  g_free (info->pds_host);
+  g_free (info->document);
+  g_free (info->created_at);
+  g_free (info->profile);
+}
+
+AtkDidInfo *
+atk_did_info_ref (AtkDidInfo *info)
+{
+  return g_atomic_rc_box_acquire (info);
+}
+
+void
+atk_did_info_unref (AtkDidInfo *info)
+{
+  g_atomic_rc_box_release_full (info, did_info_clear);
+}
+
+/* ---- JSON from peers ---- */
+
+static JsonNode *
+parse_json (const char *json, gssize len, const char *what, GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  g_autoptr (GError) local_error = NULL;
+  gsize n = len < 0 ? strlen (json) : (gsize)len;
+
+  /* json-glib takes raw control characters inside strings and writes them back raw: what
+   * we re-serialize into Kafka messages would not be JSON. RFC 8259 forbids them. */
+  for (gsize i = 0; i < n; i++)
+    if ((guchar)json[i] < 0x20 && json[i] != '\t' && json[i] != '\n' && json[i] != '\r')
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                     "Not JSON: control character 0x%02x at byte %" G_GSIZE_FORMAT, (guchar)json[i],
+                     i);
+        return NULL;
+      }
+  if (!atk_json_depth_within (json, n, PEER_JSON_MAX_DEPTH))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "Not a %s: nested deeper than %u levels", what, PEER_JSON_MAX_DEPTH);
+      return NULL;
+    }
+  if (!json_parser_load_from_data (parser, json, (gssize)n, &local_error))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: %s",
+                   local_error->message);
+      return NULL;
+    }
+  /* An empty body parses, to no value at all. */
+  if (json_parser_get_root (parser) == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not JSON: empty");
+      return NULL;
+    }
+  return json_node_ref (json_parser_get_root (parser));
+}
+
+static gboolean
+is_string (JsonNode *node)
+{
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING;
+}
+
+/* A member that is missing, null or a string, as a typed decoder accepts it for a string
+ * field; *value is NULL unless it is a string. */
+static gboolean
+string_field (JsonObject *object, const char *name, const char **value)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  *value = NULL;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!is_string (node))
+    return FALSE;
+  *value = json_node_get_string (node);
+  return TRUE;
+}
+
+/* A member that is missing, null or an array: its elements, or NULL. */
+static gboolean
+array_field (JsonObject *object, const char *name, JsonArray **value)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  *value = NULL;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    return FALSE;
+  *value = json_node_get_array (node);
+  return TRUE;
+}
+
+/* ---- syntax ---- */
+
+static gboolean
+is_label_char (char c)
+{
+  return g_ascii_isalnum (c) || c == '-';
+}
+
+gboolean
+atk_handle_is_valid (const char *handle)
+{
+  gsize len = strlen (handle);
+  const char *label = handle;
+  guint labels = 0;
+
+  if (len == 0 || len > MAX_HANDLE_LEN)
+    return FALSE;
+  for (;;)
+    {
+      const char *end = strchr (label, '.');
+      gsize n = end != NULL ? (gsize)(end - label) : strlen (label);
+
+      if (n == 0 || n > 63 || !g_ascii_isalnum (label[0]) || !g_ascii_isalnum (label[n - 1]))
+        return FALSE;
+      for (gsize i = 0; i < n; i++)
+        if (!is_label_char (label[i]))
+          return FALSE;
+      labels++;
+      if (end == NULL)
+        return labels >= 2 && g_ascii_isalpha (label[0]);
+      label = end + 1;
+    }
+}
+
+gboolean
+atk_handle_tld_allowed (const char *handle)
+{
+  static const char *const reserved[]
+      = { "local", "arpa", "invalid", "localhost", "internal", "example", "onion", "alt" };
+  const char *dot = strrchr (handle, '.');
+  const char *tld = dot != NULL ? dot + 1 : handle;
+
+  for (guint i = 0; i < G_N_ELEMENTS (reserved); i++)
+    if (g_ascii_strcasecmp (tld, reserved[i]) == 0)
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+atk_did_is_valid (const char *did, gsize len)
+{
+  gsize i = 4;
+
+  if (len > MAX_DID_LEN || len < 6 || memcmp (did, "did:", 4) != 0)
+    return FALSE;
+  while (i < len && g_ascii_islower (did[i]))
+    i++;
+  if (i == 4 || i >= len || did[i] != ':')
+    return FALSE;
+  i++;
+  if (i >= len)
+    return FALSE;
+  for (; i < len; i++)
+    if (!g_ascii_isalnum (did[i]) && strchr ("._:%-", did[i]) == NULL)
+      return FALSE;
+  return did[len - 1] != ':' && did[len - 1] != '%';
+}
+
+/* ---- DID documents ---- */
+
+/* "at://alice.example.com" → "alice.example.com": the first that is a handle */
+static char *
+find_handle (JsonArray *names)
+{
+  for (guint i = 0; names != NULL && i < json_array_get_length (names); i++)
+    {
+      JsonNode *name = json_array_get_element (names, i);
+      const char *text = is_string (name) ? json_node_get_string (name) : NULL;
+
+      if (text != NULL && g_str_has_prefix (text, "at://") && atk_handle_is_valid (text + 5))
+        return g_ascii_strdown (text + 5, -1);
+    }
+  return NULL;
+}
+
+/* What a URL parser that accepts relative references still refuses. */
+static gboolean
+url_parses (const char *url)
+{
+  for (const char *p = url; *p != '\0'; p++)
+    {
+      if ((guchar)*p < 0x20 || *p == 0x7f)
+        return FALSE;
+      if (*p == '%' && (!g_ascii_isxdigit (p[1]) || !g_ascii_isxdigit (p[2])))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+append_go_string (GString *out, const char *text)
+{
+  static const char hex[] = "0123456789abcdef";
+
+  g_string_append_c (out, '"');
+  for (const char *p = text; *p != '\0';)
+    {
+      gunichar c = g_utf8_get_char_validated (p, -1);
+
+      if (c == (gunichar)-1 || c == (gunichar)-2)
+        {
+          g_string_append (out, "\\ufffd");
+          p++;
+          continue;
+        }
+      switch (c)
+        {
+        case '"':
+          g_string_append (out, "\\\"");
+          break;
+        case '\\':
+          g_string_append (out, "\\\\");
+          break;
+        case '\b':
+          g_string_append (out, "\\b");
+          break;
+        case '\f':
+          g_string_append (out, "\\f");
+          break;
+        case '\n':
+          g_string_append (out, "\\n");
+          break;
+        case '\r':
+          g_string_append (out, "\\r");
+          break;
+        case '\t':
+          g_string_append (out, "\\t");
+          break;
+        case '<':
+        case '>':
+        case '&':
+        case 0x2028:
+        case 0x2029:
+          g_string_append_printf (out, "\\u%04x", c);
+          break;
+        default:
+          if (c < 0x20)
+            g_string_append_printf (out, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+          else
+            g_string_append_len (out, p, g_utf8_next_char (p) - p);
+        }
+      p = g_utf8_next_char (p);
+    }
+  g_string_append_c (out, '"');
+}
+
+static void
+append_member (GString *out, const char *name, const char *value)
+{
+  g_string_append_printf (out, ",\"%s\":", name);
+  append_go_string (out, value != NULL ? value : "");
+}
+
+/* One entry per id fragment (the first), as a map keyed by fragment keeps them. */
+static gboolean
+fragment_seen (GHashTable *seen, const char *id)
+{
+  const char *hash = strchr (id, '#');
+
+  if (hash == NULL || g_hash_table_contains (seen, hash + 1))
+    return TRUE;
+  g_hash_table_add (seen, (gpointer)(hash + 1));
+  return FALSE;
+}
+
+static gboolean
+append_keys (GString *out, const char *did, JsonArray *methods)
+{
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  gboolean first = TRUE;
+
+  for (guint i = 0; methods != NULL && i < json_array_get_length (methods); i++)
+    {
+      JsonNode *node = json_array_get_element (methods, i);
+      JsonObject *method;
+      const char *id, *type, *controller, *key;
+
+      if (JSON_NODE_HOLDS_NULL (node))
+        continue;
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        return FALSE;
+      method = json_node_get_object (node);
+      if (!string_field (method, "id", &id) || !string_field (method, "type", &type)
+          || !string_field (method, "controller", &controller)
+          || !string_field (method, "publicKeyMultibase", &key))
+        return FALSE;
+      if (id == NULL || g_strcmp0 (controller, did) != 0 || fragment_seen (seen, id))
+        continue;
+      g_string_append (out, first ? ",\"verificationMethod\":[{\"id\":" : ",{\"id\":");
+      first = FALSE;
+      {
+        g_autofree char *full = g_strconcat (did, strchr (id, '#'), NULL);
+        append_go_string (out, full);
+      }
+      append_member (out, "type", type);
+      append_member (out, "controller", did);
+      append_member (out, "publicKeyMultibase", key);
+      g_string_append_c (out, '}');
+    }
+  if (!first)
+    g_string_append_c (out, ']');
+  return TRUE;
+}
+
+static gboolean
+append_services (GString *out, JsonArray *services, AtkDidInfo *info)
+{
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  gboolean first = TRUE;
+
+  for (guint i = 0; services != NULL && i < json_array_get_length (services); i++)
+    {
+      JsonNode *node = json_array_get_element (services, i);
+      JsonObject *service;
+      const char *id, *type, *endpoint;
+
+      if (JSON_NODE_HOLDS_NULL (node))
+        continue;
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        return FALSE;
+      service = json_node_get_object (node);
+      if (!string_field (service, "id", &id) || !string_field (service, "type", &type)
+          || !string_field (service, "serviceEndpoint", &endpoint))
+        return FALSE;
+      if (id == NULL || fragment_seen (seen, id))
+        continue;
+      g_string_append (out, first ? ",\"service\":[{\"id\":" : ",{\"id\":");
+      first = FALSE;
+      append_go_string (out, strchr (id, '#'));
+      append_member (out, "type", type);
+      append_member (out, "serviceEndpoint", endpoint);
+      g_string_append_c (out, '}');
+
+      if (strcmp (strchr (id, '#'), "#atproto_pds") == 0 && endpoint != NULL && *endpoint != '\0'
+          && url_parses (endpoint))
+        {
+          g_autoptr (GUri) uri = g_uri_parse (endpoint, G_URI_FLAGS_PARSE_RELAXED, NULL);
+
+          info->pds_endpoint = g_strdup (endpoint);
+          if (uri != NULL && g_uri_get_host (uri) != NULL && *g_uri_get_host (uri) != '\0')
+            info->pds_host = g_ascii_strdown (g_uri_get_host (uri), -1);
+        }
+    }
+  if (!first)
+    g_string_append_c (out, ']');
+  return TRUE;
+}
+
+AtkDidInfo *
+atk_did_info_new_from_document (const char *did, const char *json, gssize len, GError **error)
+{
+  g_autoptr (JsonNode) root = parse_json (json, len, "DID document", error);
+  g_autoptr (AtkDidInfo) info = NULL;
+  g_autoptr (GString) out = NULL;
+  JsonObject *doc;
+  JsonArray *names, *methods, *services;
+  const char *id;
+
+  if (root == NULL)
+    return NULL;
+  doc = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  if (doc == NULL || !string_field (doc, "id", &id) || g_strcmp0 (id, did) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not a DID document for %s", did);
+      return NULL;
+    }
+  if (!array_field (doc, "alsoKnownAs", &names)
+      || !array_field (doc, "verificationMethod", &methods)
+      || !array_field (doc, "service", &services))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "Not a DID document for %s: a member has the wrong type", did);
+      return NULL;
+    }
+  info = g_atomic_rc_box_new0 (AtkDidInfo);
+  info->did = g_strdup (did);
+  out = g_string_new ("{\"id\":");
+  append_go_string (out, did);
+  for (guint i = 0; names != NULL && i < json_array_get_length (names); i++)
+    {
+      JsonNode *name = json_array_get_element (names, i);
+
+      if (!JSON_NODE_HOLDS_NULL (name) && !is_string (name))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "Not a DID document for %s: alsoKnownAs holds a non-string", did);
+          return NULL;
+        }
+      g_string_append (out, i == 0 ? ",\"alsoKnownAs\":[" : ",");
+      append_go_string (out, is_string (name) ? json_node_get_string (name) : "");
+      if (i + 1 == json_array_get_length (names))
+        g_string_append_c (out, ']');
+    }
+  if (!append_keys (out, did, methods) || !append_services (out, services, info))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "Not a DID document for %s: a verification method or service is malformed", did);
+      return NULL;
+    }
+  g_string_append_c (out, '}');
+  info->declared_handle = find_handle (names);
+  info->document = g_string_free (g_steal_pointer (&out), FALSE);
+  return g_steal_pointer (&info);
+}
+
+/* ---- PLC audit log, profile ---- */
+
+gboolean
+atk_did_audit_log_parse (const char *json, gssize len, char **created_at, gboolean *ms_known,
+                         gint64 *ms, GError **error)
+{
+  g_autoptr (JsonNode) root = parse_json (json, len, "PLC audit log", error);
+  JsonArray *entries;
+  JsonNode *first;
+  const char *text;
+
+  *created_at = NULL;
+  *ms_known = FALSE;
+  *ms = 0;
+  if (root == NULL)
+    return FALSE;
+  entries = JSON_NODE_HOLDS_ARRAY (root) ? json_node_get_array (root) : NULL;
+  first = entries != NULL && json_array_get_length (entries) > 0
+              ? json_array_get_element (entries, 0)
+              : NULL;
+  if (first == NULL || !JSON_NODE_HOLDS_OBJECT (first)
+      || !string_field (json_node_get_object (first), "createdAt", &text))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "Not a PLC audit log: no first entry");
+      return FALSE;
+    }
+  if (text == NULL)
+    text = "";
+  *created_at = g_strdup (text);
+  *ms_known = atk_parse_datetime_ms (text, strlen (text), ms);
+  if (!*ms_known)
+    *ms = 0;
+  return TRUE;
+}
+
+char *
+atk_did_profile_parse (const char *json, gssize len, GError **error)
+{
+  g_autoptr (JsonNode) root = parse_json (json, len, "profile", error);
+
+  if (root == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "Not a profile: not an object");
+      return NULL;
+    }
+  return json_to_string (root, FALSE);
+}
+
+/* ---- handle answers ---- */
+
+char *
+atk_handle_did_from_txt (const char *const *records, GError **error)
+{
+  for (guint i = 0; records != NULL && records[i] != NULL; i++)
+    {
+      const char *did = records[i] + 4;
+
+      if (!g_str_has_prefix (records[i], "did="))
+        continue;
+      if (!atk_did_is_valid (did, strlen (did)))
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                               "Invalid DID in handle DNS record");
+          return NULL;
+        }
+      return g_strdup (did);
+    }
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "No did= TXT record");
+  return NULL;
+}
+
+char *
+atk_handle_did_from_well_known (const char *body, gsize len, GError **error)
+{
+  gsize start = 0, end = len;
+
+  while (start < end && g_ascii_isspace (body[start]))
+    start++;
+  while (end > start && g_ascii_isspace (body[end - 1]))
+    end--;
+  if (!atk_did_is_valid (body + start, end - start))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "Invalid DID in /.well-known/atproto-did");
+      return NULL;
+    }
+  return g_strndup (body + start, end - start);
+}
+
+/* ---- did:web ---- */
+
+/* did:web:example.com → https://example.com/.well-known/did.json;
+ * did:web:example.com%3A8080:u:alice → https://example.com:8080/u/alice/did.json */
+char *
+atk_did_web_url (const char *did, const char *scheme)
+{
+  g_auto (GStrv) parts = NULL;
+  g_autofree char *host = NULL;
+  GString *url;
+
+  if (!g_str_has_prefix (did, "did:web:"))
+    return NULL;
+  parts = g_strsplit (did + strlen ("did:web:"), ":", -1);
+  host = g_uri_unescape_string (parts[0], "/?#@");
+  if (host == NULL || *host == '\0')
+    return NULL;
+  for (const char *p = host; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && strchr ("-.:[]", *p) == NULL)
+      return NULL;
+  url = g_string_new (scheme);
+  g_string_append_printf (url, "://%s", host);
+  if (parts[1] == NULL)
+    g_string_append (url, "/.well-known");
+  for (guint i = 1; parts[i] != NULL; i++)
+    {
+      g_autofree char *segment = g_uri_unescape_string (parts[i], "/?#");
+
+      if (segment == NULL || *segment == '\0')
+        {
+          g_string_free (url, TRUE);
+          return NULL;
+        }
+      g_string_append_c (url, '/');
+      g_string_append_uri_escaped (url, segment, NULL, FALSE);
+    }
+  g_string_append (url, "/did.json");
+  return g_string_free (url, FALSE);
+}
+
+gboolean
+atk_did_is_plausible (const char *did)
+{
+  gsize len = strlen (did);
+
+  if (len > MAX_DID_LEN)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isalnum (did[i]) && strchr (":._-%", did[i]) == NULL)
+      return FALSE;
+  return TRUE;
+}
+
+/* ---- eventMetadata ---- */
+
+void
+atk_did_metadata_append_json (const AtkDidInfo *info, gint64 now_ms, GString *out)
+{
+  if (info == NULL)
+    {
+      g_string_append (out, "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}");
+      return;
+    }
+  g_string_append (out, "{\"didDocument\":");
+  g_string_append (out, info->document);
+  if (info->pds_endpoint != NULL && *info->pds_endpoint != '\0')
+    append_member (out, "pdsHost", info->pds_endpoint);
+  if (info->handle != NULL && *info->handle != '\0')
+    append_member (out, "handle", info->handle);
+  if (info->created_at != NULL && *info->created_at != '\0')
+    append_member (out, "didCreatedAt", info->created_at);
+  /* whole seconds, truncated toward zero; negative for a creation time ahead of the clock */
+  g_string_append_printf (out, ",\"accountAge\":%" G_GINT64_FORMAT ",\"profile\":",
+                          info->created_at_known ? (now_ms - info->created_at_ms) / 1000 : -1);
+  g_string_append (out, info->profile != NULL ? info->profile : "null");
+  g_string_append_c (out, '}');
+}
