@@ -79,8 +79,8 @@ test_document_rebuild (void)
     const char *bad[]
         = { "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"alsoKnownAs\":\"at://x.com\"}",
             "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"alsoKnownAs\":[1]}",
-            "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"service\":[{\"id\":\"#atproto_pds\","
-            "\"serviceEndpoint\":{\"uri\":\"https://x\"}}]}",
+            ("{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"service\":[{\"id\":\"#atproto_pds\","
+             "\"serviceEndpoint\":{\"uri\":\"https://x\"}}]}"),
             "{\"id\":\"did:plc:ewvi7nxzyoun6zhxrhs64oiz\",\"verificationMethod\":[\"#atproto\"]}" };
 
     for (guint i = 0; i < G_N_ELEMENTS (bad); i++)

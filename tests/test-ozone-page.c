@@ -49,7 +49,6 @@ test_real_page (void)
     {
       const AtkOzoneEvent *event = events->pdata[i];
       JsonObject *view = json_array_get_object_element (want, i);
-      g_autofree char *as_sent = json_to_string (json_array_get_element (want, i), FALSE);
       g_autoptr (JsonNode) got = parse_json (event->json);
 
       g_assert_cmpint (event->pos.id, ==, json_object_get_int_member (view, "id"));
