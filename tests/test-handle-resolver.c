@@ -150,7 +150,11 @@ on_handle_request (WebServer *web, SoupServerMessage *msg, const char *path)
       else if (g_str_equal (name, "wrong"))
         body = handle_did (web, "other");
       else
-        body = g_strconcat (" ", handle_did (web, name), "\n", NULL);
+        {
+          g_autofree char *did = handle_did (web, name);
+
+          body = g_strconcat (" ", did, "\n", NULL);
+        }
     }
   if (body != NULL)
     soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_COPY, body, strlen (body));
@@ -210,6 +214,7 @@ test_handle_verification (void)
   g_autofree char *zone = NULL;
   g_autofree char *did = NULL;
   g_autofree char *other = NULL;
+  g_autofree char *mixed = NULL;
   Result result = { 0 };
 
   web_server_start (&web);
@@ -220,12 +225,13 @@ test_handle_verification (void)
   atk_did_resolver_set_timeout (resolver, 1);
   did = handle_did (&web, "dns");
   other = handle_did (&web, "other");
+  mixed = handle_did (&web, "mixed");
   zone = g_strdup_printf ("{\"a\":[\"example.org\"],\"drop\":[\"_atproto.slow.example.org\"],"
                           "\"txt\":{\"_atproto.dns.example.org\":[\"v=spf1\",\"did=%s\"],"
                           "\"_atproto.mixed.example.org\":[\"did=%s\"],"
                           "\"_atproto.wrong.example.org\":[\"did=%s\"],"
                           "\"_atproto.baddns.example.org\":[\"did=not a did\"]}}",
-                          did, handle_did (&web, "mixed"), other);
+                          did, mixed, other);
   set_zone (zone);
 
   /* the TXT record names this DID (the declared handle is lower-cased) */
