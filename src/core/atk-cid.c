@@ -15,7 +15,8 @@ static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 static const char base58_alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
 gboolean
-atk_varint_read (const guint8 *data, gsize len, guint64 *value, gsize *consumed, GError **error)
+atk_varint_read_full (const guint8 *data, gsize len, guint64 *value, gsize *consumed,
+                      GError **error)
 {
   guint64 v = 0;
 
