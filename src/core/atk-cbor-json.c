@@ -147,6 +147,59 @@ atk_json_append_string (GString *out, const char *text, gsize len)
   out_terminate (out);
 }
 
+/* atk_json_append_string() and atk_utf8_validate() in one pass, for text from the wire:
+ * FALSE (out partly written; callers truncate) if the text is not strict UTF-8. */
+static gboolean
+append_checked_string (GString *out, const guint8 *s, gsize len)
+{
+  gsize i = 0;
+  char *w = out_reserve (out, len + 2);
+
+  *w++ = '"';
+  while (i < len)
+    {
+      gsize start = i;
+      guint8 c;
+
+      while (len - i >= 8)
+        {
+          guint64 word;
+          memcpy (&word, s + i, 8);
+          if ((word & HIGHS) != 0 || word_needs_escape (word))
+            break;
+          i += 8;
+        }
+      while (i < len && s[i] < 0x80 && !needs_escape[s[i]])
+        i++;
+      memcpy (w, s + start, i - start);
+      w += i - start;
+      if (i == len)
+        break;
+
+      c = s[i];
+      if (c >= 0x80)
+        {
+          gsize n = atk_utf8_sequence_length (s + i, len - i);
+          if (n == 0)
+            {
+              out_commit (out, w);
+              return FALSE;
+            }
+          memcpy (w, s + i, n);
+          w += n;
+          i += n;
+          continue;
+        }
+      out_commit (out, w);
+      w = out_reserve (out, 6 + (len - i) + 1);
+      w = write_escape (w, c);
+      i++;
+    }
+  *w++ = '"';
+  out_commit (out, w);
+  return TRUE;
+}
+
 /* ---- base64 ---------------------------------------------------------------------------- */
 
 void
@@ -387,9 +440,8 @@ write_scalar (AtkCborReader *reader, GString *out, AtkCborMajor major, guint64 a
         write_integer (out, TRUE, arg + 1);
       return TRUE;
     case ATK_CBOR_TEXT:
-      if (!atk_utf8_validate ((const char *)reader->pos, arg))
+      if (!append_checked_string (out, reader->pos, arg))
         return fail (error, ATK_ERROR_BAD_CBOR, "CBOR text is not valid UTF-8");
-      atk_json_append_string (out, (const char *)reader->pos, arg);
       reader->pos += arg;
       return TRUE;
     case ATK_CBOR_BYTES:
