@@ -9,42 +9,12 @@
 
 #include "atk-cid.h"
 #include "atk-error.h"
+#include "atk-json-out.h"
 
-/* Makes room for n more bytes and returns where they go. Callers then set the end with
- * out_commit(); the NUL terminator is restored once, by the public entry points. */
-static inline char *
-out_reserve (GString *out, gsize n)
-{
-  if (G_UNLIKELY (out->len + n >= out->allocated_len))
-    {
-      gsize len = out->len;
-      g_string_set_size (out, len + n);
-      out->len = len;
-    }
-  return out->str + out->len;
-}
-
-static inline void
-out_commit (GString *out, char *end)
-{
-  out->len = (gsize)(end - out->str);
-}
-
-static inline void
-out_terminate (GString *out)
-{
-  out->str[out->len] = '\0';
-}
-
-static inline void
-out_literal (GString *out, const char *s, gsize n)
-{
-  char *w = out_reserve (out, n);
-  memcpy (w, s, n);
-  out_commit (out, w + n);
-}
-
-#define OUT_LITERAL(out, s) out_literal ((out), (s), sizeof (s) - 1)
+#define out_reserve atk_out_reserve
+#define out_commit atk_out_commit
+#define out_terminate atk_out_terminate
+#define OUT_LITERAL ATK_OUT_LITERAL
 
 /* ---- JSON strings ---------------------------------------------------------------------- */
 

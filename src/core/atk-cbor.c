@@ -172,7 +172,7 @@ read_typed_head (AtkCborReader *reader, AtkCborMajor want, guint64 *arg, GError 
 }
 
 gboolean
-atk_cbor_read_text (AtkCborReader *reader, AtkStr *out, GError **error)
+atk_cbor_read_text_full (AtkCborReader *reader, AtkStr *out, GError **error)
 {
   guint64 len;
 

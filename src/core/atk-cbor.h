@@ -85,15 +85,23 @@ atk_cbor_read_head (AtkCborReader *reader, AtkCborMajor *major, guint64 *arg, GE
       guint ai = ib & 0x1f;
       guint m = ib >> 5;
       gsize avail = (gsize)(reader->end - p) - 1;
+      gsize head = 1;
 
+      /* The one-byte argument form, when minimal (24 and up). */
+      if (ai == 24 && avail >= 1 && p[1] >= 24)
+        {
+          ai = p[1];
+          head = 2;
+          avail--;
+        }
       /* A string's or array's length, or twice a map's, must fit in what is left; an
        * integer always fits. Failing any of these takes the full path for its error. */
-      if (ai < 24 && m <= ATK_CBOR_MAP
+      if ((ai < 24 || head == 2) && m <= ATK_CBOR_MAP
           && (m < ATK_CBOR_BYTES || (m == ATK_CBOR_MAP ? 2 * (gsize)ai : (gsize)ai) <= avail))
         {
           *major = (AtkCborMajor)m;
           *arg = ai;
-          reader->pos = p + 1;
+          reader->pos = p + head;
           return TRUE;
         }
     }
@@ -116,8 +124,46 @@ atk_cbor_peek_major (const AtkCborReader *reader, AtkCborMajor *major, GError **
   return TRUE;
 }
 
-/* Typed reads; a different type is ATK_ERROR_BAD_CBOR. Text is checked to be UTF-8. */
-gboolean atk_cbor_read_text (AtkCborReader *reader, AtkStr *out, GError **error);
+/* The general case of atk_cbor_read_text(), with every check and error message. */
+gboolean atk_cbor_read_text_full (AtkCborReader *reader, AtkStr *out, GError **error);
+
+/* Typed reads; a different type is ATK_ERROR_BAD_CBOR. Text is checked to be UTF-8.
+ * Inline for short ASCII text (map keys, most fields of a frame). */
+static inline gboolean
+atk_cbor_read_text (AtkCborReader *reader, AtkStr *out, GError **error)
+{
+  const guint8 *p = reader->pos;
+
+  if (G_LIKELY (p < reader->end))
+    {
+      guint8 ib = p[0];
+      gsize avail = (gsize)(reader->end - p) - 1;
+      gsize len = (gsize)(ib & 0x1f);
+      gsize head = 1;
+      guint8 high = 0;
+
+      if ((ib >> 5) == ATK_CBOR_TEXT && len == 24 && avail >= 1 && p[1] >= 24)
+        {
+          len = p[1];
+          head = 2;
+          avail--;
+        }
+      if ((ib >> 5) == ATK_CBOR_TEXT && len < 24 + (head == 2 ? 256 : 0) && len <= avail)
+        {
+          for (gsize i = 0; i < len; i++)
+            high |= p[head + i];
+          if (high < 0x80)
+            {
+              out->ptr = (const char *)p + head;
+              out->len = len;
+              reader->pos = p + head + len;
+              return TRUE;
+            }
+        }
+    }
+  return atk_cbor_read_text_full (reader, out, error);
+}
+
 gboolean atk_cbor_read_bytes (AtkCborReader *reader, const guint8 **data, gsize *len,
                               GError **error);
 gboolean atk_cbor_read_int (AtkCborReader *reader, gint64 *out, GError **error);

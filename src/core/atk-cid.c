@@ -52,6 +52,23 @@ atk_cid_parse_prefix (const guint8 *data, gsize len, AtkCid *cid, gsize *consume
   guint64 version, codec, hash_code, digest_len;
   gsize pos = 0, n;
 
+  /* Nearly every CID on the network: v1, a one-byte codec (dag-cbor, raw, …), sha2-256
+   * with its 32-byte digest. Each of those bytes is a complete minimal varint, so this
+   * is what the general path below would conclude. */
+  if (G_LIKELY (len >= 36 && data[0] == 1 && data[1] < 0x80 && data[2] == ATK_MULTIHASH_SHA2_256
+                && data[3] == 32))
+    {
+      cid->bytes = data;
+      cid->len = 36;
+      cid->v0 = FALSE;
+      cid->codec = data[1];
+      cid->hash_code = ATK_MULTIHASH_SHA2_256;
+      cid->digest = data + 4;
+      cid->digest_len = 32;
+      *consumed = 36;
+      return TRUE;
+    }
+
   if (!atk_varint_read (data, len, &version, &n, error))
     return FALSE;
   pos += n;

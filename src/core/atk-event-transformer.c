@@ -13,6 +13,7 @@
 #include "atk-cbor-json.h"
 #include "atk-error.h"
 #include "atk-jetstream.h"
+#include "atk-json-out.h"
 #include "atk-name-filter.h"
 #include "atk-time.h"
 
@@ -180,7 +181,7 @@ update_send_time (AtkEventTransformer *self, gint64 now_us)
 
 /* ---- JSON writing ---- */
 
-#define APPEND_LITERAL(out, lit) g_string_append_len ((out), (lit), sizeof (lit) - 1)
+#define APPEND_LITERAL ATK_OUT_LITERAL
 
 static void
 append_str (GString *out, AtkStr s)
@@ -200,7 +201,7 @@ append_int (GString *out, gint64 value)
   while ((v /= 10) != 0);
   if (value < 0)
     *--p = '-';
-  g_string_append_len (out, p, buf + sizeof buf - p);
+  atk_out_append (out, p, (gsize)(buf + sizeof buf - p));
 }
 
 /* Writes {"did":…,"timestamp":…, — the start every standard event shares. */
@@ -248,7 +249,7 @@ append_osprey_tail (AtkEventTransformer *self, GString *out, const AtkFrame *fra
     append_str (out, frame->time);
   APPEND_LITERAL (out, ",\"secret_data\":{},\"encoding\":\"UTF8\"},\"send_time\":");
   atk_json_append_string (out, self->send_time, self->send_time_len);
-  g_string_append_c (out, '}');
+  atk_out_append_c (out, '}');
 }
 
 static AtkMessage *
@@ -331,14 +332,17 @@ append_operation_event (GString *out, const AtkFrame *frame, const AtkRepoOp *op
 {
   append_event_head (out, frame);
   APPEND_LITERAL (out, ",\"operation\":{\"action\":\"");
-  g_string_append (out, atk_op_action_name (op->action));
+  {
+    const char *action = atk_op_action_name (op->action);
+    atk_out_append (out, action, strlen (action));
+  }
   APPEND_LITERAL (out, "\",\"collection\":");
   append_str (out, op->collection);
   APPEND_LITERAL (out, ",\"rkey\":");
   append_str (out, op->rkey);
   APPEND_LITERAL (out, ",\"uri\":\"at://");
   append_string_body (out, frame->did);
-  g_string_append_c (out, '/');
+  atk_out_append_c (out, '/');
   append_string_body (out, op->path);
   APPEND_LITERAL (out, "\",\"cid\":\"");
   /* Like the reference: the CID only for records we wrote, "" for deletes; a record that
@@ -356,9 +360,9 @@ append_operation_event (GString *out, const AtkFrame *frame, const AtkRepoOp *op
     {
       APPEND_LITERAL (out, ",\"recordError\":\"");
       g_string_append (out, record_error);
-      g_string_append_c (out, '"');
+      atk_out_append_c (out, '"');
     }
-  g_string_append_c (out, '}');
+  atk_out_append_c (out, '}');
   append_event_tail (out);
   return TRUE;
 }
@@ -527,7 +531,7 @@ append_account (GString *out, const AtkFrame *frame)
       APPEND_LITERAL (out, ",\"status\":");
       append_str (out, frame->status);
     }
-  g_string_append_c (out, '}');
+  atk_out_append_c (out, '}');
   append_event_tail (out);
 }
 
@@ -542,7 +546,7 @@ append_identity (GString *out, const AtkFrame *frame)
     append_str (out, frame->handle);
   else
     APPEND_LITERAL (out, "\"\"");
-  g_string_append_c (out, '}');
+  atk_out_append_c (out, '}');
   append_event_tail (out);
 }
 
@@ -554,7 +558,7 @@ append_sync (GString *out, const AtkFrame *frame)
   append_int (out, frame->seq);
   APPEND_LITERAL (out, ",\"rev\":");
   append_str (out, frame->rev);
-  g_string_append_c (out, '}');
+  atk_out_append_c (out, '}');
   append_event_tail (out);
 }
 
@@ -569,7 +573,7 @@ append_info (GString *out, const AtkFrame *frame)
       APPEND_LITERAL (out, ",\"message\":");
       append_str (out, frame->message);
     }
-  g_string_append_c (out, '}');
+  atk_out_append_c (out, '}');
   append_event_tail (out);
 }
 
