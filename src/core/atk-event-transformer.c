@@ -36,6 +36,7 @@ struct _AtkEventTransformer
    * 4096 blocks, too big for the stack of a callback. result->frame points at frame. */
   AtkFrame frame;
   AtkCarIndex *car;
+  AtkCidHasher *hasher; /* one SHA-256 context for every record block */
 
   /* send_time is the same for every message of one call; cached per second. */
   gint64 send_time_sec;
@@ -63,6 +64,7 @@ atk_event_transformer_finalize (GObject *object)
 
   g_clear_pointer (&self->collections, atk_name_filter_free);
   g_clear_pointer (&self->car, g_free);
+  g_clear_pointer (&self->hasher, atk_cid_hasher_free);
 
   G_OBJECT_CLASS (atk_event_transformer_parent_class)->finalize (object);
 }
@@ -77,6 +79,7 @@ static void
 atk_event_transformer_init (AtkEventTransformer *self)
 {
   self->car = g_new0 (AtkCarIndex, 1);
+  self->hasher = atk_cid_hasher_new ();
   self->send_time_sec = G_MININT64;
 }
 
@@ -289,7 +292,7 @@ op_action_name (AtkOpAction action)
 
 /* Finds and checks the op's record block: present in the CAR and hashing to its CID. */
 static const AtkCarBlock *
-find_record (const AtkCarIndex *car, const AtkRepoOp *op, GError **error)
+find_record (const AtkCarIndex *car, AtkCidHasher *hasher, const AtkRepoOp *op, GError **error)
 {
   const AtkCarBlock *block;
 
@@ -305,7 +308,7 @@ find_record (const AtkCarIndex *car, const AtkRepoOp *op, GError **error)
                            "record block not in the commit's CAR");
       return NULL;
     }
-  if (!atk_cid_verify (&op->cid, block->data, block->len, error))
+  if (!atk_cid_verify_with (hasher, &op->cid, block->data, block->len, error))
     return NULL;
   return block;
 }
@@ -438,7 +441,7 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
   skip = self->skip_unrenderable || self->payload == ATK_PAYLOAD_JETSTREAM;
   if (op->action != ATK_OP_DELETE
       && (!ensure_car (self, frame, car_state, &error)
-          || (block = find_record (self->car, op, &error)) == NULL))
+          || (block = find_record (self->car, self->hasher, op, &error)) == NULL))
     {
       record_error = note_op_error (result, op, g_steal_pointer (&error));
       if (skip)
