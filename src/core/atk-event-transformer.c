@@ -1,7 +1,9 @@
 /* at-kafka: firehose frames in, output messages out.
  *
  * The hot path of the daemon: every value is written straight into the message's GString,
- * no JSON trees, no per-event allocation beyond the message itself.
+ * no JSON trees, no per-event allocation beyond the message itself. This file decides
+ * which messages a frame makes (filters, record errors, Osprey envelope); the event
+ * shapes themselves are written by atk-event-json.c and atk-jetstream.c.
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka-core"
 
@@ -12,6 +14,7 @@
 #include "atk-car.h"
 #include "atk-cbor-json.h"
 #include "atk-error.h"
+#include "atk-event-json.h"
 #include "atk-jetstream.h"
 #include "atk-json-out.h"
 #include "atk-name-filter.h"
@@ -186,46 +189,6 @@ update_send_time (AtkEventTransformer *self, gint64 now_us)
 
 #define APPEND_LITERAL ATK_OUT_LITERAL
 
-static void
-append_str (GString *out, AtkStr s)
-{
-  atk_json_append_string (out, s.ptr, s.len);
-}
-
-static void
-append_int (GString *out, gint64 value)
-{
-  char buf[24];
-  char *p = buf + sizeof buf;
-  guint64 v = value < 0 ? -(guint64)value : (guint64)value;
-
-  do
-    *--p = (char)('0' + v % 10);
-  while ((v /= 10) != 0);
-  if (value < 0)
-    *--p = '-';
-  atk_out_append (out, p, (gsize)(buf + sizeof buf - p));
-}
-
-/* Writes {"did":…,"timestamp":…, — the start every standard event shares. */
-static void
-append_event_head (GString *out, const AtkFrame *frame)
-{
-  APPEND_LITERAL (out, "{\"did\":");
-  append_str (out, frame->did);
-  APPEND_LITERAL (out, ",\"timestamp\":");
-  append_str (out, frame->time);
-}
-
-static void
-append_event_tail (GString *out)
-{
-  APPEND_LITERAL (out, ",\"eventMetadata\":null}");
-}
-
-/* Called right after append_event_tail(): where its `null` is, for the metadata stage. */
-#define METADATA_OFFSET(out) ((out)->len - sizeof ("null}") + 1)
-
 /* op: with the Jetstream payload, ops are named as Osprey's Jetstream plugin names them. */
 static void
 append_osprey_head (AtkEventTransformer *self, GString *out, const char *action_name,
@@ -237,7 +200,7 @@ append_osprey_head (AtkEventTransformer *self, GString *out, const char *action_
   else
     atk_json_append_string (out, action_name, strlen (action_name));
   APPEND_LITERAL (out, ",\"action_id\":");
-  append_int (out, action_id);
+  atk_out_append_int (out, action_id);
   APPEND_LITERAL (out, ",\"data\":");
 }
 
@@ -249,7 +212,7 @@ append_osprey_tail (AtkEventTransformer *self, GString *out, const AtkFrame *fra
   if (frame->kind == ATK_EVENT_INFO)
     atk_json_append_string (out, self->send_time, self->send_time_len);
   else
-    append_str (out, frame->time);
+    atk_json_append_string (out, frame->time.ptr, frame->time.len);
   APPEND_LITERAL (out, ",\"secret_data\":{},\"encoding\":\"UTF8\"},\"send_time\":");
   atk_json_append_string (out, self->send_time, self->send_time_len);
   atk_out_append_c (out, '}');
@@ -311,63 +274,6 @@ find_record (const AtkCarIndex *car, AtkCidHasher *hasher, const AtkRepoOp *op, 
   if (!atk_cid_verify_with (hasher, &op->cid, block->data, block->len, error))
     return NULL;
   return block;
-}
-
-/* Appends text escaped for JSON but without the quotes, to join several parts (the uri)
- * inside one JSON string. */
-static void
-append_string_body (GString *out, AtkStr s)
-{
-  gsize at = out->len;
-
-  atk_json_append_string (out, s.ptr, s.len);
-  memmove (out->str + at, out->str + at + 1, out->len - at - 2);
-  g_string_truncate (out, out->len - 2);
-}
-
-/* The standard operation event. `block` is the record's checked block, NULL for deletes
- * and for records that cannot be rendered (then `record_error` says why). FALSE when the
- * record does not render: out is then left partly written and *error set; the caller
- * either drops the message or writes it again with the error. */
-static gboolean
-append_operation_event (GString *out, const AtkFrame *frame, const AtkRepoOp *op,
-                        const AtkCarBlock *block, const char *record_error, GError **error)
-{
-  append_event_head (out, frame);
-  APPEND_LITERAL (out, ",\"operation\":{\"action\":\"");
-  {
-    const char *action = atk_op_action_name (op->action);
-    atk_out_append (out, action, strlen (action));
-  }
-  APPEND_LITERAL (out, "\",\"collection\":");
-  append_str (out, op->collection);
-  APPEND_LITERAL (out, ",\"rkey\":");
-  append_str (out, op->rkey);
-  APPEND_LITERAL (out, ",\"uri\":\"at://");
-  append_string_body (out, frame->did);
-  atk_out_append_c (out, '/');
-  append_string_body (out, op->path);
-  APPEND_LITERAL (out, "\",\"cid\":\"");
-  /* Like the reference: the CID only for records we wrote, "" for deletes; a record that
-   * cannot be rendered still has the CID its commit gives it. */
-  if (block != NULL || (record_error != NULL && op->has_cid))
-    atk_cid_append_string (&op->cid, out);
-  APPEND_LITERAL (out, "\",\"path\":");
-  append_str (out, op->path);
-  APPEND_LITERAL (out, ",\"record\":");
-  if (block == NULL)
-    APPEND_LITERAL (out, "null");
-  else if (!atk_cbor_json_write_record (block->data, block->len, out, error))
-    return FALSE;
-  if (record_error != NULL)
-    {
-      APPEND_LITERAL (out, ",\"recordError\":\"");
-      g_string_append (out, record_error);
-      atk_out_append_c (out, '"');
-    }
-  atk_out_append_c (out, '}');
-  append_event_tail (out);
-  return TRUE;
 }
 
 /* Counts an op whose record cannot be rendered, by kind; keeps the first error (with the
@@ -466,7 +372,7 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
     }
   else
     {
-      if (!append_operation_event (message->value, frame, op, block, record_error, &error))
+      if (!atk_event_json_append_operation (message->value, frame, op, block, record_error, &error))
         {
           /* Rare: the block is there and hashes right, but its bytes are not a record. */
           record_error = note_op_error (result, op, g_steal_pointer (&error));
@@ -476,9 +382,9 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
               return;
             }
           g_string_truncate (message->value, start);
-          append_operation_event (message->value, frame, op, NULL, record_error, NULL);
+          atk_event_json_append_operation (message->value, frame, op, NULL, record_error, NULL);
         }
-      message->metadata_offset = METADATA_OFFSET (message->value);
+      message->metadata_offset = ATK_EVENT_JSON_METADATA_OFFSET (message->value);
     }
   if (self->osprey)
     append_osprey_tail (self, message->value, frame);
@@ -521,66 +427,6 @@ event_action_name (AtkEventKind kind)
 }
 
 static void
-append_account (GString *out, const AtkFrame *frame)
-{
-  append_event_head (out, frame);
-  if (frame->active)
-    APPEND_LITERAL (out, ",\"account\":{\"active\":true,\"seq\":");
-  else
-    APPEND_LITERAL (out, ",\"account\":{\"active\":false,\"seq\":");
-  append_int (out, frame->seq);
-  if (frame->has_status)
-    {
-      APPEND_LITERAL (out, ",\"status\":");
-      append_str (out, frame->status);
-    }
-  atk_out_append_c (out, '}');
-  append_event_tail (out);
-}
-
-static void
-append_identity (GString *out, const AtkFrame *frame)
-{
-  append_event_head (out, frame);
-  APPEND_LITERAL (out, ",\"identity\":{\"seq\":");
-  append_int (out, frame->seq);
-  APPEND_LITERAL (out, ",\"handle\":");
-  if (frame->has_handle)
-    append_str (out, frame->handle);
-  else
-    APPEND_LITERAL (out, "\"\"");
-  atk_out_append_c (out, '}');
-  append_event_tail (out);
-}
-
-static void
-append_sync (GString *out, const AtkFrame *frame)
-{
-  append_event_head (out, frame);
-  APPEND_LITERAL (out, ",\"sync\":{\"seq\":");
-  append_int (out, frame->seq);
-  APPEND_LITERAL (out, ",\"rev\":");
-  append_str (out, frame->rev);
-  atk_out_append_c (out, '}');
-  append_event_tail (out);
-}
-
-/* The reference leaves did and timestamp empty for #info. */
-static void
-append_info (GString *out, const AtkFrame *frame)
-{
-  APPEND_LITERAL (out, "{\"did\":\"\",\"timestamp\":\"\",\"info\":{\"name\":");
-  append_str (out, frame->name);
-  if (frame->has_message)
-    {
-      APPEND_LITERAL (out, ",\"message\":");
-      append_str (out, frame->message);
-    }
-  atk_out_append_c (out, '}');
-  append_event_tail (out);
-}
-
-static void
 transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *messages,
                  AtkTransformResult *result)
 {
@@ -617,20 +463,20 @@ transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *
   switch (frame->kind)
     {
     case ATK_EVENT_ACCOUNT:
-      append_account (message->value, frame);
+      atk_event_json_append_account (message->value, frame);
       break;
     case ATK_EVENT_IDENTITY:
-      append_identity (message->value, frame);
+      atk_event_json_append_identity (message->value, frame);
       break;
     case ATK_EVENT_SYNC:
-      append_sync (message->value, frame);
+      atk_event_json_append_sync (message->value, frame);
       break;
     case ATK_EVENT_INFO:
     default:
-      append_info (message->value, frame);
+      atk_event_json_append_info (message->value, frame);
       break;
     }
-  message->metadata_offset = METADATA_OFFSET (message->value);
+  message->metadata_offset = ATK_EVENT_JSON_METADATA_OFFSET (message->value);
   if (self->osprey)
     append_osprey_tail (self, message->value, frame);
   g_ptr_array_add (messages, message);

@@ -57,6 +57,22 @@ atk_out_append_c (GString *out, char c)
   out->len++;
 }
 
+/* A JSON integer. */
+static inline void
+atk_out_append_int (GString *out, gint64 value)
+{
+  char buf[24];
+  char *p = buf + sizeof buf;
+  guint64 v = value < 0 ? -(guint64)value : (guint64)value;
+
+  do
+    *--p = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  if (value < 0)
+    *--p = '-';
+  atk_out_append (out, p, (gsize)(buf + sizeof buf - p));
+}
+
 /* For string literals only. */
 #define ATK_OUT_LITERAL(out, lit) atk_out_append ((out), (lit), sizeof (lit) - 1)
 
