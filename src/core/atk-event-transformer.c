@@ -218,11 +218,13 @@ append_osprey_tail (AtkEventTransformer *self, GString *out, const AtkFrame *fra
   atk_out_append_c (out, '}');
 }
 
+/* size: about how long the value will be (the record's JSON takes at most about twice its
+ * DAG-CBOR), so that writing it does not reallocate. */
 static AtkMessage *
-message_new (const EventContext *ctx, const char *action_name, guint op_index)
+message_new (const EventContext *ctx, const char *action_name, guint op_index, gsize size)
 {
   const AtkFrame *frame = ctx->frame;
-  AtkMessage *message = atk_message_new ();
+  AtkMessage *message = atk_message_new_sized (size);
 
   message->key
       = frame->did.len > 0 ? g_strndup (frame->did.ptr, frame->did.len) : g_strdup (UNKNOWN_KEY);
@@ -357,7 +359,7 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
         }
     }
 
-  message = message_new (ctx, action_name, index);
+  message = message_new (ctx, action_name, index, 512 + (block != NULL ? 2 * block->len : 0));
   if (self->osprey)
     append_osprey_head (self, message->value, action_name, op, message->action_id);
   start = message->value->len;
@@ -446,7 +448,7 @@ transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *
           = atk_snowflake_for_event (ctx->now_ms, self->info_counter++, SNOWFLAKE_INFO_SLOT);
     }
   else
-    message = message_new (ctx, action_name, 0);
+    message = message_new (ctx, action_name, 0, 512);
 
   if (self->osprey)
     append_osprey_head (self, message->value, action_name, NULL, message->action_id);
