@@ -14,6 +14,7 @@
 
 #include "atk-error.h"
 #include "atk-counter-set.h"
+#include "atk-did-syntax.h"
 #include "atk-handle-resolver.h"
 #include "atk-ttl-cache.h"
 
