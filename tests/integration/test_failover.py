@@ -266,7 +266,9 @@ class Failover(unittest.TestCase):
         # The broker's time of append, not the producer's: a zombie's late records count
         # when they land.
         kafkawire.create_topic(topic, 8, {"message.timestamp.type": "LogAppendTime"})
-        replay = Replay(CAPTURE, "--loop", str(LOOPS), "--rate", str(RATE))
+        # --live-tip: a client without a cursor starts at the newest frame sent, as at a
+        # real relay (what a group without a cursor would lose shows)
+        replay = Replay(CAPTURE, "--loop", str(LOOPS), "--rate", str(RATE), "--live-tip")
         self.addCleanup(replay.stop)
         extra = ("--transactional-id", topic + "-id") if transactional else ()
         gid = 40000 + (os.getpid() % 2000) * 8 + 4 * transactional
