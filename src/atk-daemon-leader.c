@@ -3,12 +3,12 @@
  * and no cursor is written. Elected, the instance resumes after the group's cursor (the
  * higher of "<topic>.cursor" and what this instance itself got acknowledged earlier: both
  * only hold acknowledged watermarks); with transactions it sets them up only now, which
- * fences the previous leader's producer. Deposed, it stops the input at once, purges what
- * librdkafka still holds (those messages are not covered by any cursor: the next leader
- * produces them again) and stands by. A deposed transactional instance cannot go on with
- * its fenced producer: it stops ("fatal", exit status 1) and its supervisor starts it
- * again as a standby.
- * SPDX-License-Identifier: MIT */
+ * fences the previous leader's producer. A leader that finds no cursor at all anchors one
+ * before it produces anything: the seq before the first frame it gets (on_anchor). Deposed, it
+ * stops the input at once, purges what librdkafka still holds (those messages are not covered by
+ * any cursor: the next leader produces them again) and stands by. A deposed transactional instance
+ * cannot go on with its fenced producer: it stops ("fatal", exit status 1) and its supervisor
+ * starts it again as a standby. SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka"
 
 #include "atk-daemon-private.h"
