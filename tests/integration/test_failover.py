@@ -22,7 +22,6 @@ the rolling restart run at once to fit CI's time."""
 import bisect
 import collections
 import concurrent.futures
-import itertools
 import json
 import math
 import os
@@ -30,6 +29,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -53,6 +53,13 @@ ROLLING_LOOPS = 5       # the rolling restart's stream: ~7.5 s
 SAVE_INTERVAL_S = 1.0   # 10x --cursor-save-interval's default (0.1 s): kill moments and a loose duplicates bound
 SESSION_TIMEOUT_S = 6.0  # the group's default session timeout (README)
 TICK = os.sysconf("SC_CLK_TCK")
+# Freezes process argv[2] as soon as its log (argv[1]) says it anchored the group's cursor.
+FREEZE_AT_ANCHOR = """
+import os, signal, sys, time
+while b"Anchored the group's cursor" not in open(sys.argv[1], "rb").read():
+    time.sleep(0.002)
+os.kill(int(sys.argv[2]), signal.SIGSTOP)
+"""
 FIRST_SAVE_INTERVAL_MS = 600000  # the first leader: no cursor of its own before it is killed
 STORY = re.compile(r"(?i)lead|elected|resum|commit|abort|fenc|fatal|rewind|again|stopped|group|"
                    r"transaction|cursor|connected|anchor")
@@ -235,36 +242,36 @@ class Failover(unittest.TestCase):
                                                       for i, m in enumerate(members))) from None
 
     def first_leader(self, members, mode, transactional, topic, make):
-        """Member 0 alone, with (at-least-once) no cursor saves of its own: once it delivered
-        its first frame it is frozen, members 1 and 2 start, and it is killed while
+        """Member 0 alone, with (at-least-once) no cursor saves of its own: once it took its
+        first frame it is frozen, members 1 and 2 start, and it is killed while
         frozen: the group holds no cursor of its but (with the fix) the anchor, and the
-        relay went on sending to the frozen process meanwhile. Returns the last seq it
-        had taken (its metrics, just before the freeze) and when it was frozen."""
+        relay went on sending to the frozen process meanwhile. Returns when it was frozen
+        and the cursors it committed itself (with transactions it may have, once)."""
         first = members[0]
-        leads = wait_until(lambda: first.leads() == 1 or None, 60, f"{mode}: a first leader")
-        self.assertTrue(leads)
-
-        polls = itertools.count()
+        # A process of its own freezes it the moment it logs its anchor (with transactions
+        # its first own commit comes within 0.5 s; this thread shares the interpreter with
+        # the other scenarios); the metrics say it took a frame too, with or without one.
+        watcher = subprocess.Popen([sys.executable, "-c", FREEZE_AT_ANCHOR,
+                                    first.daemon.log_path, str(first.daemon.proc.pid)])
+        self.addCleanup(watcher.kill)
+        wait_until(lambda: watcher.poll() is not None or first.leads() == 1, 60,
+                   f"{mode}: a first leader")
 
         def reading():
-            # as early as possible: with transactions its first commit comes within 0.5 s.
-            # It logs its anchor as it takes its first frame (a cheap file read, every 2 ms);
-            # the metrics (slower) say so too, with or without an anchor.
-            if "Anchored the group's cursor" in first.daemon.output():
+            if watcher.poll() is not None:
                 return True
             try:
-                return next(polls) % 10 == 0 and first.daemon.metric(
-                    "atkafka_frames_received_total") > 0
+                return first.daemon.metric("atkafka_frames_received_total") > 0
             except AssertionError:
                 return False
-        wait_until(reading, 30, f"{mode}: the first leader's first frame", interval=0.002)
-        last = first.daemon.metric("atkafka_last_seq")
-        t0 = time.time()
+        wait_until(reading, 30, f"{mode}: the first leader's first frame", interval=0.01)
         os.kill(first.daemon.proc.pid, signal.SIGSTOP)
+        t0 = time.time()
+        watcher.kill()
         first.frozen = True
         own = [seq for seq in kafka_cursors(topic, committed=False) if seq >= FIRST_SEQ]
         if transactional:
-            say(f"  {mode}: first leader frozen after seq {last:.0f}, "
+            say(f"  {mode}: first leader frozen "
                 + (f"after its first commit ({own[0]})" if own else "before its first commit"))
         else:
             self.assertEqual(own, [], "the first leader saved a cursor of its own")
@@ -273,7 +280,7 @@ class Failover(unittest.TestCase):
             m.daemon.metrics_port  # started (the relay fills the frozen leader's socket)
         first.daemon.kill()
         first.frozen = False
-        return int(last), t0, own
+        return t0, own
 
     def run_scenario(self, transactional, members):
         rng = random.Random(SEED + transactional)
@@ -302,7 +309,7 @@ class Failover(unittest.TestCase):
         cut_stops = []     # seconds from a cut to the cut-off leader standing by
         standby_cpu = [0.0, 0.0]  # CPU seconds, wall seconds of members standing by throughout
 
-        first_last, t0, own = self.first_leader(members, mode, transactional, topic, make)
+        t0, own = self.first_leader(members, mode, transactional, topic, make)
         old = members[0]
         for action in actions:
             if action != "first":
@@ -475,7 +482,8 @@ class Failover(unittest.TestCase):
         say(f"  {mode}: a cut-off leader stood down {', '.join(f'{s:.1f}' for s in cut_stops)} s "
             "after the cut")
         for seconds in cut_stops:
-            self.assertLess(seconds, SESSION_TIMEOUT_S + 6, "the cut-off leader stood down late")
+            # the session timeout, then a rebalance that may wait for a member's rejoin
+            self.assertLess(seconds, 3 * SESSION_TIMEOUT_S, "the cut-off leader stood down late")
         if standby_cpu[1] > 0:
             say(f"  {mode}: idle standby CPU {100 * standby_cpu[0] / standby_cpu[1]:.2f}% of a "
                 f"core over {standby_cpu[1]:.0f} s")
@@ -509,7 +517,7 @@ class Failover(unittest.TestCase):
         self.assertEqual(sum(per_action.values()), dups)
         bound = math.ceil(2 * SAVE_INTERVAL_S * RATE * len(ORACLE.messages())
                           / ORACLE.frame_count())
-        first_bound = sum(1 for e in want if e.seq <= first_last + RATE)
+        first_bound = sum(1 for m in produced if term_of(m) == 0)  # what it appended
         say(f"  {mode}: {len(messages)} messages, 0 lost, {dups} duplicates: "
             + ", ".join(f"{events[k][0]} {n}" for k, n in sorted(per_action.items())))
         for k, n in per_action.items():
