@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "atk-did-resolver.h"
+#include "atk-did-syntax.h"
 #include "atk-fuzz-json.h"
 #include "atk-time.h"
 

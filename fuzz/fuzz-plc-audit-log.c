@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "atk-did-document.h"
+#include "atk-did-syntax.h"
 #include "atk-fuzz-json.h"
 
 int LLVMFuzzerTestOneInput (const guint8 *data, size_t size);

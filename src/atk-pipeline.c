@@ -17,9 +17,9 @@
 
 #include "atk-error.h"
 #include "atk-ledger.h"
-#include "atk-log-text.h"
 #include "atk-log.h"
 #include "atk-metadata-stage.h"
+#include "atk-payload-report.h"
 #include "atk-pipeline-parts.h"
 
 struct _AtkPipeline
@@ -388,47 +388,6 @@ on_stage_filtered (AtkMetadataStage *stage, AtkMessage *message, AtkPipeline *se
 
 /* ---- payloads ---------------------------------------------------------------------- */
 
-/* An input that keeps its place acked the event when its id was readable (else its peer
- * would send it forever). */
-static void
-payload_failed (AtkPipeline *self, gsize len, const AtkInputEvent *event, const GError *error)
-{
-  g_autofree char *position = event->has_position
-                                  ? g_strdup_printf ("%" G_GINT64_FORMAT, event->position)
-                                  : g_strdup ("without a readable id ");
-
-  g_autofree char *why = atk_log_text (error->message, -1);
-
-  if (event->unknown)
-    self->stats->unknown_events++;
-  else
-    atk_stats_count_decode_error (self->stats, atk_error_kind_name (error));
-  atk_log_event (G_LOG_LEVEL_MESSAGE, &self->skipped_lines, event->has_position, event->position,
-                 NULL, "%s event %s(%" G_GSIZE_FORMAT " bytes) skipped%s: %s",
-                 atk_input_get_name (self->input), position, len,
-                 self->keeps_place && event->has_position ? " and acked" : "", why);
-}
-
-static void
-count_op_errors (AtkPipeline *self, const AtkInputEvent *event)
-{
-  g_autofree char *did = NULL;
-  g_autofree char *why = NULL;
-
-  if (event->n_op_errors == 0)
-    return;
-  for (guint i = 0; i < event->n_op_error_kinds; i++)
-    for (guint j = 0; j < event->op_error_kinds[i].count; j++)
-      atk_stats_count_decode_error (self->stats, event->op_error_kinds[i].kind);
-  /* both may come from the relay: capped for the log */
-  did = atk_log_text (event->did, -1);
-  why = atk_log_text (event->op_error->message, -1);
-  atk_log_event (G_LOG_LEVEL_MESSAGE, &self->op_lines, event->has_position, event->position, did,
-                 "seq %" G_GINT64_FORMAT " (%s): %u record(s) not rendered (%s): %s",
-                 event->position, did, event->n_op_errors,
-                 event->ops_skipped ? "operations skipped" : "produced with recordError", why);
-}
-
 /* The first seq of a start at the live tip, when an "anchor" handler (a group's leader) must
  * first make "just before it" durable: FALSE when it could not, and nothing of the payload
  * may be produced. */
@@ -460,7 +419,9 @@ on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
   self->stats->bytes_received += len;
   if (!atk_input_decode (input, payload, self->transformer, self->messages, &event, &error))
     {
-      payload_failed (self, len, &event, error);
+      atk_payload_report_skipped (self->stats, &self->skipped_lines,
+                                  atk_input_get_name (self->input), self->keeps_place, len, &event,
+                                  error);
       g_ptr_array_set_size (self->messages, 0);
       atk_input_event_clear (&event);
       return;
@@ -486,7 +447,7 @@ on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
   self->stats->unknown_events += event.unknown;
   atk_ledger_notice (self->ledger, event.notice);
   self->stats->filtered_ops += event.n_filtered;
-  count_op_errors (self, &event);
+  atk_payload_report_op_errors (self->stats, &self->op_lines, &event);
   if (self->messages->len > 0)
     self->stats->last_event_time_ms
         = ((AtkMessage *)g_ptr_array_index (self->messages, 0))->event_time_ms;

@@ -253,6 +253,29 @@ atk_test_wait_for_flag (GMainContext *context, const gboolean *flag, guint timeo
   return atk_test_wait_until (context, flag_is_set, (gpointer)flag, timeout_ms);
 }
 
+typedef struct
+{
+  const guint *count;
+  guint at_least;
+} CountWait;
+
+static gboolean
+count_reached (gpointer user_data)
+{
+  const CountWait *wait = user_data;
+
+  return *wait->count >= wait->at_least;
+}
+
+gboolean
+atk_test_wait_for_count (GMainContext *context, const guint *count, guint at_least,
+                         guint timeout_ms)
+{
+  CountWait wait = { count, at_least };
+
+  return atk_test_wait_until (context, count_reached, &wait, timeout_ms);
+}
+
 static gboolean
 never (gpointer user_data)
 {

@@ -60,6 +60,11 @@ gboolean atk_test_wait_until (GMainContext *context, AtkTestCondition cond, gpoi
 /* atk_test_wait_until() for the common case of a flag set by a callback. */
 gboolean atk_test_wait_for_flag (GMainContext *context, const gboolean *flag, guint timeout_ms);
 
+/* atk_test_wait_until() for a count that grows (a GArray's or GPtrArray's len, say) to at
+ * least at_least. */
+gboolean atk_test_wait_for_count (GMainContext *context, const guint *count, guint at_least,
+                                  guint timeout_ms);
+
 /* Iterates context for ms, whatever happens: room for events that must not come. */
 void atk_test_run_for (GMainContext *context, guint ms);
 

@@ -17,6 +17,7 @@
 #include "atk-daemon.h"
 #include "atk-error.h"
 #include "atk-fake-sink.h"
+#include "atk-test-http.h"
 #include "atk-test-util.h"
 
 #define WAIT_MS 20000
@@ -117,17 +118,9 @@ static Relay *
 relay_new (void)
 {
   Relay *relay = g_new0 (Relay, 1);
-  g_autoptr (GError) error = NULL;
-  GSList *uris;
 
-  relay->server = soup_server_new (NULL, NULL);
-  soup_server_add_websocket_handler (relay->server, "/xrpc/com.atproto.sync.subscribeRepos", NULL,
-                                     NULL, on_websocket, relay, NULL);
-  soup_server_listen_local (relay->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (relay->server);
-  relay->url = g_strdup_printf ("ws://127.0.0.1:%d", g_uri_get_port (uris->data));
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  relay->server = atk_test_ws_server_new ("/xrpc/com.atproto.sync.subscribeRepos", on_websocket,
+                                          relay, &relay->url);
   relay->frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   relay->seqs = g_array_new (FALSE, FALSE, sizeof (gint64));
   relay->queries = g_ptr_array_new_with_free_func (g_free);
@@ -140,8 +133,7 @@ relay_free (Relay *relay)
 {
   for (guint i = 0; i < relay->conns->len; i++)
     g_signal_handlers_disconnect_by_data (relay->conns->pdata[i], relay);
-  soup_server_disconnect (relay->server);
-  g_object_unref (relay->server);
+  atk_test_http_server_stop (&relay->server);
   g_free (relay->url);
   g_ptr_array_unref (relay->frames);
   g_array_unref (relay->seqs);
@@ -711,17 +703,8 @@ static Tap *
 tap_new (void)
 {
   Tap *tap = g_new0 (Tap, 1);
-  g_autoptr (GError) error = NULL;
-  GSList *uris;
 
-  tap->server = soup_server_new (NULL, NULL);
-  soup_server_add_websocket_handler (tap->server, "/channel", NULL, NULL, on_tap_websocket, tap,
-                                     NULL);
-  soup_server_listen_local (tap->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (tap->server);
-  tap->url = g_strdup_printf ("ws://127.0.0.1:%d", g_uri_get_port (uris->data));
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  tap->server = atk_test_ws_server_new ("/channel", on_tap_websocket, tap, &tap->url);
   tap->events = atk_test_load_tap_fixture ("session.jsonl");
   tap->acks = g_array_new (FALSE, FALSE, sizeof (guint64));
   tap->conns = g_ptr_array_new_with_free_func (g_object_unref);
@@ -733,26 +716,12 @@ tap_free (Tap *tap)
 {
   for (guint i = 0; i < tap->conns->len; i++)
     g_signal_handlers_disconnect_by_data (tap->conns->pdata[i], tap);
-  soup_server_disconnect (tap->server);
-  g_object_unref (tap->server);
+  atk_test_http_server_stop (&tap->server);
   g_free (tap->url);
   g_ptr_array_unref (tap->events);
   g_array_unref (tap->acks);
   g_ptr_array_unref (tap->conns);
   g_free (tap);
-}
-
-typedef struct
-{
-  Tap *tap;
-  guint n;
-} AcksWait;
-
-static gboolean
-acks_at_least (gpointer data)
-{
-  AcksWait *w = data;
-  return w->tap->acks->len >= w->n;
 }
 
 /* GET /metrics of the daemon, on the loop (the server runs on it too). */
@@ -850,7 +819,6 @@ test_tap_acks (Fixture *f, gconstpointer data)
   const char *const extra[] = { tap_arg, metrics_arg, NULL };
   /* messages per event id (session-expected.jsonl: identities make two) */
   const guint per_event[] = { 0, 1, 1, 1, 1, 2, 1, 1, 2, 1 };
-  AcksWait w = { tap, 0 };
 
   start_daemon (f, extra);
   wait_produced (f, 11);
@@ -860,15 +828,13 @@ test_tap_acks (Fixture *f, gconstpointer data)
 
   /* event 1 (one message) delivered: acked */
   atk_fake_sink_deliver (f->sink, per_event[1], TRUE, NULL);
-  w.n = 1;
-  g_assert_true (atk_test_wait_until (NULL, acks_at_least, &w, WAIT_MS));
+  g_assert_true (atk_test_wait_for_count (NULL, &tap->acks->len, 1, WAIT_MS));
   g_assert_cmpuint (g_array_index (tap->acks, guint64, 0), ==, 1);
   /* event 2 failed for good: never acked (Tap delivers it again) */
   atk_fake_sink_deliver (f->sink, per_event[2], FALSE, "rejected");
   /* event 3's message, then event 4's: acked in turn */
   atk_fake_sink_deliver (f->sink, per_event[3] + per_event[4], TRUE, NULL);
-  w.n = 3;
-  g_assert_true (atk_test_wait_until (NULL, acks_at_least, &w, WAIT_MS));
+  g_assert_true (atk_test_wait_for_count (NULL, &tap->acks->len, 3, WAIT_MS));
   /* event 5 (identity: two messages): one delivered is not enough */
   atk_fake_sink_deliver (f->sink, 1, TRUE, NULL);
   atk_test_run_for (NULL, 100);
@@ -882,8 +848,7 @@ test_tap_acks (Fixture *f, gconstpointer data)
   g_assert_cmpuint (tap->acks->len, ==, 3);
   /* connected again: they go out first */
   atk_daemon_resume (f->daemon);
-  w.n = 8;
-  g_assert_true (atk_test_wait_until (NULL, acks_at_least, &w, WAIT_MS));
+  g_assert_true (atk_test_wait_for_count (NULL, &tap->acks->len, 8, WAIT_MS));
   wait_metric (port, "atkafka_acks_queued", 0);
   for (guint64 id = 1; id <= 9; id++)
     g_assert_cmpint (has_ack (tap, id), ==, id != 2);

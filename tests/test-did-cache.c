@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "atk-did-resolver.h"
+#include "atk-test-http.h"
 #include "atk-test-util.h"
 
 typedef struct
@@ -49,24 +50,17 @@ static Plc *
 plc_new (void)
 {
   Plc *plc = g_new0 (Plc, 1);
-  g_autoptr (GError) error = NULL;
-  GSList *uris;
+  guint port;
 
-  plc->server = soup_server_new (NULL, NULL);
-  soup_server_add_handler (plc->server, NULL, on_request, plc, NULL);
-  soup_server_listen_local (plc->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (plc->server);
-  plc->url = g_strdup_printf ("http://127.0.0.1:%d", g_uri_get_port (uris->data));
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  plc->server = atk_test_http_server_new (on_request, plc, &port);
+  plc->url = g_strdup_printf ("http://127.0.0.1:%u", port);
   return plc;
 }
 
 static void
 plc_free (Plc *plc)
 {
-  soup_server_disconnect (plc->server);
-  g_object_unref (plc->server);
+  atk_test_http_server_stop (&plc->server);
   g_free (plc->url);
   g_free (plc);
 }

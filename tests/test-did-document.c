@@ -7,6 +7,7 @@
 
 #include "atk-counter-set.h"
 #include "atk-did-document.h"
+#include "atk-did-syntax.h"
 #include "atk-ttl-cache.h"
 
 /* The document and eventMetadata as the reference writes them, byte for byte: the document

@@ -8,6 +8,8 @@
 
 #include "atk-did-resolver.h"
 #include "atk-error.h"
+#include "atk-test-http.h"
+#include "atk-test-resolver.h"
 #include "atk-test-util.h"
 #include "plc/atk-test-plc.h"
 
@@ -17,18 +19,6 @@
 
 static AtkTestPlc *plc; /* shared; the last test stops its PLC directory */
 static gint64 test_start_ms;
-
-/* The test DNS server's zone: TXT records, names answering A 127.0.0.1, dropped names. */
-static void
-set_zone (const char *json)
-{
-  g_autoptr (GError) error = NULL;
-  const char *path = g_getenv ("ATK_TEST_DNS_ZONE");
-
-  g_assert_nonnull (path);
-  g_file_set_contents (path, json, -1, &error);
-  g_assert_no_error (error);
-}
 
 /* The port of run-plc.mjs's PDS i (0: localhost, 1: pds.b.test). */
 static guint
@@ -41,69 +31,6 @@ pds_port (guint i)
 
   g_assert_nonnull (uri);
   return (guint)g_uri_get_port (uri);
-}
-
-static guint64
-handle_requests (AtkDidResolver *resolver, const char *kind, const char *status)
-{
-  return atk_handle_resolver_get_request_count (atk_did_resolver_get_handle_resolver (resolver),
-                                                kind, status);
-}
-
-/* ---- resolving synchronously for the tests ---- */
-
-typedef struct
-{
-  gboolean done;
-  AtkDidInfo *info;
-  GError *error;
-} Result;
-
-static void
-on_resolved (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-  Result *result = user_data;
-
-  result->info = atk_did_resolver_resolve_finish (ATK_DID_RESOLVER (source), res, &result->error);
-  result->done = TRUE;
-}
-
-static gboolean
-result_done (gpointer user_data)
-{
-  return ((Result *)user_data)->done;
-}
-
-static void
-result_clear (Result *result)
-{
-  g_clear_pointer (&result->info, atk_did_info_unref);
-  g_clear_error (&result->error);
-  result->done = FALSE;
-}
-
-/* Resolves and waits; the caller clears the result. */
-static void
-resolve (AtkDidResolver *resolver, const char *did, Result *result)
-{
-  atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, result);
-  g_assert_true (plc_wait_until (result_done, result, 20000));
-}
-
-static AtkDidResolver *
-new_resolver (const char *api_url)
-{
-  g_autoptr (GError) error = NULL;
-  AtkDidResolver *resolver = atk_did_resolver_new (atk_test_plc_url (plc), api_url, &error);
-
-  g_assert_no_error (error);
-  return resolver;
-}
-
-static guint64
-doc_requests (AtkDidResolver *resolver, const char *status)
-{
-  return atk_did_resolver_get_request_count (resolver, "plc", "did_doc", status, "false");
 }
 
 /* ---- the real PLC directory ---- */
@@ -131,33 +58,33 @@ check_account (const AtkDidInfo *info, guint account, const char *pds_host)
 static void
 test_resolve_accounts (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
-  Result result = { 0 };
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
+  AtkTestResolved result = { 0 };
 
   atk_did_resolver_set_fetch_details (resolver, TRUE);
   /* Bob's handle is answered by his own PDS (http, its port), from the request's Host. */
   atk_did_resolver_set_handle_well_known (resolver, "http", pds_port (1));
-  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
   g_assert_no_error (result.error);
   check_account (result.info, ALICE, "localhost");
   /* verified by its TXT record */
   g_assert_cmpstr (result.info->handle, ==, "alice.test");
-  result_clear (&result);
-  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 1);
-  g_assert_cmpuint (handle_requests (resolver, "well_known", "ok"), ==, 0);
+  atk_test_resolved_clear (&result);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "dns", "ok"), ==, 1);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "well_known", "ok"), ==, 0);
 
-  resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
   g_assert_no_error (result.error);
   check_account (result.info, BOB, "pds.b.test");
   /* no TXT record: verified by the PDS's /.well-known/atproto-did */
   g_assert_cmpstr (result.info->handle, ==, "bob.pds.b.test");
-  g_assert_cmpuint (handle_requests (resolver, "dns", "not_found"), ==, 1);
-  g_assert_cmpuint (handle_requests (resolver, "well_known", "ok"), ==, 1);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "dns", "not_found"), ==, 1);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "well_known", "ok"), ==, 1);
   g_assert_cmpstr (result.info->pds_endpoint, ==, "https://pds.b.test");
   g_assert_null (result.info->profile);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
 
-  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 2);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "ok"), ==, 2);
   g_assert_cmpuint (
       atk_did_resolver_get_request_count (resolver, "plc", "audit_log", "ok", "false"), ==, 2);
   g_assert_cmpuint (atk_did_resolver_get_network_requests (resolver), ==, 4);
@@ -167,24 +94,24 @@ test_resolve_accounts (void)
 static void
 test_cache_hit (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
   const char *did = atk_test_plc_account (plc, CAROL, "did");
   g_autoptr (AtkDidInfo) cached = NULL;
   g_autoptr (GError) error = NULL;
-  Result result = { 0 };
+  AtkTestResolved result = { 0 };
 
   g_assert_null (atk_did_resolver_lookup_cached (resolver, did, &error));
   g_assert_no_error (error);
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
   g_assert_cmpuint (atk_did_resolver_get_network_requests (resolver), ==, 1);
 
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_no_error (result.error);
   g_assert_cmpstr (result.info->declared_handle, ==, atk_test_plc_account (plc, CAROL, "handle"));
   g_assert_null (result.info->handle); /* verified only with the details */
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
   cached = atk_did_resolver_lookup_cached (resolver, did, &error);
   g_assert_no_error (error);
   g_assert_nonnull (cached);
@@ -196,40 +123,40 @@ test_cache_hit (void)
 static void
 test_coalesce (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
   const char *did = atk_test_plc_account (plc, BOB, "did");
-  Result results[3] = { 0 };
+  AtkTestResolved results[3] = { 0 };
 
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
-    atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, &results[i]);
+    atk_test_resolve_start (resolver, did, &results[i]);
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
     {
-      g_assert_true (plc_wait_until (result_done, &results[i], 20000));
+      atk_test_resolve_wait (&results[i]);
       g_assert_no_error (results[i].error);
       g_assert_true (results[i].info == results[0].info);
     }
-  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 1);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "ok"), ==, 1);
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
-    result_clear (&results[i]);
+    atk_test_resolved_clear (&results[i]);
 }
 
 static void
 test_not_found (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
   const char *did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
-  Result result = { 0 };
+  AtkTestResolved result = { 0 };
 
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
   g_assert_null (result.info);
-  result_clear (&result);
-  g_assert_cmpuint (doc_requests (resolver, "not_found"), ==, 1);
+  atk_test_resolved_clear (&result);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "not_found"), ==, 1);
 
   /* Cached briefly: the directory is not asked again. */
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
   g_assert_cmpuint (atk_did_resolver_get_network_requests (resolver), ==, 1);
   g_assert_cmpuint (
       atk_did_resolver_get_request_count (resolver, "plc", "did_doc", "not_found", "true"), ==, 1);
@@ -244,18 +171,18 @@ fake_clock (gpointer user_data)
 static void
 test_ttl (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
   const char *did = atk_test_plc_account (plc, ALICE, "did");
   g_autoptr (AtkDidInfo) hit = NULL;
   g_autoptr (AtkDidInfo) miss = NULL;
   gint64 now = 1000 * G_USEC_PER_SEC;
-  Result result = { 0 };
+  AtkTestResolved result = { 0 };
 
   atk_did_resolver_set_clock (resolver, fake_clock, &now);
   atk_did_resolver_set_cache (resolver, 10, 60, 5);
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
 
   now += 59 * G_USEC_PER_SEC;
   hit = atk_did_resolver_lookup_cached (resolver, did, NULL);
@@ -265,33 +192,33 @@ test_ttl (void)
   g_assert_null (miss);
   g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 0);
 
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_no_error (result.error);
-  result_clear (&result);
-  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 2);
+  atk_test_resolved_clear (&result);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "ok"), ==, 2);
 }
 
 static void
 test_lru_bound (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
   g_autoptr (AtkDidInfo) alice = NULL;
   g_autoptr (AtkDidInfo) carol = NULL;
   g_autoptr (AtkDidInfo) bob = NULL;
-  Result result = { 0 };
+  AtkTestResolved result = { 0 };
 
   atk_did_resolver_set_cache (resolver, 2, 3600, 60);
-  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
-  result_clear (&result);
-  resolve (resolver, atk_test_plc_account (plc, CAROL, "did"), &result);
-  result_clear (&result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  atk_test_resolved_clear (&result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, CAROL, "did"), &result);
+  atk_test_resolved_clear (&result);
   /* Alice is used again: Carol is now the least recent and goes when Bob comes. */
   g_clear_pointer (&alice, atk_did_info_unref);
   alice = atk_did_resolver_lookup_cached (resolver, atk_test_plc_account (plc, ALICE, "did"), NULL);
   g_assert_nonnull (alice);
-  resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
   g_assert_no_error (result.error);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
 
   g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 2);
   carol = atk_did_resolver_lookup_cached (resolver, atk_test_plc_account (plc, CAROL, "did"), NULL);
@@ -306,58 +233,58 @@ test_lru_bound (void)
 static void
 test_invalidate (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
   const char *did = atk_test_plc_account (plc, CAROL, "did");
-  Result result = { 0 };
-  Result first = { 0 }, second = { 0 };
+  AtkTestResolved result = { 0 };
+  AtkTestResolved first = { 0 }, second = { 0 };
 
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_cmpstr (result.info->declared_handle, ==, "carol.test");
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
 
   /* A real handle change: the PDS signs a PLC update. The cache still has the old one. */
   atk_test_plc_command (plc, "handle 1 carol-new.test");
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_cmpstr (result.info->declared_handle, ==, "carol.test");
-  result_clear (&result);
-  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 1);
+  atk_test_resolved_clear (&result);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "ok"), ==, 1);
 
   atk_did_resolver_invalidate (resolver, did);
   g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 0);
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_no_error (result.error);
   g_assert_cmpstr (result.info->declared_handle, ==, "carol-new.test");
-  result_clear (&result);
-  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 2);
+  atk_test_resolved_clear (&result);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "ok"), ==, 2);
 
   /* Invalidated while in flight: the next caller does not join the old lookup. */
   atk_did_resolver_invalidate (resolver, did);
-  atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, &first);
+  atk_test_resolve_start (resolver, did, &first);
   atk_did_resolver_invalidate (resolver, did);
-  atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, &second);
-  g_assert_true (plc_wait_until (result_done, &first, 20000));
-  g_assert_true (plc_wait_until (result_done, &second, 20000));
+  atk_test_resolve_start (resolver, did, &second);
+  atk_test_resolve_wait (&first);
+  atk_test_resolve_wait (&second);
   g_assert_no_error (first.error);
   g_assert_no_error (second.error);
-  g_assert_cmpuint (doc_requests (resolver, "ok"), ==, 4);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "ok"), ==, 4);
   g_assert_cmpuint (atk_did_resolver_get_cache_size (resolver), ==, 1);
-  result_clear (&first);
-  result_clear (&second);
+  atk_test_resolved_clear (&first);
+  atk_test_resolved_clear (&second);
 }
 
 static void
 test_render (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
   g_autoptr (GString) out = g_string_new (NULL);
-  Result result = { 0 };
+  AtkTestResolved result = { 0 };
 
-  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
-  result_clear (&result);
-  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
-  result_clear (&result);
-  resolve (resolver, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb", &result);
-  result_clear (&result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  atk_test_resolved_clear (&result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  atk_test_resolved_clear (&result);
+  atk_test_resolve (resolver, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb", &result);
+  atk_test_resolved_clear (&result);
 
   atk_did_resolver_render_prometheus (resolver, out);
   g_assert_nonnull (strstr (
@@ -426,24 +353,14 @@ on_web_request (SoupServer *server, SoupServerMessage *msg, const char *path, GH
 static void
 web_server_start (WebServer *web)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSList) uris = NULL;
-
-  web->server = soup_server_new (NULL, NULL);
   web->held = g_ptr_array_new_with_free_func (g_object_unref);
-  soup_server_add_handler (web->server, NULL, on_web_request, web, NULL);
-  soup_server_listen_local (web->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (web->server);
-  web->port = (guint)g_uri_get_port (uris->data);
-  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify)g_uri_unref);
+  web->server = atk_test_http_server_new (on_web_request, web, &web->port);
 }
 
 static void
 web_server_stop (WebServer *web)
 {
-  soup_server_disconnect (web->server);
-  g_clear_object (&web->server);
+  atk_test_http_server_stop (&web->server);
   g_clear_pointer (&web->held, g_ptr_array_unref);
 }
 
@@ -454,16 +371,16 @@ test_did_web_and_profile (void)
   g_autoptr (AtkDidResolver) resolver = NULL;
   g_autofree char *api = NULL;
   g_autofree char *did = NULL;
-  Result result = { 0 };
+  AtkTestResolved result = { 0 };
 
   web_server_start (&web);
   api = g_strdup_printf ("http://127.0.0.1:%u/", web.port);
-  resolver = new_resolver (api);
+  resolver = atk_test_resolver_new (atk_test_plc_url (plc), api);
   atk_did_resolver_set_did_web_scheme (resolver, "http");
   atk_did_resolver_set_fetch_details (resolver, TRUE);
 
   did = g_strdup_printf ("did:web:127.0.0.1%%3A%u", web.port);
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_no_error (result.error);
   g_assert_cmpstr (result.info->declared_handle, ==, "web.example.org");
   /* No TXT record, no /.well-known/atproto-did: not verified. */
@@ -474,7 +391,7 @@ test_did_web_and_profile (void)
   g_assert_nonnull (result.info->profile);
   g_assert_nonnull (strstr (result.info->profile, "\"followersCount\":7"));
   g_assert_nonnull (strstr (result.info->profile, did));
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
   g_assert_cmpuint (atk_did_resolver_get_request_count (resolver, "api", "profile", "ok", "false"),
                     ==, 1);
   g_assert_cmpuint (web.requests, ==, 2);
@@ -483,14 +400,14 @@ test_did_web_and_profile (void)
   atk_did_resolver_set_timeout (resolver, 1);
   g_free (did);
   did = g_strdup_printf ("did:web:127.0.0.1%%3A%u:slow", web.port);
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
-  result_clear (&result);
-  g_assert_cmpuint (doc_requests (resolver, "timeout"), ==, 1);
+  atk_test_resolved_clear (&result);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "timeout"), ==, 1);
 
-  resolve (resolver, "did:key:z6Mkabc", &result);
+  atk_test_resolve (resolver, "did:key:z6Mkabc", &result);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
   web_server_stop (&web);
 }
 
@@ -517,24 +434,24 @@ test_bad_config (void)
 static void
 test_plc_stopped (void)
 {
-  g_autoptr (AtkDidResolver) resolver = new_resolver (NULL);
-  Result result = { 0 };
+  g_autoptr (AtkDidResolver) resolver = atk_test_resolver_new (atk_test_plc_url (plc), NULL);
+  AtkTestResolved result = { 0 };
 
-  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
   g_assert_no_error (result.error);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
 
   atk_test_plc_command (plc, "stop-plc");
-  resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, BOB, "did"), &result);
   g_assert_nonnull (result.error);
   g_assert_null (result.info);
-  result_clear (&result);
-  g_assert_cmpuint (doc_requests (resolver, "error"), ==, 1);
+  atk_test_resolved_clear (&result);
+  g_assert_cmpuint (atk_test_doc_requests (resolver, "error"), ==, 1);
   /* What was cached still serves. */
-  resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
+  atk_test_resolve (resolver, atk_test_plc_account (plc, ALICE, "did"), &result);
   g_assert_no_error (result.error);
   g_assert_cmpstr (result.info->declared_handle, ==, "alice.test");
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
 }
 
 int
@@ -549,7 +466,7 @@ main (int argc, char **argv)
     g_autofree char *zone = g_strdup_printf (
         "{\"a\":[\"test\",\"example.org\"],\"txt\":{\"_atproto.alice.test\":[\"did=%s\"]}}",
         atk_test_plc_account (plc, ALICE, "did"));
-    set_zone (zone);
+    atk_test_set_dns_zone (zone);
   }
 
   g_test_add_func ("/did-resolver/plc/resolve", test_resolve_accounts);

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "atk-did-resolver.h"
+#include "atk-test-http.h"
+#include "atk-test-resolver.h"
 #include "atk-test-util.h"
 
 typedef struct
@@ -15,80 +17,6 @@ typedef struct
   guint port;
   guint well_known_requests;
 } WebServer;
-
-typedef struct
-{
-  gboolean done;
-  AtkDidInfo *info;
-  GError *error;
-} Result;
-
-static void
-on_resolved (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-  Result *result = user_data;
-
-  result->info = atk_did_resolver_resolve_finish (ATK_DID_RESOLVER (source), res, &result->error);
-  result->done = TRUE;
-}
-
-static gboolean
-result_done (gpointer user_data)
-{
-  return ((Result *)user_data)->done;
-}
-
-static void
-result_clear (Result *result)
-{
-  g_clear_pointer (&result->info, atk_did_info_unref);
-  g_clear_error (&result->error);
-  result->done = FALSE;
-}
-
-/* Resolves and waits; the caller clears the result. */
-static void
-resolve (AtkDidResolver *resolver, const char *did, Result *result)
-{
-  atk_did_resolver_resolve_async (resolver, did, NULL, on_resolved, result);
-  g_assert_true (atk_test_wait_until (NULL, result_done, result, 20000));
-}
-
-static AtkDidResolver *
-new_resolver (const char *api_url)
-{
-  g_autoptr (GError) error = NULL;
-  AtkDidResolver *resolver = atk_did_resolver_new ("http://127.0.0.1:1", api_url, &error);
-
-  g_assert_no_error (error);
-  return resolver;
-}
-
-/* The test DNS server's zone: TXT records, names answering A 127.0.0.1, dropped names. */
-static void
-set_zone (const char *json)
-{
-  g_autoptr (GError) error = NULL;
-  const char *path = g_getenv ("ATK_TEST_DNS_ZONE");
-
-  g_assert_nonnull (path);
-  g_file_set_contents (path, json, -1, &error);
-  g_assert_no_error (error);
-}
-
-/* The port of run-plc.mjs's PDS i (0: localhost, 1: pds.b.test). */
-static guint64
-handle_requests (AtkDidResolver *resolver, const char *kind, const char *status)
-{
-  return atk_handle_resolver_get_request_count (atk_did_resolver_get_handle_resolver (resolver),
-                                                kind, status);
-}
-
-static guint64
-doc_requests (AtkDidResolver *resolver, const char *status)
-{
-  return atk_did_resolver_get_request_count (resolver, "plc", "did_doc", status, "false");
-}
 
 /* ---- the real PLC directory ---- */
 /* did:web:127.0.0.1%3APORT:h:NAME serves a document declaring the handle NAME.example.org
@@ -171,23 +99,13 @@ on_web_request (SoupServer *server, SoupServerMessage *msg, const char *path, GH
 static void
 web_server_start (WebServer *web)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSList) uris = NULL;
-
-  web->server = soup_server_new (NULL, NULL);
-  soup_server_add_handler (web->server, NULL, on_web_request, web, NULL);
-  soup_server_listen_local (web->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (web->server);
-  web->port = (guint)g_uri_get_port (uris->data);
-  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify)g_uri_unref);
+  web->server = atk_test_http_server_new (on_web_request, web, &web->port);
 }
 
 static void
 web_server_stop (WebServer *web)
 {
-  soup_server_disconnect (web->server);
-  g_clear_object (&web->server);
+  atk_test_http_server_stop (&web->server);
 }
 
 /* What eventMetadata.handle is, as the reference's identity directory gives it. */
@@ -196,13 +114,13 @@ verified_handle (AtkDidResolver *resolver, WebServer *web, const char *name)
 {
   g_autofree char *did = handle_did (web, name);
   static char handle[256];
-  Result result = { 0 };
+  AtkTestResolved result = { 0 };
 
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_no_error (result.error);
   g_assert_cmpstr (result.info->pds_endpoint, ==, "https://pds.example.org");
   g_strlcpy (handle, result.info->handle, sizeof handle);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
   return handle;
 }
 
@@ -215,10 +133,10 @@ test_handle_verification (void)
   g_autofree char *did = NULL;
   g_autofree char *other = NULL;
   g_autofree char *mixed = NULL;
-  Result result = { 0 };
+  AtkTestResolved result = { 0 };
 
   web_server_start (&web);
-  resolver = new_resolver (NULL);
+  resolver = atk_test_resolver_new ("http://127.0.0.1:1", NULL);
   atk_did_resolver_set_did_web_scheme (resolver, "http");
   atk_did_resolver_set_handle_well_known (resolver, "http", web.port);
   atk_did_resolver_set_fetch_details (resolver, TRUE);
@@ -232,7 +150,7 @@ test_handle_verification (void)
                           "\"_atproto.wrong.example.org\":[\"did=%s\"],"
                           "\"_atproto.baddns.example.org\":[\"did=not a did\"]}}",
                           did, mixed, other);
-  set_zone (zone);
+  atk_test_set_dns_zone (zone);
 
   /* the TXT record names this DID (the declared handle is lower-cased) */
   g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
@@ -249,32 +167,32 @@ test_handle_verification (void)
   g_assert_cmpuint (web.well_known_requests, ==, 2);
   /* DNS never answers: our 1 s timeout, then HTTPS */
   g_assert_cmpstr (verified_handle (resolver, &web, "slow"), ==, "slow.example.org");
-  g_assert_cmpuint (handle_requests (resolver, "dns", "timeout"), ==, 1);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "dns", "timeout"), ==, 1);
   g_assert_cmpuint (web.well_known_requests, ==, 3);
   /* 404, an oversized answer: invalid */
   g_assert_cmpstr (verified_handle (resolver, &web, "gone"), ==, "handle.invalid");
   g_assert_cmpstr (verified_handle (resolver, &web, "big"), ==, "handle.invalid");
   g_assert_cmpuint (web.well_known_requests, ==, 5);
-  g_assert_cmpuint (handle_requests (resolver, "well_known", "not_found"), ==, 1);
-  g_assert_cmpuint (handle_requests (resolver, "well_known", "error"), ==, 1);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "well_known", "not_found"), ==, 1);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "well_known", "error"), ==, 1);
   /* a body that never ends: its first 2 kB are read (white space: no DID), no more */
   g_assert_cmpstr (verified_handle (resolver, &web, "endless"), ==, "handle.invalid");
-  g_assert_cmpuint (handle_requests (resolver, "well_known", "error"), ==, 2);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "well_known", "error"), ==, 2);
   g_assert_cmpuint (web.well_known_requests, ==, 6);
 
   /* An #identity event (invalidate) forgets the DID and its handle: both asked again
    * (dns, mixed and wrong were answered by DNS so far). */
-  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 3);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "dns", "ok"), ==, 3);
   g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
-  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 3);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "dns", "ok"), ==, 3);
   atk_did_resolver_invalidate (resolver, did);
   g_assert_cmpstr (verified_handle (resolver, &web, "dns"), ==, "dns.example.org");
-  g_assert_cmpuint (handle_requests (resolver, "dns", "ok"), ==, 4);
+  g_assert_cmpuint (atk_test_handle_requests (resolver, "dns", "ok"), ==, 4);
 
   /* Failures are cached too: with no positive TTL, "gone"'s document is fetched again, its
    * handle is not. */
   {
-    g_autoptr (AtkDidResolver) brief = new_resolver (NULL);
+    g_autoptr (AtkDidResolver) brief = atk_test_resolver_new ("http://127.0.0.1:1", NULL);
 
     atk_did_resolver_set_did_web_scheme (brief, "http");
     atk_did_resolver_set_handle_well_known (brief, "http", web.port);
@@ -283,23 +201,23 @@ test_handle_verification (void)
     g_assert_cmpstr (verified_handle (brief, &web, "gone"), ==, "handle.invalid");
     g_assert_cmpstr (verified_handle (brief, &web, "gone"), ==, "handle.invalid");
     g_assert_cmpuint (web.well_known_requests, ==, 7);
-    g_assert_cmpuint (handle_requests (brief, "cached", "not_found"), ==, 1);
-    g_assert_cmpuint (doc_requests (brief, "ok"), ==, 2);
+    g_assert_cmpuint (atk_test_handle_requests (brief, "cached", "not_found"), ==, 1);
+    g_assert_cmpuint (atk_test_doc_requests (brief, "ok"), ==, 2);
   }
 
   /* no handle declared: handle.invalid; a reserved TLD: no identity at all (as the
    * reference's directory refuses it) */
   g_free (did);
   did = handle_did (&web, "none");
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_cmpstr (result.info->handle, ==, "handle.invalid");
   g_assert_null (result.info->declared_handle);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
   g_free (did);
   did = handle_did (&web, "reserved");
-  resolve (resolver, did, &result);
+  atk_test_resolve (resolver, did, &result);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
-  result_clear (&result);
+  atk_test_resolved_clear (&result);
   web_server_stop (&web);
 }
 

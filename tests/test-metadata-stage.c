@@ -10,6 +10,7 @@
 #include "atk-error.h"
 #include "atk-event-transformer.h"
 #include "atk-metadata-stage.h"
+#include "atk-test-http.h"
 #include "atk-test-util.h"
 #include "plc/atk-test-plc.h"
 
@@ -417,25 +418,15 @@ slow_web_release (SlowWeb *web)
 static void
 slow_web_start (SlowWeb *web)
 {
-  g_autoptr (GError) error = NULL;
-  GSList *uris;
-
-  web->server = soup_server_new (NULL, NULL);
   web->held = g_ptr_array_new_with_free_func (g_object_unref);
-  soup_server_add_handler (web->server, NULL, on_slow_request, web, NULL);
-  soup_server_listen_local (web->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (web->server);
-  web->port = (guint)g_uri_get_port (uris->data);
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  web->server = atk_test_http_server_new (on_slow_request, web, &web->port);
   web->did = g_strdup_printf ("did:web:127.0.0.1%%3A%u", web->port);
 }
 
 static void
 slow_web_stop (SlowWeb *web)
 {
-  soup_server_disconnect (web->server);
-  g_clear_object (&web->server);
+  atk_test_http_server_stop (&web->server);
   g_clear_pointer (&web->held, g_ptr_array_unref);
   g_clear_pointer (&web->did, g_free);
 }

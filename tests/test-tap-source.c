@@ -14,6 +14,7 @@
 
 #include "atk-tap-event.h"
 #include "atk-tap-source.h"
+#include "atk-test-http.h"
 #include "atk-test-util.h"
 
 #define MAX_MESSAGE (5 * 1024 * 1024)
@@ -389,7 +390,6 @@ fake_tap_new (Store *store, gint64 retry_timeout_ms)
   FakeTap *tap = g_new0 (FakeTap, 1);
   g_autoptr (GPtrArray) session = atk_test_load_tap_fixture ("session.jsonl");
   g_autoptr (GError) error = NULL;
-  GSList *uris;
 
   tap->store = store;
   tap->retry_timeout_us = retry_timeout_ms * 1000;
@@ -410,14 +410,7 @@ fake_tap_new (Store *store, gint64 retry_timeout_ms)
       e->text = g_strdup (session->pdata[i]);
       g_ptr_array_add (tap->events, e);
     }
-  tap->server = soup_server_new (NULL, NULL);
-  soup_server_add_websocket_handler (tap->server, "/channel", NULL, NULL, on_fake_websocket, tap,
-                                     NULL);
-  soup_server_listen_local (tap->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (tap->server);
-  tap->url = g_strdup_printf ("ws://127.0.0.1:%d", g_uri_get_port (uris->data));
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  tap->server = atk_test_ws_server_new ("/channel", on_fake_websocket, tap, &tap->url);
   tap->pump_id = g_timeout_add (10, fake_tap_pump, tap);
   return tap;
 }
@@ -428,8 +421,7 @@ fake_tap_free (FakeTap *tap)
   for (guint i = 0; i < tap->conns->len; i++)
     g_signal_handlers_disconnect_by_data (tap->conns->pdata[i], tap);
   g_clear_handle_id (&tap->pump_id, g_source_remove);
-  soup_server_disconnect (tap->server);
-  g_object_unref (tap->server);
+  atk_test_http_server_stop (&tap->server);
   g_ptr_array_unref (tap->conns);
   g_ptr_array_unref (tap->events);
   g_free (tap->url);
@@ -492,20 +484,6 @@ deliver_odd (guint64 id)
   return id % 2 == 1;
 }
 
-typedef struct
-{
-  FakeTap *tap;
-  Client *client;
-  guint target;
-} ReceivedAtLeast;
-
-static gboolean
-received_at_least (gpointer data)
-{
-  ReceivedAtLeast *r = data;
-  return r->client->received->len >= r->target;
-}
-
 /* at-kafka killed mid-stream: the even events it had received never reached Kafka and were
  * never acked. The restarted process gets them again from Tap (after its retry timeout)
  * and nothing is lost. */
@@ -515,14 +493,12 @@ test_fake_kill_and_restart (void)
   Store store;
   FakeTap *tap;
   Client *first, *second;
-  ReceivedAtLeast r;
 
   store_init (&store);
   tap = fake_tap_new (&store, 300);
   first = client_new (tap->url, &store, FALSE);
   first->should_deliver = deliver_odd;
-  r = (ReceivedAtLeast){ tap, first, 5 };
-  g_assert_true (atk_test_wait_until (NULL, received_at_least, &r, scaled_ms (5000)));
+  g_assert_true (atk_test_wait_for_count (NULL, &first->received->len, 5, scaled_ms (5000)));
   /* Let the odd deliveries finish, then "kill" it. */
   atk_test_run_for (NULL, 50);
   client_free (first);
@@ -607,7 +583,6 @@ test_fake_disable_acks (void)
   Store store;
   FakeTap *tap;
   Client *client;
-  ReceivedAtLeast r;
   guint64 sent = 1, dropped = 1;
   guint queued = 1;
 
@@ -616,8 +591,8 @@ test_fake_disable_acks (void)
   tap->fire_and_forget = TRUE;
   client = client_new (tap->url, &store, TRUE);
   g_assert_true (atk_tap_source_get_disable_acks (client->source));
-  r = (ReceivedAtLeast){ tap, client, tap->events->len };
-  g_assert_true (atk_test_wait_until (NULL, received_at_least, &r, scaled_ms (5000)));
+  g_assert_true (
+      atk_test_wait_for_count (NULL, &client->received->len, tap->events->len, scaled_ms (5000)));
   g_assert_true (atk_test_wait_until (NULL, fake_tap_all_acked, tap, scaled_ms (5000)));
   atk_test_run_for (NULL, 100); /* room for deliveries, and for acks that must not come */
   assert_all_stored (&store, tap);
@@ -898,13 +873,11 @@ test_real_tap_kill_and_restart (void)
   RealTap *tap = real_tap_new (FALSE);
   Store store;
   Client *first, *second, *third;
-  ReceivedAtLeast r;
 
   store_init (&store);
   first = client_new (tap->url, &store, FALSE);
   first->should_deliver = deliver_odd;
-  r = (ReceivedAtLeast){ NULL, first, 4 };
-  g_assert_true (atk_test_wait_until (NULL, received_at_least, &r, scaled_ms (20000)));
+  g_assert_true (atk_test_wait_for_count (NULL, &first->received->len, 4, scaled_ms (20000)));
   atk_test_run_for (NULL, 100);
   g_assert_false (store_complete (&store));
   client_free (first);

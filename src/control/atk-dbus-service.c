@@ -10,6 +10,7 @@
 #include "atk-bus-generated.h"
 #include "atk-dbus-gate.h"
 #include "atk-dbus-leader.h"
+#include "atk-guarded-skeleton.h"
 
 #define DBUS_NAME_FLAG_DO_NOT_QUEUE 4
 #define DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER 1
@@ -46,101 +47,6 @@ struct _AtkDbusService
 };
 
 G_DEFINE_TYPE (AtkDbusService, atk_dbus_service, G_TYPE_OBJECT)
-
-/* The generated skeleton dispatches methods and property writes without asking who the
- * caller is. This subclass wraps its vtable so that every method call and every Set is
- * checked against the caller's uid first; Get and GetAll stay open. */
-typedef struct
-{
-  AtkBusDaemon1Skeleton parent_instance;
-  AtkDbusService *service; /* not a reference: the service owns the skeleton */
-} AtkGuardedSkeleton;
-
-typedef struct
-{
-  AtkBusDaemon1SkeletonClass parent_class;
-} AtkGuardedSkeletonClass;
-
-static GType atk_guarded_skeleton_get_type (void);
-G_DEFINE_TYPE (AtkGuardedSkeleton, atk_guarded_skeleton, ATK_BUS_TYPE_DAEMON1_SKELETON)
-
-static GDBusInterfaceVTable guarded_vtable;
-static const GDBusInterfaceVTable *generated_vtable;
-
-static void on_property_written (AtkDbusService *self, const char *property_name);
-static void check_caller_async (AtkDbusService *self, GDBusMethodInvocation *invocation,
-                                gpointer skeleton);
-
-/* Every method call, and every Set (the vtable has no set_property, so GDBus sends Set here
- * as a call on org.freedesktop.DBus.Properties), waits for the caller's uid; nothing blocks. */
-static void
-guarded_method_call (GDBusConnection *connection, const char *sender, const char *object_path,
-                     const char *interface_name, const char *method_name, GVariant *parameters,
-                     GDBusMethodInvocation *invocation, gpointer user_data)
-{
-  AtkGuardedSkeleton *skeleton = user_data;
-
-  check_caller_async (skeleton->service, invocation, skeleton);
-}
-
-/* The caller is allowed: what the generated code would have done. */
-static void
-dispatch_allowed (AtkGuardedSkeleton *skeleton, GDBusMethodInvocation *invocation)
-{
-  GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
-  const char *sender = g_dbus_method_invocation_get_sender (invocation);
-  const char *object_path = g_dbus_method_invocation_get_object_path (invocation);
-  const char *interface_name = g_dbus_method_invocation_get_interface_name (invocation);
-  const char *method_name = g_dbus_method_invocation_get_method_name (invocation);
-  GVariant *parameters = g_dbus_method_invocation_get_parameters (invocation);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) value = NULL;
-  const char *iface = NULL;
-  const char *property_name = NULL;
-
-  if (g_strcmp0 (interface_name, "org.freedesktop.DBus.Properties") != 0)
-    {
-      generated_vtable->method_call (connection, sender, object_path, interface_name, method_name,
-                                     parameters, g_object_ref (invocation), skeleton);
-      return;
-    }
-  /* GDBus checked the property exists, is writable and has the right type */
-  g_variant_get (parameters, "(&s&sv)", &iface, &property_name, &value);
-  if (!generated_vtable->set_property (connection, sender, object_path, iface, property_name, value,
-                                       &error, skeleton))
-    {
-      g_dbus_method_invocation_return_gerror (g_object_ref (invocation), error);
-      return;
-    }
-  on_property_written (skeleton->service, property_name);
-  g_dbus_method_invocation_return_value (g_object_ref (invocation), NULL);
-}
-
-static GDBusInterfaceVTable *
-atk_guarded_skeleton_get_vtable (GDBusInterfaceSkeleton *skeleton)
-{
-  return &guarded_vtable;
-}
-
-static void
-atk_guarded_skeleton_class_init (AtkGuardedSkeletonClass *klass)
-{
-  GDBusInterfaceSkeletonClass *skeleton_class = G_DBUS_INTERFACE_SKELETON_CLASS (klass);
-  GDBusInterfaceSkeletonClass *parent_class
-      = G_DBUS_INTERFACE_SKELETON_CLASS (atk_guarded_skeleton_parent_class);
-
-  /* The generated vtable is a static table that ignores its argument. */
-  generated_vtable = parent_class->get_vtable (NULL);
-  guarded_vtable = *generated_vtable;
-  guarded_vtable.method_call = guarded_method_call;
-  guarded_vtable.set_property = NULL;
-  skeleton_class->get_vtable = atk_guarded_skeleton_get_vtable;
-}
-
-static void
-atk_guarded_skeleton_init (AtkGuardedSkeleton *self)
-{
-}
 
 /* Authorisation */
 
@@ -191,7 +97,7 @@ uid_is_allowed (AtkDbusService *self, guint32 uid)
 typedef struct
 {
   GDBusMethodInvocation *invocation;
-  gpointer skeleton;
+  AtkGuardedSkeleton *skeleton;
 } Call;
 
 /* What was decided for a sender (the group lookup is not free either: done once). */
@@ -222,7 +128,7 @@ decide (AtkDbusService *self, Call *call, const Verdict *verdict)
     }
   if (verdict->allowed)
     {
-      dispatch_allowed (call->skeleton, call->invocation);
+      atk_guarded_skeleton_dispatch (call->skeleton, call->invocation);
       return;
     }
   g_debug ("Denied %s (uid %u)", sender, verdict->uid);
@@ -277,8 +183,10 @@ out:
 }
 
 static void
-check_caller_async (AtkDbusService *self, GDBusMethodInvocation *invocation, gpointer skeleton)
+check_caller_async (AtkGuardedSkeleton *skeleton, GDBusMethodInvocation *invocation,
+                    gpointer user_data)
 {
+  AtkDbusService *self = user_data;
   const char *sender = g_dbus_method_invocation_get_sender (invocation);
   Call *call;
   GPtrArray *waiting;
@@ -380,8 +288,10 @@ atk_dbus_service_refresh (AtkDbusService *self)
 }
 
 static void
-on_property_written (AtkDbusService *self, const char *property_name)
+on_property_written (const char *property_name, gpointer user_data)
 {
+  AtkDbusService *self = user_data;
+
   if (g_strcmp0 (property_name, "OspreyCompatible") != 0)
     return;
   g_debug ("OspreyCompatible set to %d over D-Bus",
@@ -513,10 +423,8 @@ atk_dbus_service_init (AtkDbusService *self)
 static void
 connect_skeleton (AtkDbusService *self)
 {
-  AtkGuardedSkeleton *guarded = g_object_new (atk_guarded_skeleton_get_type (), NULL);
-
-  guarded->service = self;
-  self->skeleton = ATK_BUS_DAEMON1 (guarded);
+  self->skeleton
+      = ATK_BUS_DAEMON1 (atk_guarded_skeleton_new (check_caller_async, on_property_written, self));
   g_signal_connect_swapped (self->skeleton, "handle-pause", G_CALLBACK (on_handle_pause), self);
   g_signal_connect_swapped (self->skeleton, "handle-resume", G_CALLBACK (on_handle_resume), self);
   g_signal_connect_swapped (self->skeleton, "handle-reconnect", G_CALLBACK (on_handle_reconnect),

@@ -1,7 +1,8 @@
 /* at-kafka: DID resolution with a bounded, expiring cache.
  *
- * A "job" is one lookup of one DID: the document, then (with details) the audit log and the
- * profile side by side. Callers asking for a DID whose job is running join it. A job that
+ * A "job" is one lookup of one DID (an AtkDidFetch: the document, then with details the audit
+ * log, the profile and the handle side by side) and its callers. Callers asking for a DID
+ * whose job is running join it. A job that
  * invalidate() overtook is detached: it still answers its callers, but fills no cache and
  * takes no new callers, so an #identity event is always followed by a fresh lookup.
  * SPDX-License-Identifier: MIT */
@@ -12,46 +13,29 @@
 #include <libsoup/soup.h>
 #include <string.h>
 
-#include "atk-error.h"
 #include "atk-counter-set.h"
-#include "atk-handle-resolver.h"
+#include "atk-did-fetch.h"
+#include "atk-did-syntax.h"
+#include "atk-error.h"
 #include "atk-ttl-cache.h"
 
 #define USER_AGENT "at-kafka/" ATK_VERSION
-#define MAX_BODY_BYTES (1024 * 1024) /* a DID document or profile is a few kB */
 
+/* The callers of one DID's fetch. */
 typedef struct
 {
   AtkDidResolver *self;
-  char *did;
-  GPtrArray *tasks; /* GTask*, the callers */
-  AtkDidInfo *info;
-  GError *error;
-  guint requests_left;
+  AtkDidFetch *fetch;
+  GPtrArray *tasks;  /* GTask*, the callers */
   gboolean detached; /* invalidated while running: answer, but do not cache */
   gboolean started;
-  GCancellable *cancellable;
 } Job;
-
-typedef void (*ResponseHandler) (Job *job, guint status, GBytes *body, const GError *error);
-
-typedef struct
-{
-  Job *job;
-  SoupMessage *msg;
-  const char *service; /* static */
-  const char *kind;    /* static */
-  ResponseHandler handler;
-} Request;
 
 struct _AtkDidResolver
 {
   GObject parent_instance;
 
-  char *plc_url; /* without a trailing '/' */
-  char *api_url; /* or NULL */
-  char *did_web_scheme;
-  gboolean fetch_details;
+  AtkDidFetchPeers peers; /* session, handle resolver, URLs, fetch_details */
   guint max_entries;
   gint64 ttl_us;
   gint64 negative_ttl_us;
@@ -59,8 +43,6 @@ struct _AtkDidResolver
   AtkDidResolverClock clock;
   gpointer clock_data;
 
-  SoupSession *session;
-  AtkHandleResolver *handles;
   AtkTtlCache *cache; /* did → AtkDidInfo* or the error */
   GHashTable *jobs;   /* did → Job* (not owned): running or queued, not detached */
   GQueue queued;      /* Job* waiting for a free slot */
@@ -74,6 +56,8 @@ struct _AtkDidResolver
 G_DEFINE_FINAL_TYPE (AtkDidResolver, atk_did_resolver, G_TYPE_OBJECT)
 
 static void start_job (Job *job);
+static void count_fetched (gpointer user_data, const char *service, const char *kind,
+                           const char *status);
 
 /* ---- construction ---- */
 
@@ -87,11 +71,11 @@ atk_did_resolver_finalize (GObject *object)
   atk_ttl_cache_free (self->cache);
   atk_counter_set_free (self->plc_counts);
   atk_counter_set_free (self->api_counts);
-  g_clear_object (&self->handles);
-  g_clear_object (&self->session);
-  g_free (self->plc_url);
-  g_free (self->api_url);
-  g_free (self->did_web_scheme);
+  g_clear_object (&self->peers.handles);
+  g_clear_object (&self->peers.session);
+  g_free (self->peers.plc_url);
+  g_free (self->peers.api_url);
+  g_free (self->peers.did_web_scheme);
   G_OBJECT_CLASS (atk_did_resolver_parent_class)->finalize (object);
 }
 
@@ -106,7 +90,9 @@ atk_did_resolver_init (AtkDidResolver *self)
 {
   static const char *const labels[] = { "kind", "status", "cached", NULL };
 
-  self->did_web_scheme = g_strdup ("https");
+  self->peers.did_web_scheme = g_strdup ("https");
+  self->peers.count = count_fetched;
+  self->peers.count_data = self;
   self->max_entries = 100000;
   self->ttl_us = (gint64)3600 * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)60 * G_USEC_PER_SEC;
@@ -154,11 +140,11 @@ atk_did_resolver_new (const char *plc_url, const char *api_url, GError **error)
     return NULL;
 
   self = g_object_new (ATK_TYPE_DID_RESOLVER, NULL);
-  self->plc_url = g_steal_pointer (&plc);
-  self->api_url = g_steal_pointer (&api);
-  self->session = soup_session_new_with_options ("user-agent", USER_AGENT, "timeout", 5,
-                                                 "max-conns", 64, "max-conns-per-host", 32, NULL);
-  self->handles = atk_handle_resolver_new (self->session);
+  self->peers.plc_url = g_steal_pointer (&plc);
+  self->peers.api_url = g_steal_pointer (&api);
+  self->peers.session = soup_session_new_with_options (
+      "user-agent", USER_AGENT, "timeout", 5, "max-conns", 64, "max-conns-per-host", 32, NULL);
+  self->peers.handles = atk_handle_resolver_new (self->peers.session);
   return g_steal_pointer (&self);
 }
 
@@ -166,7 +152,7 @@ void
 atk_did_resolver_set_fetch_details (AtkDidResolver *self, gboolean fetch_details)
 {
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
-  self->fetch_details = !!fetch_details;
+  self->peers.fetch_details = !!fetch_details;
 }
 
 void
@@ -178,29 +164,29 @@ atk_did_resolver_set_cache (AtkDidResolver *self, guint max_entries, guint ttl_s
   self->ttl_us = (gint64)ttl_s * G_USEC_PER_SEC;
   self->negative_ttl_us = (gint64)negative_ttl_s * G_USEC_PER_SEC;
   atk_ttl_cache_set_max (self->cache, max_entries);
-  atk_handle_resolver_set_cache (self->handles, max_entries, ttl_s, negative_ttl_s);
+  atk_handle_resolver_set_cache (self->peers.handles, max_entries, ttl_s, negative_ttl_s);
 }
 
 void
 atk_did_resolver_set_timeout (AtkDidResolver *self, guint seconds)
 {
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
-  g_object_set (self->session, "timeout", MAX (seconds, 1u), NULL);
-  atk_handle_resolver_set_dns_timeout (self->handles, seconds);
+  g_object_set (self->peers.session, "timeout", MAX (seconds, 1u), NULL);
+  atk_handle_resolver_set_dns_timeout (self->peers.handles, seconds);
 }
 
 void
 atk_did_resolver_set_handle_well_known (AtkDidResolver *self, const char *scheme, guint port)
 {
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
-  atk_handle_resolver_set_well_known (self->handles, scheme, port);
+  atk_handle_resolver_set_well_known (self->peers.handles, scheme, port);
 }
 
 AtkHandleResolver *
 atk_did_resolver_get_handle_resolver (AtkDidResolver *self)
 {
   g_return_val_if_fail (ATK_IS_DID_RESOLVER (self), NULL);
-  return self->handles;
+  return self->peers.handles;
 }
 
 void
@@ -215,8 +201,8 @@ atk_did_resolver_set_did_web_scheme (AtkDidResolver *self, const char *scheme)
 {
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
   g_return_if_fail (g_strcmp0 (scheme, "http") == 0 || g_strcmp0 (scheme, "https") == 0);
-  g_free (self->did_web_scheme);
-  self->did_web_scheme = g_strdup (scheme);
+  g_free (self->peers.did_web_scheme);
+  self->peers.did_web_scheme = g_strdup (scheme);
 }
 
 void
@@ -225,7 +211,7 @@ atk_did_resolver_set_clock (AtkDidResolver *self, AtkDidResolverClock clock, gpo
   g_return_if_fail (ATK_IS_DID_RESOLVER (self));
   self->clock = clock;
   self->clock_data = user_data;
-  atk_handle_resolver_set_clock (self->handles, clock, user_data);
+  atk_handle_resolver_set_clock (self->peers.handles, clock, user_data);
 }
 
 static gint64
@@ -245,6 +231,12 @@ count (AtkDidResolver *self, const char *service, const char *kind, const char *
   atk_counter_set_add (g_str_equal (service, "plc") ? self->plc_counts : self->api_counts, values);
   if (!cached)
     self->network_requests++;
+}
+
+static void
+count_fetched (gpointer user_data, const char *service, const char *kind, const char *status)
+{
+  count (user_data, service, kind, status, FALSE);
 }
 
 guint64
@@ -287,21 +279,11 @@ atk_did_resolver_render_prometheus (AtkDidResolver *self, GString *out)
                           "atkafka_cache_size{kind=\"did_doc\"} %u\n"
                           "atkafka_cache_size{kind=\"handle\"} %u\n",
                           atk_ttl_cache_size (self->cache),
-                          atk_handle_resolver_get_cache_size (self->handles));
-  atk_handle_resolver_render_prometheus (self->handles, out);
+                          atk_handle_resolver_get_cache_size (self->peers.handles));
+  atk_handle_resolver_render_prometheus (self->peers.handles, out);
 }
 
 /* ---- the cache ---- */
-
-static const char *
-error_status (const GError *error)
-{
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-    return "not_found";
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-    return "timeout";
-  return "error";
-}
 
 static void
 cache_put (AtkDidResolver *self, const char *did, AtkDidInfo *info, const GError *error)
@@ -339,7 +321,7 @@ atk_did_resolver_lookup_cached (AtkDidResolver *self, const char *did, GError **
 
   if (!atk_ttl_cache_lookup (self->cache, did, now_us (self), &info, &cached_error))
     return NULL;
-  count (self, "plc", "did_doc", info != NULL ? "ok" : error_status (cached_error), TRUE);
+  count (self, "plc", "did_doc", info != NULL ? "ok" : atk_did_fetch_status (cached_error), TRUE);
   if (info == NULL)
     {
       g_propagate_error (error, g_error_copy (cached_error));
@@ -359,7 +341,7 @@ atk_did_resolver_invalidate (AtkDidResolver *self, const char *did)
   /* the handle may have moved too */
   info = atk_ttl_cache_peek (self->cache, did);
   if (info != NULL && info->declared_handle != NULL)
-    atk_handle_resolver_forget (self->handles, info->declared_handle);
+    atk_handle_resolver_forget (self->peers.handles, info->declared_handle);
   atk_ttl_cache_remove (self->cache, did);
   job = g_hash_table_lookup (self->jobs, did);
   if (job != NULL && job->started)
@@ -375,34 +357,34 @@ static void
 job_free (Job *job)
 {
   g_ptr_array_unref (job->tasks);
-  g_clear_pointer (&job->info, atk_did_info_unref);
-  g_clear_error (&job->error);
-  g_clear_object (&job->cancellable);
-  g_free (job->did);
+  atk_did_fetch_free (job->fetch);
   g_free (job);
 }
 
 static void
-finish_job (Job *job)
+finish_job (AtkDidFetch *fetch, gpointer user_data)
 {
+  Job *job = user_data;
   AtkDidResolver *self = job->self;
+  const char *did = atk_did_fetch_get_did (fetch);
+  AtkDidInfo *info = atk_did_fetch_get_info (fetch);
+  const GError *error = atk_did_fetch_get_error (fetch);
   g_autoptr (GPtrArray) tasks = g_ptr_array_ref (job->tasks);
 
   if (!job->detached)
     {
-      g_hash_table_remove (self->jobs, job->did);
-      cache_put (self, job->did, job->info, job->error);
+      g_hash_table_remove (self->jobs, did);
+      cache_put (self, did, info, error);
     }
   self->running--;
   for (guint i = 0; i < tasks->len; i++)
     {
       GTask *task = tasks->pdata[i];
 
-      if (job->info != NULL)
-        g_task_return_pointer (task, atk_did_info_ref (job->info),
-                               (GDestroyNotify)atk_did_info_unref);
+      if (info != NULL)
+        g_task_return_pointer (task, atk_did_info_ref (info), (GDestroyNotify)atk_did_info_unref);
       else
-        g_task_return_error (task, g_error_copy (job->error));
+        g_task_return_error (task, g_error_copy (error));
     }
   job_free (job);
 
@@ -411,208 +393,11 @@ finish_job (Job *job)
 }
 
 static void
-request_done (Job *job)
-{
-  if (--job->requests_left == 0)
-    finish_job (job);
-}
-
-static void
-on_response (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  Request *request = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) body
-      = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
-  guint status = soup_message_get_status (request->msg);
-  Job *job = request->job;
-  const char *label;
-
-  if (error == NULL && (status == SOUP_STATUS_NOT_FOUND || status == SOUP_STATUS_GONE))
-    g_set_error (&error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s: HTTP %u", job->did, status);
-  else if (error == NULL && status != SOUP_STATUS_OK)
-    g_set_error (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: HTTP %u %s", job->did, status,
-                 soup_message_get_reason_phrase (request->msg));
-  else if (error == NULL && g_bytes_get_size (body) > MAX_BODY_BYTES)
-    g_set_error (&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: answer too large", job->did);
-  label = error == NULL ? "ok" : error_status (error);
-  count (job->self, request->service, request->kind, label, FALSE);
-  if (error != NULL)
-    g_debug ("%s lookup of %s: %s", request->kind, job->did, error->message);
-
-  request->handler (job, status, error == NULL ? body : NULL, error);
-  g_object_unref (request->msg);
-  g_free (request);
-  request_done (job);
-}
-
-static void
-send_get (Job *job, const char *url, const char *service, const char *kind, ResponseHandler handler)
-{
-  Request *request = g_new0 (Request, 1);
-
-  request->job = job;
-  request->service = service;
-  request->kind = kind;
-  request->handler = handler;
-  request->msg = soup_message_new (SOUP_METHOD_GET, url);
-  job->requests_left++;
-  if (request->msg == NULL)
-    {
-      g_autoptr (GError) error
-          = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "Bad URL %s", url);
-
-      count (job->self, service, kind, "error", FALSE);
-      handler (job, 0, NULL, error);
-      g_free (request);
-      request_done (job);
-      return;
-    }
-  soup_message_headers_replace (soup_message_get_request_headers (request->msg), "Accept",
-                                "application/json");
-  soup_session_send_and_read_async (job->self->session, request->msg, G_PRIORITY_DEFAULT,
-                                    job->cancellable, on_response, request);
-}
-
-static void
-on_audit_log (Job *job, guint status, GBytes *body, const GError *error)
-{
-  g_autoptr (GError) local_error = NULL;
-  AtkDidInfo *info = job->info;
-
-  if (body == NULL || info == NULL)
-    return;
-  if (!atk_did_audit_log_parse (g_bytes_get_data (body, NULL), (gssize)g_bytes_get_size (body),
-                                &info->created_at, &info->created_at_known, &info->created_at_ms,
-                                &local_error))
-    g_debug ("Audit log of %s: %s", job->did, local_error->message);
-}
-
-static void
-on_profile (Job *job, guint status, GBytes *body, const GError *error)
-{
-  g_autoptr (GError) local_error = NULL;
-
-  if (body == NULL || job->info == NULL)
-    return;
-  job->info->profile = atk_did_profile_parse (g_bytes_get_data (body, NULL),
-                                              (gssize)g_bytes_get_size (body), &local_error);
-  if (job->info->profile == NULL)
-    g_debug ("Profile of %s: %s", job->did, local_error->message);
-}
-
-static void
-fetch_details (Job *job)
-{
-  AtkDidResolver *self = job->self;
-  g_autofree char *escaped = g_uri_escape_string (job->did, ":", FALSE);
-
-  if (g_str_has_prefix (job->did, "did:plc:"))
-    {
-      g_autofree char *url = g_strdup_printf ("%s/%s/log/audit", self->plc_url, escaped);
-      send_get (job, url, "plc", "audit_log", on_audit_log);
-    }
-  if (self->api_url != NULL)
-    {
-      g_autofree char *actor = g_uri_escape_string (job->did, NULL, FALSE);
-      g_autofree char *url
-          = g_strdup_printf ("%s/xrpc/app.bsky.actor.getProfile?actor=%s", self->api_url, actor);
-      send_get (job, url, "api", "profile", on_profile);
-    }
-}
-
-/* The declared handle resolved (or not): it is the account's only if it names this DID. */
-static void
-on_handle (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  Job *job = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *did
-      = atk_handle_resolver_resolve_finish (ATK_HANDLE_RESOLVER (source), result, &error);
-  AtkDidInfo *info = job->info;
-
-  if (error != NULL)
-    g_debug ("Handle %s of %s: %s", info->declared_handle, job->did, error->message);
-  else if (strcmp (did, job->did) != 0)
-    g_debug ("Handle %s of %s names %s", info->declared_handle, job->did, did);
-  info->handle
-      = g_strdup (g_strcmp0 (did, job->did) == 0 ? info->declared_handle : ATK_HANDLE_INVALID);
-  request_done (job);
-}
-
-static void
-on_document (Job *job, guint status, GBytes *body, const GError *error)
-{
-  g_autoptr (GError) local_error = NULL;
-  const char *declared;
-  AtkDidInfo *info;
-
-  if (body == NULL)
-    {
-      job->error = g_error_copy (error);
-      return;
-    }
-  info = atk_did_info_new_from_document (job->did, g_bytes_get_data (body, NULL),
-                                         (gssize)g_bytes_get_size (body), &local_error);
-  if (info == NULL)
-    {
-      job->error = g_steal_pointer (&local_error);
-      return;
-    }
-  declared = info->declared_handle;
-  if (declared != NULL
-      && (strcmp (declared, ATK_HANDLE_INVALID) == 0 || !atk_handle_tld_allowed (declared)))
-    {
-      /* What the reference's identity directory refuses as a whole. */
-      job->error
-          = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                         "%s declares the handle “%s”, which no one may have", job->did, declared);
-      atk_did_info_unref (info);
-      return;
-    }
-  job->info = info;
-  if (!job->self->fetch_details)
-    return;
-  fetch_details (job);
-  if (declared == NULL)
-    {
-      info->handle = g_strdup (ATK_HANDLE_INVALID);
-      return;
-    }
-  job->requests_left++;
-  atk_handle_resolver_resolve_async (job->self->handles, declared, on_handle, job);
-}
-
-static void
-on_unsupported_idle (gpointer user_data)
-{
-  request_done (user_data);
-}
-
-static void
 start_job (Job *job)
 {
-  AtkDidResolver *self = job->self;
-  g_autofree char *url = NULL;
-
   job->started = TRUE;
-  self->running++;
-  if (g_str_has_prefix (job->did, "did:plc:"))
-    url = g_strdup_printf ("%s/%s", self->plc_url, job->did);
-  else if (g_str_has_prefix (job->did, "did:web:"))
-    url = atk_did_web_url (job->did, self->did_web_scheme);
-
-  if (url == NULL)
-    {
-      /* Nothing was asked of anyone: answer from an idle callback like every other path. */
-      job->error
-          = g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                         "Cannot resolve “%s”: only did:plc and did:web are supported", job->did);
-      job->requests_left = 1;
-      g_idle_add_once (on_unsupported_idle, job);
-      return;
-    }
-  send_get (job, url, "plc", "did_doc", on_document);
+  job->self->running++;
+  atk_did_fetch_start (job->fetch, &job->self->peers, finish_job, job);
 }
 
 static Job *
@@ -621,9 +406,8 @@ job_new (AtkDidResolver *self, const char *did)
   Job *job = g_new0 (Job, 1);
 
   job->self = self;
-  job->did = g_strdup (did);
+  job->fetch = atk_did_fetch_new (did);
   job->tasks = g_ptr_array_new_with_free_func (g_object_unref);
-  job->cancellable = g_cancellable_new ();
   return job;
 }
 
@@ -664,7 +448,7 @@ atk_did_resolver_resolve_async (AtkDidResolver *self, const char *did, GCancella
   if (job == NULL)
     {
       job = job_new (self, did);
-      g_hash_table_insert (self->jobs, job->did, job);
+      g_hash_table_insert (self->jobs, (gpointer)atk_did_fetch_get_did (job->fetch), job);
       g_ptr_array_add (job->tasks, g_steal_pointer (&task));
       if (self->running < self->max_concurrency)
         start_job (job);

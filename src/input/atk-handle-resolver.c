@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "atk-counter-set.h"
-#include "atk-did-document.h"
+#include "atk-did-syntax.h"
 #include "atk-ttl-cache.h"
 
 #define WELL_KNOWN_MAX_BYTES 2048

@@ -45,6 +45,24 @@ atk_ozone_call_data_free (AtkOzoneCallData *data)
   g_free (data);
 }
 
+gboolean
+atk_ozone_source_finish_call (AtkOzoneCallData *data, AtkOzoneCall call, GObject *object,
+                              GAsyncResult *result, GBytes **body, GError **error,
+                              AtkOzoneReply *reply)
+{
+  AtkOzoneSource *self = data->self;
+  g_autoptr (GError) local = NULL;
+
+  *body = soup_session_send_and_read_finish (SOUP_SESSION (object), result, &local);
+  if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return FALSE;
+  self->in_call = FALSE;
+  *reply = atk_ozone_source_classify (self, call, data->message, *body, local);
+  if (local != NULL)
+    g_propagate_error (error, g_steal_pointer (&local));
+  return TRUE;
+}
+
 /* The object of a JSON reply, or NULL. */
 static JsonObject *
 reply_object (GBytes *body, JsonParser *parser)
@@ -203,16 +221,12 @@ on_login (GObject *object, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AtkOzoneCallData) data = user_data;
   AtkOzoneSource *self = data->self;
-  SoupMessage *message = data->message;
-  g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) body = NULL;
   AtkOzoneReply reply;
 
-  body = soup_session_send_and_read_finish (SOUP_SESSION (object), result, &error);
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (!atk_ozone_source_finish_call (data, ATK_OZONE_CALL_CREATE_SESSION, object, result, &body,
+                                     NULL, &reply))
     return;
-  self->in_call = FALSE;
-  reply = atk_ozone_source_classify (self, ATK_OZONE_CALL_CREATE_SESSION, message, body, error);
   if (reply == ATK_OZONE_REPLY_OK && take_tokens (self, body))
     {
       atk_ozone_source_log (self, G_LOG_LEVEL_MESSAGE, "logged in as %s",
@@ -288,16 +302,12 @@ on_refresh (GObject *object, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AtkOzoneCallData) data = user_data;
   AtkOzoneSource *self = data->self;
-  SoupMessage *message = data->message;
-  g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) body = NULL;
   AtkOzoneReply reply;
 
-  body = soup_session_send_and_read_finish (SOUP_SESSION (object), result, &error);
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (!atk_ozone_source_finish_call (data, ATK_OZONE_CALL_REFRESH_SESSION, object, result, &body,
+                                     NULL, &reply))
     return;
-  self->in_call = FALSE;
-  reply = atk_ozone_source_classify (self, ATK_OZONE_CALL_REFRESH_SESSION, message, body, error);
   if (reply == ATK_OZONE_REPLY_OK && take_tokens (self, body))
     {
       atk_ozone_source_log (self, G_LOG_LEVEL_MESSAGE, "session refreshed");
@@ -363,11 +373,9 @@ atk_ozone_source_on_event (GObject *object, GAsyncResult *result, gpointer user_
   g_autoptr (AtkOzoneEvent) event = NULL;
   AtkOzoneReply reply;
 
-  body = soup_session_send_and_read_finish (SOUP_SESSION (object), result, &error);
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (!atk_ozone_source_finish_call (data, ATK_OZONE_CALL_GET_EVENT, object, result, &body, &error,
+                                     &reply))
     return;
-  self->in_call = FALSE;
-  reply = atk_ozone_source_classify (self, ATK_OZONE_CALL_GET_EVENT, data->message, body, error);
   if (reply == ATK_OZONE_REPLY_EXPIRED)
     {
       atk_ozone_source_refresh (self);

@@ -102,6 +102,12 @@ void atk_ozone_source_authorize (AtkOzoneSource *self, SoupMessage *message, con
 /* Reads the outcome of a call (counted, and logged unless OK). */
 AtkOzoneReply atk_ozone_source_classify (AtkOzoneSource *self, AtkOzoneCall call,
                                          SoupMessage *message, GBytes *body, const GError *error);
+/* Ends an asynchronous call (the GAsyncReadyCallback's object and result): FALSE when it was
+ * cancelled (the source is going: nothing more to do). Else the call is over, *body is its
+ * body or NULL, error (may be NULL) gets a transport error, and the reply is classified. */
+gboolean atk_ozone_source_finish_call (AtkOzoneCallData *data, AtkOzoneCall call, GObject *object,
+                                       GAsyncResult *result, GBytes **body, GError **error,
+                                       AtkOzoneReply *reply);
 /* getEvent for resume_id, and its reply (then it polls). */
 SoupMessage *atk_ozone_source_get_event_message (AtkOzoneSource *self);
 void atk_ozone_source_on_event (GObject *object, GAsyncResult *result, gpointer user_data);

@@ -241,11 +241,9 @@ on_page (GObject *object, GAsyncResult *result, gpointer user_data)
   g_autofree char *cursor = NULL;
   AtkOzoneReply reply;
 
-  body = soup_session_send_and_read_finish (SOUP_SESSION (object), result, &error);
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (!atk_ozone_source_finish_call (data, ATK_OZONE_CALL_QUERY, object, result, &body, &error,
+                                     &reply))
     return;
-  self->in_call = FALSE;
-  reply = atk_ozone_source_classify (self, ATK_OZONE_CALL_QUERY, data->message, body, error);
   if (reply == ATK_OZONE_REPLY_EXPIRED)
     {
       atk_ozone_source_refresh (self);
