@@ -59,6 +59,7 @@ import os, signal, sys, time
 while b"Anchored the group's cursor" not in open(sys.argv[1], "rb").read():
     time.sleep(0.002)
 os.kill(int(sys.argv[2]), signal.SIGSTOP)
+print(time.time(), flush=True)
 """
 FIRST_SAVE_INTERVAL_MS = 600000  # the first leader: no cursor of its own before it is killed
 STORY = re.compile(r"(?i)lead|elected|resum|commit|abort|fenc|fatal|rewind|again|stopped|group|"
@@ -252,7 +253,8 @@ class Failover(unittest.TestCase):
         # its first own commit comes within 0.5 s; this thread shares the interpreter with
         # the other scenarios); the metrics say it took a frame too, with or without one.
         watcher = subprocess.Popen([sys.executable, "-c", FREEZE_AT_ANCHOR,
-                                    first.daemon.log_path, str(first.daemon.proc.pid)])
+                                    first.daemon.log_path, str(first.daemon.proc.pid)],
+                                   stdout=subprocess.PIPE, text=True)
         self.addCleanup(watcher.kill)
         wait_until(lambda: watcher.poll() is not None or first.leads() == 1, 60,
                    f"{mode}: a first leader")
@@ -268,6 +270,8 @@ class Failover(unittest.TestCase):
         os.kill(first.daemon.proc.pid, signal.SIGSTOP)
         t0 = time.time()
         watcher.kill()
+        froze_at = watcher.communicate()[0].strip()
+        t0 = float(froze_at) if froze_at else t0  # the watcher froze it (earlier)
         first.frozen = True
         own = [seq for seq in kafka_cursors(topic, committed=False) if seq >= FIRST_SEQ]
         if transactional:
