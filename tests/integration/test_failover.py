@@ -429,18 +429,22 @@ class Failover(unittest.TestCase):
             m["who"] = who
         produced.sort(key=lambda m: (m["ts"], m["partition"], m["offset"]))
         stamps = [m["ts"] for m in produced]
-        # (producer, its first record); the first leader may have appended nothing
-        before = produced[:bisect.bisect_left(stamps, events[0][1])]
-        terms = [(before[0]["who"], before[0]["ts"]) if before else (None, 0)]
-        for k, (action, t0) in enumerate(events):
-            # The new leader wrote most of what came after the action (late records of a
-            # deposed one, landing when its network is back, are a few), and is not the old.
+        # (producer, its first record). The new leader wrote most of what came after an
+        # action (late records of a deposed one, landing when its network is back or from
+        # a frozen one's sockets, are a few), and is not the old. The first leader may have
+        # appended nothing, or a few records only as it was frozen.
+        def after(k):
             end = events[k + 1][1] if k + 1 < len(events) else stamps[-1] + 1
-            after = produced[bisect.bisect_left(stamps, t0):bisect.bisect_left(stamps, end)]
-            counts = collections.Counter(m["who"] for m in after if m["who"] != terms[-1][0])
+            return produced[bisect.bisect_left(stamps, events[k][1]):
+                            bisect.bisect_left(stamps, end)]
+        second = collections.Counter(m["who"] for m in after(0)).most_common(1)[0][0]
+        terms = [(produced[0]["who"], produced[0]["ts"]) if produced[0]["who"] != second
+                 else (None, 0)]
+        for k, (action, t0) in enumerate(events):
+            counts = collections.Counter(m["who"] for m in after(k) if m["who"] != terms[-1][0])
             self.assertTrue(counts, f"{action}: no record of a new leader")
             new_who = counts.most_common(1)[0][0]
-            terms.append((new_who, next(m["ts"] for m in after if m["who"] == new_who)))
+            terms.append((new_who, next(m["ts"] for m in after(k) if m["who"] == new_who)))
 
         def term_of(m):
             """The term a record belongs to: its producer's latest that began before it."""
