@@ -340,10 +340,24 @@ class Promises(unittest.TestCase):
                     shutil.copy(os.path.join(kafka_dir, name), dest)
             with open(os.path.join(dest, "daemon.log"), "w") as f:
                 f.write(out)
+        # Seen in every loss so far (3 of 10 runs, all with a clean broker stop): the missing
+        # seqs were the first messages of their partition, in the first loop, while later
+        # ones sit from offset 0 on — acknowledged to the daemon, never stored.
+        lowest = {}
+        for m in messages:
+            if "seq" in m["headers"]:
+                seq = int(m["headers"]["seq"])
+                lowest[m["partition"]] = min(lowest.get(m["partition"], seq), seq)
+        at_start = all(isinstance(p, int) and p in lowest and max(seqs) < lowest[p]
+                       for p, seqs in per_partition.items())
         verdict = ("the broker's: kafka-local SIGKILLed it after 60 s, its log recovery lost "
                    "acknowledged records" if broker_killed else
                    "not the broker's stop (it stopped cleanly): the producer's (the daemon's "
                    "or librdkafka's, see its account below) or the test's")
+        if at_start and not broker_killed:
+            verdict += ("; the missing seqs are the first messages of their partitions: "
+                        "lost at the new partition's first produce (librdkafka reported "
+                        "them delivered; see its account of the partition's first batches)")
         return (f"{len(lost)} event(s) at or below the saved cursor {saved} are not in Kafka; "
                 f"likely {verdict}.\n"
                 f"missing by partition: " + "; ".join(
