@@ -327,11 +327,14 @@ class Promises(unittest.TestCase):
                 pass
         # librdkafka's troubles with those partitions (refused, retried, sequence errors)
         # and the daemon's own warnings
-        troubles = [line[:300] for line in out.split("\n")
-                    if any(f"{topic} [{p}]" in line for p in per_partition)
-                    and re.search(r"error|Reconstructed|DUPLICATE|OUT_OF_ORDER|[Ss]equence|"
-                                  r"[Ee]poch|drain before", line)
-                    or "WARNING" in line]
+        troubles, shown = [], {}
+        for line in out.split("\n"):
+            p = next((p for p in per_partition if f"{topic} [{p}]" in line), None)
+            if "WARNING" in line or p is not None and re.search(
+                    r"MSGSET|PRODUCE|DRAIN|ERRSEQ|DUPLICATE|OUT_OF_ORDER|[Ss]equence|error", line):
+                shown[p] = shown.get(p, 0) + 1
+                if shown[p] <= 25:
+                    troubles.append(line[:300])
         keep = os.environ.get("ATK_PROMISES_KEEP")
         if keep:
             dest = tempfile.mkdtemp(prefix="promises-fail-", dir=keep)
@@ -369,7 +372,7 @@ class Promises(unittest.TestCase):
                 f"daemon before the stop: cursor {acked}, produced ok/error {delivered}\n"
                 f"broker log:\n" + "\n".join(recovery[-40:]) + "\n"
                 f"librdkafka on those partitions, and the daemon's warnings:\n"
-                + "\n".join(troubles[:60]) + "\n"
+                + "\n".join(troubles) + "\n"
                 f"the daemon said last:\n"
                 + "\n".join(line for line in out.split("\n")[-40:] if "-DEBUG" not in line))
 
