@@ -192,6 +192,28 @@ def cid_strings(vectors):
                         yield m.group(1).encode()
 
 
+def ws_frames(vectors):
+    """WebSocket streams a server sends (first byte: the fuzz target's settings)."""
+    def frame(opcode, payload, fin=True):
+        n = len(payload)
+        head = bytes([(0x80 if fin else 0) | opcode])
+        if n < 126:
+            head += bytes([n])
+        elif n < 65536:
+            head += bytes([126]) + struct.pack(">H", n)
+        else:
+            head += bytes([127]) + struct.pack(">Q", n)
+        return head + payload
+    some = list(frames(vectors))[:8]
+    for i, f in enumerate(some):
+        yield bytes([i % 5]) + frame(2, f) + frame(9, b"hi") + frame(2, f)
+    if some:
+        f = some[0]
+        yield bytes([3]) + frame(2, f[:10], False) + frame(9, b"") + frame(0, f[10:])
+        yield bytes([2]) + frame(1, b"ab", False) + frame(0, b"cd") + frame(8, b"\x03\xe8bye")
+        yield bytes([2]) + b"".join(frame(9, b"x") for _ in range(120))
+
+
 def main():
     if len(sys.argv) not in (4, 5):
         sys.exit(__doc__ or "usage: make-corpus.py VECTORS_DIR OUT_DIR KIND [STAMP]")
@@ -207,6 +229,7 @@ def main():
         "ozone": ozone_pages,
         "audit": audit_logs,
         "profile": profiles,
+        "wsframe": ws_frames,
     }
     if kind not in sources:
         sys.exit("unknown kind %r (%s)" % (kind, ", ".join(sources)))

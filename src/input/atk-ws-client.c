@@ -11,9 +11,8 @@
 
 #include "atk-ws-client.h"
 
-#include <libsoup/soup.h>
-
-#include "atk-ws-guard.h"
+#include "atk-ws-conn.h"
+#include "atk-ws-frame.h"
 #include "atk-ws-handshake.h"
 
 #define USER_AGENT "at-kafka/" ATK_VERSION
@@ -32,7 +31,7 @@ struct _AtkWsClient
   GObject parent_instance;
 
   char *url;
-  SoupWebsocketDataType data_type;
+  gboolean binary; /* the kind of message delivered */
   guint max_payload_bytes;
   guint idle_timeout_s;
   guint healthy_messages;
@@ -45,10 +44,8 @@ struct _AtkWsClient
   guint generation;
 
   GCancellable *cancellable; /* of the handshake in progress */
-  SoupWebsocketConnection *conn;
-  gboolean conn_too_big; /* libsoup refused an oversized message (it closes with 1009) */
-  char *conn_error;      /* the last "error" of the current connection */
-  gint64 activity_us;    /* attempt start, or the last message */
+  AtkWsConn *conn;
+  gint64 activity_us; /* attempt start, or the last message */
   gint64 connected_us;
   guint64 messages_on_conn;
   gboolean progress_on_conn; /* the owner said this connection delivered something new */
@@ -109,22 +106,15 @@ set_state (AtkWsClient *self, AtkSourceState state)
   g_signal_emit (self, signals[SIGNAL_STATE_CHANGED], 0, state);
 }
 
-/* Forgets the current connection without running any more of our code for it. The last
- * reference goes from an idle callback: this can run inside the connection's own signal
- * emission, where libsoup still uses the object after our handler returns. */
+/* Forgets the current connection without running any more of our code for it; the connection
+ * sends its close frame and closes its stream by itself. */
 static void
 drop_connection (AtkWsClient *self, gushort code)
 {
-  SoupWebsocketConnection *conn = g_steal_pointer (&self->conn);
+  g_autoptr (AtkWsConn) conn = g_steal_pointer (&self->conn);
 
-  g_clear_pointer (&self->conn_error, g_free);
-  self->conn_too_big = FALSE;
-  if (conn == NULL)
-    return;
-  g_signal_handlers_disconnect_by_data (conn, self);
-  if (soup_websocket_connection_get_state (conn) == SOUP_WEBSOCKET_STATE_OPEN)
-    soup_websocket_connection_close (conn, code, NULL);
-  g_idle_add_once (g_object_unref, conn);
+  if (conn != NULL)
+    atk_ws_conn_close (conn, code);
 }
 
 /* Abandons whatever is in progress: the handshake, the connection, the timers. */
@@ -179,7 +169,7 @@ fail (AtkWsClient *self, const char *message)
 
   if (connection_was_healthy (self))
     self->failures = 0;
-  abandon (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
+  abandon (self, ATK_WS_CLOSE_GOING_AWAY);
   generation = self->generation;
   g_signal_emit (self, signals[SIGNAL_CONNECTION_ERROR], 0, message);
   if (generation != self->generation || self->state == ATK_SOURCE_STOPPED)
@@ -228,55 +218,37 @@ start_watchdog (AtkWsClient *self)
 }
 
 static void
-on_conn_message (SoupWebsocketConnection *conn, SoupWebsocketDataType type, GBytes *message,
-                 gpointer user_data)
+on_conn_message (gpointer user_data, GBytes *message, gboolean binary)
 {
   AtkWsClient *self = user_data;
 
-  if (type != self->data_type)
+  if (binary != self->binary)
     {
       g_debug ("%s: ignoring a %s message of %" G_GSIZE_FORMAT " bytes", self->url,
-               type == SOUP_WEBSOCKET_DATA_TEXT ? "text" : "binary", g_bytes_get_size (message));
+               binary ? "binary" : "text", g_bytes_get_size (message));
       return;
     }
   self->activity_us = g_get_monotonic_time ();
   self->messages_on_conn++;
-  g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, message,
-                 (gboolean)(type == SOUP_WEBSOCKET_DATA_BINARY));
+  g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, message, binary);
 }
 
 static void
-on_conn_error (SoupWebsocketConnection *conn, GError *error, gpointer user_data)
+on_conn_end (gpointer user_data, const AtkWsConnEnd *end)
 {
   AtkWsClient *self = user_data;
-
-  /* Fatal errors are followed by "closed", where the connection is replaced. */
-  if (g_error_matches (error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG))
-    self->conn_too_big = TRUE;
-  g_free (self->conn_error);
-  self->conn_error = g_strdup (error->message);
-}
-
-static void
-on_conn_closed (SoupWebsocketConnection *conn, gpointer user_data)
-{
-  AtkWsClient *self = user_data;
-  gushort code = soup_websocket_connection_get_close_code (conn);
-  const char *reason = soup_websocket_connection_get_close_data (conn);
   g_autofree char *message = NULL;
 
-  if (self->conn_too_big)
-    message
-        = g_strdup_printf ("a message exceeded %s (%u); the connection was "
-                           "closed with %d (message too big)",
-                           self->limit_name, self->max_payload_bytes, SOUP_WEBSOCKET_CLOSE_TOO_BIG);
-  else if (self->conn_error != NULL)
-    message = g_strdup_printf ("connection failed: %s", self->conn_error);
+  if (end->too_big)
+    message = g_strdup_printf ("a message exceeded %s (%u); the connection was "
+                               "closed with %d (message too big)",
+                               self->limit_name, self->max_payload_bytes, ATK_WS_CLOSE_TOO_BIG);
+  else if (end->error != NULL)
+    message = g_strdup_printf ("connection failed: %s", end->error);
   else
-    message
-        = g_strdup_printf ("connection closed by %s (code %u%s%s) after %" G_GUINT64_FORMAT " %s",
-                           self->peer, code, reason != NULL && *reason ? ": " : "",
-                           reason ? reason : "", self->messages_on_conn, self->noun);
+    message = g_strdup_printf (
+        "connection closed by %s (code %u%s%s) after %" G_GUINT64_FORMAT " %s", self->peer,
+        end->code, *end->reason ? ": " : "", end->reason, self->messages_on_conn, self->noun);
   fail (self, message);
 }
 
@@ -296,25 +268,18 @@ attempt_free (Attempt *attempt)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Attempt, attempt_free)
 
 static void
-adopt_connection (AtkWsClient *self, SoupWebsocketConnection *conn)
+adopt_connection (AtkWsClient *self, AtkWsConn *conn)
 {
-  /* Before the main loop runs again: libsoup reads the first messages on its next
-   * iteration, and its 128 KiB default would refuse a large commit. */
-  soup_websocket_connection_set_max_incoming_payload_size (conn, self->max_payload_bytes);
-  soup_websocket_connection_set_keepalive_interval (conn, KEEPALIVE_INTERVAL_S);
-  g_signal_connect (conn, "message", G_CALLBACK (on_conn_message), self);
-  g_signal_connect (conn, "error", G_CALLBACK (on_conn_error), self);
-  g_signal_connect (conn, "closed", G_CALLBACK (on_conn_closed), self);
   self->conn = conn;
   self->connected_us = self->activity_us = g_get_monotonic_time ();
   self->messages_on_conn = 0;
   self->progress_on_conn = FALSE;
   g_clear_object (&self->cancellable);
+  atk_ws_conn_start (conn, on_conn_message, on_conn_end, self);
   set_state (self, ATK_SOURCE_CONNECTED);
 }
 
-/* The handshake is ours (AtkWsHandshake), so that AtkWsGuard can sit under libsoup's
- * WebSocket connection and bound what libsoup 3.2 does not. */
+/* The handshake is ours (AtkWsHandshake), and so is the framing (AtkWsConn). */
 static void
 on_connected (GObject *object, GAsyncResult *result, gpointer user_data)
 {
@@ -323,8 +288,6 @@ on_connected (GObject *object, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
   g_autoptr (GIOStream) stream = NULL;
   g_autoptr (GBytes) leftover = NULL;
-  g_autoptr (AtkWsGuard) guard = NULL;
-  g_autoptr (GUri) uri = NULL;
   g_autofree char *message = NULL;
   guint status = 0;
 
@@ -341,11 +304,8 @@ on_connected (GObject *object, GAsyncResult *result, gpointer user_data)
       fail (self, message);
       return;
     }
-  guard = atk_ws_guard_new (stream, leftover, self->max_payload_bytes);
-  uri = g_uri_parse (self->url, G_URI_FLAGS_ENCODED, NULL);
-  adopt_connection (self, soup_websocket_connection_new (G_IO_STREAM (guard), uri,
-                                                         SOUP_WEBSOCKET_CONNECTION_CLIENT, NULL,
-                                                         NULL, NULL));
+  adopt_connection (
+      self, atk_ws_conn_new (stream, leftover, self->max_payload_bytes, KEEPALIVE_INTERVAL_S));
 }
 
 static void
@@ -353,7 +313,7 @@ begin_attempt (AtkWsClient *self)
 {
   Attempt *attempt;
 
-  abandon (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  abandon (self, ATK_WS_CLOSE_NORMAL);
   if (self->attempted)
     self->reconnects++;
   self->attempted = TRUE;
@@ -386,7 +346,7 @@ atk_ws_client_stop (AtkWsClient *self)
 {
   g_return_if_fail (ATK_IS_WS_CLIENT (self));
 
-  abandon (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  abandon (self, ATK_WS_CLOSE_NORMAL);
   set_state (self, ATK_SOURCE_STOPPED);
 }
 
@@ -406,7 +366,7 @@ atk_ws_client_reconnect (AtkWsClient *self)
       begin_attempt (self);
       return;
     }
-  abandon (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  abandon (self, ATK_WS_CLOSE_NORMAL);
   schedule_retry (self);
 }
 
@@ -424,8 +384,7 @@ atk_ws_client_is_open (AtkWsClient *self)
 {
   g_return_val_if_fail (ATK_IS_WS_CLIENT (self), FALSE);
 
-  return self->conn != NULL
-         && soup_websocket_connection_get_state (self->conn) == SOUP_WEBSOCKET_STATE_OPEN;
+  return self->conn != NULL && atk_ws_conn_is_open (self->conn);
 }
 
 gboolean
@@ -434,10 +393,7 @@ atk_ws_client_send_text (AtkWsClient *self, const char *text)
   g_return_val_if_fail (ATK_IS_WS_CLIENT (self), FALSE);
   g_return_val_if_fail (text != NULL, FALSE);
 
-  if (!atk_ws_client_is_open (self))
-    return FALSE;
-  soup_websocket_connection_send_text (self->conn, text);
-  return TRUE;
+  return self->conn != NULL && atk_ws_conn_send_text (self->conn, text);
 }
 
 void
@@ -513,7 +469,7 @@ atk_ws_client_new (const char *url, gboolean binary, guint max_payload_bytes, gu
 
   self = g_object_new (ATK_TYPE_WS_CLIENT, NULL);
   self->url = g_strdup (url);
-  self->data_type = binary ? SOUP_WEBSOCKET_DATA_BINARY : SOUP_WEBSOCKET_DATA_TEXT;
+  self->binary = binary;
   self->max_payload_bytes = max_payload_bytes;
   self->idle_timeout_s = idle_timeout_s;
   return self;
@@ -524,7 +480,7 @@ atk_ws_client_dispose (GObject *object)
 {
   AtkWsClient *self = ATK_WS_CLIENT (object);
 
-  abandon (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
+  abandon (self, ATK_WS_CLOSE_GOING_AWAY);
   self->state = ATK_SOURCE_STOPPED;
   g_clear_object (&self->socket_client);
 
@@ -540,7 +496,6 @@ atk_ws_client_finalize (GObject *object)
   g_free (self->peer);
   g_free (self->noun);
   g_free (self->limit_name);
-  g_free (self->conn_error);
 
   G_OBJECT_CLASS (atk_ws_client_parent_class)->finalize (object);
 }

@@ -1,7 +1,7 @@
-/* at-kafka: one reconnecting WebSocket client (libsoup-3), shared by the relay and the Tap
- * connections. Connects, reconnects with exponential backoff and full jitter, enforces a
- * handshake timeout and (optionally) an idle timeout, and emits each message of the
- * expected kind. Knows nothing about what the messages mean.
+/* at-kafka: one reconnecting WebSocket client (our own handshake and framing, AtkWsConn),
+ * shared by the relay and the Tap connections. Connects, reconnects with exponential backoff
+ * and full jitter, enforces a handshake timeout and (optionally) an idle timeout, and emits
+ * each message of the expected kind. Knows nothing about what the messages mean.
  * SPDX-License-Identifier: MIT */
 #pragma once
 

@@ -1,7 +1,7 @@
 /* at-kafka: the client side of a WebSocket opening handshake (RFC 6455 §4.1), on a connection
- * of our own so that AtkWsGuard can sit under the WebSocket connection (libsoup's session
- * hands out no stream to wrap). Connects (TLS for wss://), sends the upgrade request, reads a
- * bounded response head and checks it. No extensions and no subprotocol are offered.
+ * of our own, which AtkWsConn then reads frames from. Connects (TLS for wss://), sends the
+ * upgrade request, reads a bounded response head and checks it. No extensions and no
+ * subprotocol are offered.
  * SPDX-License-Identifier: MIT */
 #pragma once
 

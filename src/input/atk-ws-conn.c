@@ -1,0 +1,618 @@
+/* at-kafka: the data path of a client WebSocket connection. One read buffer (a GBytes that
+ * messages slice), a frame reader, an output queue for pongs, pings, closes and text.
+ *
+ * Re-entrancy: the message handler may close the connection (and drop the owner's reference):
+ * every dispatch holds a reference and stops once the state is no longer OPEN.
+ * SPDX-License-Identifier: MIT */
+#define G_LOG_DOMAIN "at-kafka-input"
+
+#include "atk-ws-conn.h"
+
+#include <string.h>
+
+#include "atk-ws-frame.h"
+
+/* Bytes asked of the socket (or TLS) per read. */
+#define READ_BYTES (64 * 1024)
+/* Bytes read per main-loop turn: a peer that never stops sending cannot starve the loop. */
+#define TURN_BYTES (256 * 1024)
+/* Pings received while our writes stay blocked before the peer counts as not reading. */
+#define UNANSWERED_PINGS 64
+/* Bytes queued for a peer that does not take them before the connection ends. */
+#define OUTPUT_MAX (1024 * 1024)
+/* After our close frame: how long we wait for the peer's before closing the stream. */
+#define LINGER_MS 2000
+
+typedef enum
+{
+  CONN_NEW,
+  CONN_OPEN,
+  CONN_CLOSING, /* our close frame is queued: draining, then the stream closes */
+  CONN_CLOSED,
+} ConnState;
+
+struct _AtkWsConn
+{
+  GObject parent_instance;
+
+  GIOStream *stream;
+  GPollableInputStream *in;
+  GPollableOutputStream *out;
+  ConnState state;
+  guint keepalive_s;
+
+  AtkWsConnMessageFunc on_message;
+  AtkWsConnEndFunc on_end;
+  gpointer user_data;
+
+  AtkWsFrameReader reader;
+  GBytes *chunk; /* the read buffer: messages are slices of it */
+  guint8 *buf;
+  gsize cap, start, end;
+  gboolean sliced; /* a slice of chunk was handed out: never move its bytes */
+  gsize needed;    /* bytes the frame at start takes in all, as far as known */
+  GByteArray *fragments;
+
+  GByteArray *outq;
+  gboolean blocked;      /* the last write would have blocked */
+  guint64 pings_blocked; /* reader.pings when our writes were first seen blocked */
+
+  GSource *read_source;
+  GSource *write_source;
+  GSource *pending_source; /* parses the leftover of the handshake */
+  guint keepalive_id;
+  guint linger_id;
+  guint end_later_id;
+  char *end_later_message;
+  GCancellable *close_cancellable;
+};
+
+G_DEFINE_FINAL_TYPE (AtkWsConn, atk_ws_conn, G_TYPE_OBJECT)
+
+static void shut_down (AtkWsConn *self);
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+/* The end of an open connection, told to the owner once. */
+static void
+end (AtkWsConn *self, const AtkWsConnEnd *how)
+{
+  AtkWsConnEndFunc on_end = self->on_end;
+
+  if (self->state != CONN_OPEN)
+    return;
+  self->on_end = NULL;
+  self->on_message = NULL;
+  shut_down (self);
+  if (on_end != NULL)
+    on_end (self->user_data, how);
+}
+
+static void
+end_with_error (AtkWsConn *self, const char *error)
+{
+  AtkWsConnEnd how = { .error = error, .code = ATK_WS_CLOSE_NO_STATUS, .reason = "" };
+
+  end (self, &how);
+}
+
+/* A failure found while the owner may be in the middle of something (a write from
+ * send_text()): told from the main loop. */
+static gboolean
+on_end_later (gpointer user_data)
+{
+  AtkWsConn *self = user_data;
+
+  self->end_later_id = 0;
+  end_with_error (self, self->end_later_message);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+end_later (AtkWsConn *self, const char *message)
+{
+  if (self->end_later_id != 0 || self->state != CONN_OPEN)
+    return;
+  g_free (self->end_later_message);
+  self->end_later_message = g_strdup (message);
+  self->end_later_id = g_idle_add (on_end_later, self);
+}
+
+/* ---- output ---- */
+
+static gboolean on_writable (GObject *stream, gpointer user_data);
+
+static void
+flush (AtkWsConn *self)
+{
+  while (self->outq->len > 0)
+    {
+      g_autoptr (GError) error = NULL;
+      gssize n = g_pollable_output_stream_write_nonblocking (self->out, self->outq->data,
+                                                             self->outq->len, NULL, &error);
+
+      if (n > 0)
+        {
+          g_byte_array_remove_range (self->outq, 0, (guint)n);
+          self->blocked = FALSE;
+          continue;
+        }
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          if (!self->blocked)
+            self->pings_blocked = self->reader.pings;
+          self->blocked = TRUE;
+          if (self->write_source == NULL)
+            {
+              self->write_source = g_pollable_output_stream_create_source (self->out, NULL);
+              g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_writable), self, NULL);
+              g_source_attach (self->write_source, NULL);
+            }
+          return;
+        }
+      g_byte_array_set_size (self->outq, 0);
+      if (self->state == CONN_OPEN)
+        {
+          g_autofree char *message
+              = g_strdup_printf ("write failed: %s", error != NULL ? error->message : "?");
+          end_later (self, message);
+        }
+      return;
+    }
+  self->blocked = FALSE;
+  clear_source (&self->write_source);
+  if (self->state == CONN_CLOSING && self->read_source == NULL)
+    shut_down (self); /* the peer's side already ended */
+}
+
+static gboolean
+on_writable (GObject *stream, gpointer user_data)
+{
+  AtkWsConn *self = g_object_ref (user_data);
+
+  g_clear_pointer (&self->write_source, g_source_unref); /* destroyed by returning REMOVE */
+  flush (self);
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+queue_frame (AtkWsConn *self, AtkWsOpcode opcode, const void *payload, gsize len)
+{
+  guint8 header[ATK_WS_FRAME_HEADER_MAX];
+  guint32 key = g_random_int ();
+  gsize header_len = atk_ws_frame_write_header (header, opcode, len, (const guint8 *)&key);
+  guint at;
+
+  g_byte_array_append (self->outq, header, (guint)header_len);
+  at = self->outq->len;
+  g_byte_array_append (self->outq, payload, (guint)len);
+  atk_ws_frame_mask (self->outq->data + at, len, (const guint8 *)&key);
+  flush (self);
+}
+
+/* ---- closing ---- */
+
+static void
+on_stream_closed (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  AtkWsConn *self = user_data;
+
+  g_io_stream_close_finish (G_IO_STREAM (object), result, NULL);
+  g_object_unref (self); /* the reference shut_down() took */
+}
+
+static gboolean
+on_linger_done (gpointer user_data)
+{
+  AtkWsConn *self = user_data;
+
+  self->linger_id = 0;
+  if (self->close_cancellable != NULL)
+    g_cancellable_cancel (self->close_cancellable); /* a TLS close that cannot leave */
+  else
+    shut_down (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Stop reading frames; send our close frame if not yet sent, drain what the peer still
+ * sends for a short while, then close the stream. Keeps a reference until closed. */
+static void
+shut_down (AtkWsConn *self)
+{
+  clear_source (&self->pending_source);
+  g_clear_handle_id (&self->keepalive_id, g_source_remove);
+  if (self->state == CONN_OPEN || self->state == CONN_NEW)
+    {
+      self->state = CONN_CLOSING;
+      g_object_ref (self);
+      self->linger_id = g_timeout_add (LINGER_MS, on_linger_done, self);
+      return; /* the close frame is queued by the caller; reading goes on (draining) */
+    }
+  if (self->state != CONN_CLOSING || self->close_cancellable != NULL)
+    return;
+  /* drained (EOF), written out, or out of time */
+  clear_source (&self->read_source);
+  clear_source (&self->write_source);
+  self->close_cancellable = g_cancellable_new ();
+  if (self->linger_id == 0)
+    self->linger_id = g_timeout_add (LINGER_MS, on_linger_done, self);
+  self->state = CONN_CLOSED;
+  g_io_stream_close_async (self->stream, G_PRIORITY_DEFAULT, self->close_cancellable,
+                           on_stream_closed, self);
+}
+
+static void
+send_close (AtkWsConn *self, guint16 code)
+{
+  guint8 payload[2] = { code >> 8, code & 0xff };
+
+  queue_frame (self, ATK_WS_OPCODE_CLOSE, payload, code == ATK_WS_CLOSE_NO_STATUS ? 0 : 2);
+}
+
+static void
+fail_protocol (AtkWsConn *self, guint16 code, const char *why)
+{
+  g_autofree char *message = NULL;
+  AtkWsConnEnd how
+      = { .too_big = code == ATK_WS_CLOSE_TOO_BIG, .code = ATK_WS_CLOSE_NO_STATUS, .reason = "" };
+
+  if (!how.too_big)
+    how.error = message = g_strdup_printf ("%s (closed with %u)", why, code);
+  if (self->state != CONN_OPEN)
+    return;
+  send_close (self, code);
+  end (self, &how);
+}
+
+void
+atk_ws_conn_close (AtkWsConn *self, guint16 code)
+{
+  g_return_if_fail (ATK_IS_WS_CONN (self));
+
+  self->on_message = NULL;
+  self->on_end = NULL;
+  if (self->state == CONN_NEW)
+    {
+      shut_down (self); /* to CLOSING */
+      shut_down (self); /* nothing to drain: close the stream */
+      return;
+    }
+  if (self->state != CONN_OPEN)
+    return;
+  send_close (self, code);
+  shut_down (self);
+}
+
+/* ---- input ---- */
+
+/* Room for `needed` bytes from start on. A sliced buffer is left alone: a new one takes the
+ * partial frame. */
+static void
+make_room (AtkWsConn *self, gsize needed)
+{
+  gsize pending = self->end - self->start;
+  gsize cap;
+  guint8 *buf;
+
+  if (self->buf != NULL && !self->sliced && needed <= self->cap)
+    {
+      memmove (self->buf, self->buf + self->start, pending);
+      self->start = 0;
+      self->end = pending;
+      return;
+    }
+  cap = MAX ((gsize)READ_BYTES, needed);
+  buf = g_malloc (cap);
+  if (pending > 0)
+    memcpy (buf, self->buf + self->start, pending);
+  g_clear_pointer (&self->chunk, g_bytes_unref);
+  self->chunk = g_bytes_new_take (buf, cap);
+  self->buf = buf;
+  self->cap = cap;
+  self->start = 0;
+  self->end = pending;
+  self->sliced = FALSE;
+}
+
+static void
+deliver (AtkWsConn *self, const AtkWsFrame *frame)
+{
+  g_autoptr (GBytes) payload = NULL;
+  gboolean binary = frame->opcode == ATK_WS_OPCODE_BINARY;
+
+  if (frame->first && frame->fin)
+    {
+      payload
+          = g_bytes_new_from_bytes (self->chunk, frame->payload - self->buf, frame->payload_len);
+      self->sliced = TRUE;
+    }
+  else
+    {
+      if (frame->first)
+        g_byte_array_set_size (self->fragments, 0);
+      g_byte_array_append (self->fragments, frame->payload, (guint)frame->payload_len);
+      if (!frame->fin)
+        return;
+      payload = g_byte_array_free_to_bytes (g_steal_pointer (&self->fragments));
+      self->fragments = g_byte_array_new ();
+    }
+  if (!binary)
+    {
+      gsize len;
+      const char *text = g_bytes_get_data (payload, &len);
+
+      if (!g_utf8_validate_len (text, len, NULL))
+        {
+          fail_protocol (self, ATK_WS_CLOSE_BAD_DATA, "a text message that is not UTF-8");
+          return;
+        }
+    }
+  if (self->on_message != NULL)
+    self->on_message (self->user_data, payload, binary);
+}
+
+static void
+on_control (AtkWsConn *self, const AtkWsFrame *frame)
+{
+  if (frame->opcode == ATK_WS_OPCODE_PING)
+    {
+      if (self->blocked && self->reader.pings - self->pings_blocked >= UNANSWERED_PINGS)
+        {
+          g_autofree char *message = g_strdup_printf (
+              "the peer does not read (%d pings while our writes were blocked)", UNANSWERED_PINGS);
+          end_with_error (self, message);
+        }
+      else if (!self->blocked)
+        queue_frame (self, ATK_WS_OPCODE_PONG, frame->payload, frame->payload_len);
+      /* while blocked, a pong would only queue: the peer gets the next one */
+    }
+  else if (frame->opcode == ATK_WS_OPCODE_CLOSE)
+    {
+      AtkWsConnEnd how = { .code = ATK_WS_CLOSE_NO_STATUS, .reason = "" };
+      g_autofree char *reason = NULL;
+
+      if (frame->payload_len >= 2)
+        {
+          how.code = (guint16)(frame->payload[0] << 8 | frame->payload[1]);
+          reason = g_utf8_make_valid ((const char *)frame->payload + 2,
+                                      (gssize)frame->payload_len - 2);
+          how.reason = reason;
+        }
+      send_close (self, how.code);
+      end (self, &how);
+    }
+}
+
+/* Every whole frame in the buffer, in this turn. */
+static void
+parse (AtkWsConn *self)
+{
+  while (self->state == CONN_OPEN)
+    {
+      AtkWsFrame frame;
+      gsize consumed, needed;
+      AtkWsFrameResult result = atk_ws_frame_reader_next (
+          &self->reader, self->buf + self->start, self->end - self->start, g_get_monotonic_time (),
+          &frame, &consumed, &needed);
+
+      self->start += consumed;
+      switch (result)
+        {
+        case ATK_WS_FRAME_NEED_MORE:
+          self->needed = needed;
+          if (needed > self->cap - self->start)
+            make_room (self, needed);
+          return;
+        case ATK_WS_FRAME_DATA:
+          deliver (self, &frame);
+          break;
+        case ATK_WS_FRAME_CONTROL:
+          on_control (self, &frame);
+          break;
+        case ATK_WS_FRAME_SKIPPED:
+          if (self->reader.skipped_control == 1)
+            g_message ("The peer sends more than %d control frames a second: ignoring the "
+                       "excess on this connection",
+                       ATK_WS_FRAME_CONTROL_RATE);
+          break;
+        case ATK_WS_FRAME_ERROR:
+        default:
+          fail_protocol (self, frame.close_code, frame.error);
+          return;
+        }
+    }
+}
+
+static gboolean
+on_readable (GObject *stream, gpointer user_data)
+{
+  AtkWsConn *self = g_object_ref (user_data);
+  gsize budget = TURN_BYTES;
+  guint8 scratch[4096];
+
+  while (budget > 0 && (self->state == CONN_OPEN || self->state == CONN_CLOSING))
+    {
+      g_autoptr (GError) error = NULL;
+      gboolean draining = self->state == CONN_CLOSING;
+      gssize n;
+
+      if (!draining && self->end == self->cap)
+        make_room (self, MAX (self->needed, self->end - self->start + 1));
+      /* draining: what the peer still sends is dropped */
+      n = g_pollable_input_stream_read_nonblocking (
+          self->in, draining ? scratch : self->buf + self->end,
+          draining ? sizeof scratch : self->cap - self->end, NULL, &error);
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        break;
+      if (n <= 0 && draining)
+        {
+          clear_source (&self->read_source);
+          if (self->outq->len == 0)
+            shut_down (self);
+          break;
+        }
+      if (n < 0)
+        {
+          g_autofree char *message = g_strdup_printf ("read failed: %s", error->message);
+          end_with_error (self, message);
+          break;
+        }
+      if (n == 0)
+        {
+          AtkWsConnEnd how = { .code = 1006, .reason = "" };
+
+          end (self, &how);
+          break;
+        }
+      if (draining)
+        {
+          budget -= MIN ((gsize)n, budget);
+          continue;
+        }
+      self->end += n;
+      budget -= MIN ((gsize)n, budget);
+      parse (self);
+    }
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_pending (gpointer user_data)
+{
+  AtkWsConn *self = g_object_ref (user_data);
+
+  g_clear_pointer (&self->pending_source, g_source_unref);
+  parse (self);
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_keepalive (gpointer user_data)
+{
+  AtkWsConn *self = user_data;
+
+  if (!self->blocked)
+    queue_frame (self, ATK_WS_OPCODE_PING, NULL, 0);
+  return G_SOURCE_CONTINUE;
+}
+
+void
+atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsConnEndFunc on_end,
+                   gpointer user_data)
+{
+  g_return_if_fail (ATK_IS_WS_CONN (self));
+  g_return_if_fail (self->state == CONN_NEW);
+
+  self->on_message = on_message;
+  self->on_end = on_end;
+  self->user_data = user_data;
+  self->state = CONN_OPEN;
+  self->read_source = g_pollable_input_stream_create_source (self->in, NULL);
+  g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
+  g_source_attach (self->read_source, NULL);
+  if (self->end > self->start)
+    {
+      self->pending_source = g_idle_source_new ();
+      g_source_set_callback (self->pending_source, on_pending, self, NULL);
+      g_source_attach (self->pending_source, NULL);
+    }
+  if (self->keepalive_s > 0)
+    self->keepalive_id = g_timeout_add_seconds (self->keepalive_s, on_keepalive, self);
+}
+
+gboolean
+atk_ws_conn_is_open (AtkWsConn *self)
+{
+  g_return_val_if_fail (ATK_IS_WS_CONN (self), FALSE);
+  return self->state == CONN_OPEN;
+}
+
+gboolean
+atk_ws_conn_send_text (AtkWsConn *self, const char *text)
+{
+  g_return_val_if_fail (ATK_IS_WS_CONN (self), FALSE);
+
+  if (self->state != CONN_OPEN)
+    return FALSE;
+  if (self->outq->len > OUTPUT_MAX)
+    {
+      end_later (self, "the peer does not read (our output queue is full)");
+      return FALSE;
+    }
+  queue_frame (self, ATK_WS_OPCODE_TEXT, text, strlen (text));
+  return self->state == CONN_OPEN;
+}
+
+AtkWsConn *
+atk_ws_conn_new (GIOStream *stream, GBytes *leftover, guint64 max_message_bytes, guint keepalive_s)
+{
+  AtkWsConn *self;
+  gsize size = leftover != NULL ? g_bytes_get_size (leftover) : 0;
+
+  g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
+
+  self = g_object_new (ATK_TYPE_WS_CONN, NULL);
+  self->stream = g_object_ref (stream);
+  self->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
+  self->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
+  self->keepalive_s = keepalive_s;
+  atk_ws_frame_reader_init (&self->reader, max_message_bytes, g_get_monotonic_time ());
+  make_room (self, MAX (size, 1u));
+  if (size > 0)
+    memcpy (self->buf, g_bytes_get_data (leftover, NULL), size);
+  self->end = size;
+  return self;
+}
+
+static void
+atk_ws_conn_dispose (GObject *object)
+{
+  AtkWsConn *self = ATK_WS_CONN (object);
+
+  clear_source (&self->read_source);
+  clear_source (&self->write_source);
+  clear_source (&self->pending_source);
+  g_clear_handle_id (&self->keepalive_id, g_source_remove);
+  g_clear_handle_id (&self->linger_id, g_source_remove);
+  g_clear_handle_id (&self->end_later_id, g_source_remove);
+  G_OBJECT_CLASS (atk_ws_conn_parent_class)->dispose (object);
+}
+
+static void
+atk_ws_conn_finalize (GObject *object)
+{
+  AtkWsConn *self = ATK_WS_CONN (object);
+
+  g_clear_object (&self->stream);
+  g_clear_object (&self->close_cancellable);
+  g_free (self->end_later_message);
+  g_clear_pointer (&self->chunk, g_bytes_unref);
+  g_byte_array_unref (self->fragments);
+  g_byte_array_unref (self->outq);
+  G_OBJECT_CLASS (atk_ws_conn_parent_class)->finalize (object);
+}
+
+static void
+atk_ws_conn_class_init (AtkWsConnClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = atk_ws_conn_dispose;
+  G_OBJECT_CLASS (klass)->finalize = atk_ws_conn_finalize;
+}
+
+static void
+atk_ws_conn_init (AtkWsConn *self)
+{
+  self->fragments = g_byte_array_new ();
+  self->outq = g_byte_array_new ();
+}
