@@ -12,11 +12,13 @@
 
 #include "atk-error.h"
 #include "atk-kafka-sink.h"
+#include "atk-kafka-topic-admin.h"
 #include "atk-test-util.h"
 
 #define WAIT_MS 30000
 #define TOPIC "faults"
 #define API_KEY_PRODUCE 0 /* the Produce request (librdkafka keeps its name private) */
+#define API_KEY_LIST_OFFSETS 2
 
 typedef struct
 {
@@ -194,6 +196,38 @@ check_refused (Fixture *f, rd_kafka_resp_err_t err)
   g_assert_cmpuint (g_hash_table_size (f->settled_seqs), ==, 1);
 }
 
+/* A partition whose leader does not serve it yet ("not leader", as a broker still loading a
+ * new partition answers) is found, so the sink does not call the topic ready (and nothing is
+ * produced) until every leader answers a ListOffsets: librdkafka 2.0 could otherwise report
+ * a message delivered that the broker never stored. */
+static rd_kafka_conf_t *
+conf_for (const char *servers)
+{
+  rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+
+  g_assert_cmpint (rd_kafka_conf_set (conf, "bootstrap.servers", servers, NULL, 0), ==,
+                   RD_KAFKA_CONF_OK);
+  return conf;
+}
+
+static void
+test_leaders_not_serving (Fixture *f, gconstpointer data)
+{
+  const char *servers = rd_kafka_mock_cluster_bootstraps (f->cluster);
+  g_autoptr (GError) error = NULL;
+
+  rd_kafka_mock_push_request_errors (f->cluster, API_KEY_LIST_OFFSETS, 1,
+                                     RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  g_assert_false (atk_kafka_topic_admin_leaders_serve (conf_for (servers), TOPIC, 5000, &error));
+  g_assert_error (error, ATK_ERROR, ATK_ERROR_KAFKA);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "leader"));
+  g_clear_error (&error);
+  /* served now */
+  g_assert_true (atk_kafka_topic_admin_leaders_serve (conf_for (servers), TOPIC, 5000, &error));
+  g_assert_no_error (error);
+}
+
 static char *
 sink_metrics (Fixture *f)
 {
@@ -361,6 +395,8 @@ main (int argc, char **argv)
   /* a refusal for good is logged as a warning (and checked through "fatal") */
   g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
 
+  g_test_add ("/kafka-sink-faults/leaders-not-serving", Fixture, "10000", fixture_setup,
+              test_leaders_not_serving, fixture_teardown);
   g_test_add ("/kafka-sink-faults/timed-out", Fixture, "1500", fixture_setup, test_timed_out,
               fixture_teardown);
   g_test_add ("/kafka-sink-faults/refused-retries-run-out", Fixture, "10000", fixture_setup,

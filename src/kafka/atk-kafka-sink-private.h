@@ -45,6 +45,7 @@ struct _AtkKafkaSink
   gboolean ready;
   gboolean creating; /* setting the topic up: CreateTopics, DescribeConfigs, leaders */
   gboolean checking_leaders;
+  guint leader_checks;
   guint retry_id;
   guint retry_ms;
   guint ensure_attempts;

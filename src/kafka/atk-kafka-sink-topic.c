@@ -76,73 +76,18 @@ schedule_retry (AtkKafkaSink *self, const char *why)
  * a message: the first batch is refused ("not leader"), the next one, sent before the retry
  * of the first, is taken by the new leader (it knows no sequence of ours yet), and the first
  * is reported delivered though the broker never stored it. So the topic is ready only once
- * every partition's leader answers a ListOffsets for it. The check runs in a thread on a
- * handle of its own (the sink's may be replaced meanwhile), built from the sink's settings
- * without its callbacks. */
-static void
-quiet_log (const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-  g_debug ("leader check: %s: %s", fac, buf);
-}
-
+ * every partition's leader answers a ListOffsets for it. The check blocks, so it runs in a
+ * thread, on a handle of its own (the sink's may be replaced meanwhile). */
 static void
 check_leaders_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
 {
-  rd_kafka_conf_t *conf = task_data; /* ours: rd_kafka_new() takes it */
   const char *topic = g_object_get_data (G_OBJECT (task), "topic");
-  g_autoptr (GString) missing = g_string_new (NULL);
-  const rd_kafka_metadata_t *metadata = NULL;
-  rd_kafka_topic_partition_list_t *list;
-  rd_kafka_topic_t *rkt;
-  rd_kafka_resp_err_t err;
-  rd_kafka_t *rk;
-  gint partitions = 0;
-  char errstr[512];
+  GError *error = NULL;
 
-  rd_kafka_conf_set_opaque (conf, NULL);
-  rd_kafka_conf_set_dr_msg_cb (conf, NULL);
-  rd_kafka_conf_set_error_cb (conf, NULL);
-  rd_kafka_conf_set_throttle_cb (conf, NULL);
-  rd_kafka_conf_set_log_cb (conf, quiet_log);
-  rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-  if (rk == NULL)
-    {
-      rd_kafka_conf_destroy (conf);
-      g_task_return_new_error (task, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "%s", errstr);
-      return;
-    }
-  /* The topic's own partition count: it may be older than our --topic-partitions. */
-  rkt = rd_kafka_topic_new (rk, topic, NULL);
-  err = rd_kafka_metadata (rk, 0, rkt, &metadata, ADMIN_TIMEOUT_MS);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    {
-      if (metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        partitions = metadata->topics[0].partition_cnt;
-      else
-        err = metadata->topic_cnt == 1 ? metadata->topics[0].err
-                                       : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-      rd_kafka_metadata_destroy (metadata);
-    }
-  rd_kafka_topic_destroy (rkt);
-  list = rd_kafka_topic_partition_list_new (MAX (partitions, 1));
-  for (gint p = 0; p < partitions; p++)
-    rd_kafka_topic_partition_list_add (list, topic, p)->offset = RD_KAFKA_OFFSET_END;
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && partitions == 0)
-    err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    err = rd_kafka_offsets_for_times (rk, list, ADMIN_TIMEOUT_MS);
-  for (gint i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
-    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR && missing->len < 200)
-      g_string_append_printf (missing, "%s%d (%s)", missing->len > 0 ? ", " : "",
-                              list->elems[i].partition, rd_kafka_err2str (list->elems[i].err));
-  rd_kafka_topic_partition_list_destroy (list);
-  rd_kafka_destroy (rk);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    g_task_return_new_error (task, ATK_ERROR, ATK_ERROR_KAFKA, "%s", rd_kafka_err2str (err));
-  else if (missing->len > 0)
-    g_task_return_new_error (task, ATK_ERROR, ATK_ERROR_KAFKA, "partitions %s", missing->str);
-  else
+  if (atk_kafka_topic_admin_leaders_serve (task_data, topic, ADMIN_TIMEOUT_MS, &error))
     g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
 }
 
 static gboolean
@@ -186,6 +131,7 @@ check_leaders (AtkKafkaSink *self)
   if (self->checking_leaders)
     return;
   self->checking_leaders = TRUE;
+  self->leader_checks++;
   task = g_task_new (self, NULL, on_leaders_checked, NULL);
   g_object_set_data_full (G_OBJECT (task), "topic", g_strdup (self->topic), g_free);
   g_task_set_task_data (task, rd_kafka_conf_dup (self->conf_template), NULL);
@@ -331,6 +277,13 @@ atk_kafka_sink_get_ensure_attempts (AtkKafkaSink *self)
 {
   g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), 0);
   return self->ensure_attempts;
+}
+
+guint
+atk_kafka_sink_get_leader_checks (AtkKafkaSink *self)
+{
+  g_return_val_if_fail (ATK_IS_KAFKA_SINK (self), 0);
+  return self->leader_checks;
 }
 
 void

@@ -43,6 +43,8 @@ void atk_kafka_sink_ensure_topic (AtkKafkaSink *self);
 gboolean atk_kafka_sink_is_ready (AtkKafkaSink *self);
 /* How many CreateTopics requests were sent so far (for tests and diagnostics). */
 guint atk_kafka_sink_get_ensure_attempts (AtkKafkaSink *self);
+/* How often the sink asked whether every partition's leader serves the topic. */
+guint atk_kafka_sink_get_leader_checks (AtkKafkaSink *self);
 
 /* Takes ownership of message. Fails only for a message librdkafka refuses at once
  * (e.g. larger than message.max.bytes): ATK_ERROR_KAFKA or ATK_ERROR_TOO_LARGE. */

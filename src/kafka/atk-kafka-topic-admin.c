@@ -155,3 +155,69 @@ atk_kafka_topic_admin_describe_result (rd_kafka_event_t *event, const char *topi
   g_set_error (error, ATK_ERROR, ATK_ERROR_KAFKA, "no max.message.bytes for %s", topic);
   return FALSE;
 }
+
+/* ---- every partition served by its leader --------------------------------------- */
+
+static void
+quiet_log (const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+  g_debug ("leader check: %s: %s", fac, buf);
+}
+
+gboolean
+atk_kafka_topic_admin_leaders_serve (rd_kafka_conf_t *conf, const char *topic, guint timeout_ms,
+                                     GError **error)
+{
+  g_autoptr (GString) missing = g_string_new (NULL);
+  const rd_kafka_metadata_t *metadata = NULL;
+  rd_kafka_topic_partition_list_t *list;
+  rd_kafka_topic_t *rkt;
+  rd_kafka_resp_err_t err;
+  rd_kafka_t *rk;
+  gint partitions = 0;
+  char errstr[512];
+
+  rd_kafka_conf_set_opaque (conf, NULL);
+  rd_kafka_conf_set_dr_msg_cb (conf, NULL);
+  rd_kafka_conf_set_error_cb (conf, NULL);
+  rd_kafka_conf_set_throttle_cb (conf, NULL);
+  rd_kafka_conf_set_log_cb (conf, quiet_log);
+  rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (rk == NULL)
+    {
+      rd_kafka_conf_destroy (conf);
+      g_set_error (error, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "%s", errstr);
+      return FALSE;
+    }
+  /* The topic's own partition count: it may be older than our --topic-partitions. */
+  rkt = rd_kafka_topic_new (rk, topic, NULL);
+  err = rd_kafka_metadata (rk, 0, rkt, &metadata, timeout_ms);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      if (metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        partitions = metadata->topics[0].partition_cnt;
+      else
+        err = metadata->topic_cnt == 1 ? metadata->topics[0].err
+                                       : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+      rd_kafka_metadata_destroy (metadata);
+    }
+  rd_kafka_topic_destroy (rkt);
+  list = rd_kafka_topic_partition_list_new (MAX (partitions, 1));
+  for (gint p = 0; p < partitions; p++)
+    rd_kafka_topic_partition_list_add (list, topic, p)->offset = RD_KAFKA_OFFSET_END;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && partitions == 0)
+    err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    err = rd_kafka_offsets_for_times (rk, list, timeout_ms);
+  for (gint i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR && missing->len < 200)
+      g_string_append_printf (missing, "%s%d (%s)", missing->len > 0 ? ", " : "",
+                              list->elems[i].partition, rd_kafka_err2str (list->elems[i].err));
+  rd_kafka_topic_partition_list_destroy (list);
+  rd_kafka_destroy (rk);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    g_set_error (error, ATK_ERROR, ATK_ERROR_KAFKA, "%s", rd_kafka_err2str (err));
+  else if (missing->len > 0)
+    g_set_error (error, ATK_ERROR, ATK_ERROR_KAFKA, "partitions %s", missing->str);
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR && missing->len == 0;
+}

@@ -31,4 +31,11 @@ void atk_kafka_topic_admin_describe (rd_kafka_t *rk, rd_kafka_queue_t *queue, co
 gboolean atk_kafka_topic_admin_describe_result (rd_kafka_event_t *event, const char *topic,
                                                 gint64 *max_message_bytes, GError **error);
 
+/* TRUE when the leader of every partition of topic answers a ListOffsets for it (a leader
+ * the metadata names may not serve its partition yet). Blocks up to about twice timeout_ms;
+ * for a thread. Uses a handle of its own built from conf (taken), without its callbacks.
+ * FALSE with the partitions that did not answer. */
+gboolean atk_kafka_topic_admin_leaders_serve (rd_kafka_conf_t *conf, const char *topic,
+                                              guint timeout_ms, GError **error);
+
 G_END_DECLS
