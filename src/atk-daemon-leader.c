@@ -3,12 +3,12 @@
  * and no cursor is written. Elected, the instance resumes after the group's cursor (the
  * higher of "<topic>.cursor" and what this instance itself got acknowledged earlier: both
  * only hold acknowledged watermarks); with transactions it sets them up only now, which
- * fences the previous leader's producer. Deposed, it stops the input at once, purges what
- * librdkafka still holds (those messages are not covered by any cursor: the next leader
- * produces them again) and stands by. A deposed transactional instance cannot go on with
- * its fenced producer: it stops ("fatal", exit status 1) and its supervisor starts it
- * again as a standby.
- * SPDX-License-Identifier: MIT */
+ * fences the previous leader's producer. A leader that finds no cursor at all anchors one
+ * before it produces anything: the seq before the first frame it gets (on_anchor). Deposed, it
+ * stops the input at once, purges what librdkafka still holds (those messages are not covered by
+ * any cursor: the next leader produces them again) and stands by. A deposed transactional instance
+ * cannot go on with its fenced producer: it stops ("fatal", exit status 1) and its supervisor
+ * starts it again as a standby. SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka"
 
 #include "atk-daemon-private.h"
@@ -20,6 +20,7 @@
 #define ELECT_RETRY_MS 1000
 #define RESIGN_FLUSH_MS 5000
 #define CURSOR_FLUSH_MS 2000
+#define ANCHOR_MS 1500 /* each blocking step of an anchor: flush, read back, commit */
 
 gboolean
 atk_daemon_leader_may_lead (AtkDaemon *self)
@@ -60,6 +61,52 @@ take_lead (gpointer user_data)
   self->leading = TRUE;
   atk_daemon_update_input_allowed (self);
   return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_anchor_failed (gpointer user_data)
+{
+  atk_daemon_update_input_allowed (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* A leader that found no cursor got its first seq from the relay: before anything is
+ * produced, the seq before it becomes the group's cursor (at-least-once: acknowledged and
+ * read back; transactional: committed), so that a successor resumes there even if this
+ * instance dies before its first own cursor. Without it the successor would start at the
+ * live tip, and what the relay sent in between would be lost. A plain start without a group
+ * does not anchor. FALSE: not durable; the pipeline drops the payload and starts over. */
+static gboolean
+on_anchor (AtkPipeline *pipeline, gint64 cursor, AtkDaemon *self)
+{
+  g_autoptr (GError) error = NULL;
+  gboolean found = FALSE;
+  gint64 stored = 0;
+  gboolean ok;
+
+  if (!self->leading || self->fatal)
+    return FALSE;
+  if (self->txn != NULL)
+    ok = atk_transaction_driver_anchor (self->txn, cursor, ANCHOR_MS);
+  else
+    {
+      atk_cursor_keeper_save (self->keeper, self->sink, cursor);
+      atk_kafka_sink_flush (self->sink, ANCHOR_MS);
+      ok = atk_cursor_keeper_load_kafka (self->keeper, ANCHOR_MS, &found, &stored, &error) && found
+           && stored >= cursor;
+    }
+  if (!ok)
+    {
+      g_warning ("Could not anchor the group's cursor at seq %" G_GINT64_FORMAT
+                 "%s%s; nothing produced, starting over",
+                 cursor, error != NULL ? ": " : "", error != NULL ? error->message : "");
+      g_idle_add_full (G_PRIORITY_DEFAULT, on_anchor_failed, g_object_ref (self), g_object_unref);
+      return FALSE;
+    }
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "ATK_LEADER", "1", "MESSAGE",
+                    "Anchored the group's cursor at seq %" G_GINT64_FORMAT " before producing (%s)",
+                    cursor, self->txn != NULL ? "committed" : "acknowledged");
+  return TRUE;
 }
 
 static void
@@ -144,6 +191,7 @@ atk_daemon_leader_build (AtkDaemon *self, GError **error)
   if (self->election == NULL)
     return FALSE;
   g_signal_connect (self->election, "joined", G_CALLBACK (on_joined), self);
+  g_signal_connect (self->pipeline, "anchor", G_CALLBACK (on_anchor), self);
   g_signal_connect (self->election, "elected", G_CALLBACK (on_elected), self);
   g_signal_connect (self->election, "deposed", G_CALLBACK (on_deposed), self);
   return TRUE;
@@ -173,7 +221,11 @@ atk_daemon_leader_clear (AtkDaemon *self)
 {
   g_clear_handle_id (&self->elect_retry_id, g_source_remove);
   if (self->election != NULL)
-    g_signal_handlers_disconnect_by_data (self->election, self);
+    {
+      g_signal_handlers_disconnect_by_data (self->election, self);
+      if (self->pipeline != NULL)
+        g_signal_handlers_disconnect_by_func (self->pipeline, on_anchor, self);
+    }
   g_clear_object (&self->election);
 }
 

@@ -56,6 +56,7 @@ G_DEFINE_FINAL_TYPE (AtkPipeline, atk_pipeline, G_TYPE_OBJECT)
 enum
 {
   SIGNAL_NEED_REWIND,
+  SIGNAL_ANCHOR,
   N_SIGNALS
 };
 static guint signals[N_SIGNALS];
@@ -387,6 +388,23 @@ on_stage_filtered (AtkMetadataStage *stage, AtkMessage *message, AtkPipeline *se
 
 /* ---- payloads ---------------------------------------------------------------------- */
 
+/* The first seq of a start at the live tip, when an "anchor" handler (a group's leader) must
+ * first make "just before it" durable: FALSE when it could not, and nothing of the payload
+ * may be produced. */
+static gboolean
+anchored (AtkPipeline *self, const AtkInputEvent *event)
+{
+  gboolean ok = TRUE;
+  gint64 seq;
+
+  if (!event->has_position || atk_ledger_get_cursor (self->ledger, &seq)
+      || atk_ledger_get_last_added (self->ledger, &seq)
+      || !g_signal_has_handler_pending (self, signals[SIGNAL_ANCHOR], 0, TRUE))
+    return TRUE;
+  g_signal_emit (self, signals[SIGNAL_ANCHOR], 0, event->position - 1, &ok);
+  return ok;
+}
+
 static void
 on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
 {
@@ -412,6 +430,13 @@ on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
     {
       g_ptr_array_set_size (self->messages, 0);
       atk_input_event_clear (&event);
+      return;
+    }
+  if (!anchored (self, &event))
+    {
+      g_ptr_array_set_size (self->messages, 0);
+      atk_input_event_clear (&event);
+      schedule_rewind (self); /* to the live tip again, and another anchor */
       return;
     }
   if (event.has_position)
@@ -565,6 +590,9 @@ atk_pipeline_class_init (AtkPipelineClass *klass)
   signals[SIGNAL_NEED_REWIND]
       = g_signal_new ("need-rewind", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+  signals[SIGNAL_ANCHOR]
+      = g_signal_new ("anchor", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                      g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_BOOLEAN, 1, G_TYPE_INT64);
 }
 
 static void

@@ -11,6 +11,10 @@
  * happened through its signals:
  *  "need-rewind" (const char *why)  messages did not reach Kafka: answer with
  *                                   atk_pipeline_rewind() from the durable cursor
+ *  "anchor" (gint64 cursor) → gboolean  only if connected: a start at the live tip got its
+ *                                   first seq; make cursor (the seq before it) durable
+ *                                   before anything is produced. FALSE: it is not, the
+ *                                   payload is dropped and "need-rewind" follows
  * SPDX-License-Identifier: MIT */
 #pragma once
 

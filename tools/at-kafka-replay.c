@@ -43,6 +43,7 @@ typedef struct
   int cut_after;
   int exit_after_clients;
   gboolean close_at_end;
+  gboolean live_tip;
 
   GMappedFile *file;
   GArray *frames; /* ReplayFrame */
@@ -58,6 +59,7 @@ typedef struct
   guint64 frames_sent;
   guint64 bytes_sent;
   gint64 start_us;
+  guint64 tip; /* one past the newest frame sent to any client */
 } Replay;
 
 typedef struct
@@ -351,6 +353,7 @@ pump (Client *client)
       frame = render_frame (replay, client->next);
       client_send (client, frame);
       client->next++;
+      replay->tip = MAX (replay->tip, client->next);
       client->sent++;
       client->paced_sent++;
     }
@@ -411,8 +414,8 @@ client_position (Client *client, const char *cursor_text)
   guint64 index;
   g_autoptr (GBytes) frame = NULL;
 
-  client->next = 0;
   client->end = replay->loops == 0 ? G_MAXUINT64 : n * (guint64)replay->loops;
+  client->next = cursor_text == NULL && replay->live_tip ? MIN (replay->tip, client->end) : 0;
   if (cursor_text == NULL || !replay->has_seqs || n == 0)
     return TRUE;
   if (!g_ascii_string_to_signed (cursor_text, 10, 0, G_MAXINT64, &cursor, NULL))
@@ -546,6 +549,10 @@ parse_options (Replay *replay, int *argc, char ***argv, char **path, GError **er
             "Exit once N connections have finished", "N" },
           { "close-at-end", 0, 0, G_OPTION_ARG_NONE, &replay->close_at_end,
             "Close the connection after the last frame (default: stay open like a live relay)",
+            NULL },
+          { "live-tip", 0, 0, G_OPTION_ARG_NONE, &replay->live_tip,
+            "A client without a cursor starts after the newest frame sent to any client so far, "
+            "as at a live relay's tip (default: at the first frame)",
             NULL },
           { NULL } };
   g_autoptr (GOptionContext) context

@@ -9,42 +9,12 @@
 
 #include "atk-cid.h"
 #include "atk-error.h"
+#include "atk-json-out.h"
 
-/* Makes room for n more bytes and returns where they go. Callers then set the end with
- * out_commit(); the NUL terminator is restored once, by the public entry points. */
-static inline char *
-out_reserve (GString *out, gsize n)
-{
-  if (G_UNLIKELY (out->len + n >= out->allocated_len))
-    {
-      gsize len = out->len;
-      g_string_set_size (out, len + n);
-      out->len = len;
-    }
-  return out->str + out->len;
-}
-
-static inline void
-out_commit (GString *out, char *end)
-{
-  out->len = (gsize)(end - out->str);
-}
-
-static inline void
-out_terminate (GString *out)
-{
-  out->str[out->len] = '\0';
-}
-
-static inline void
-out_literal (GString *out, const char *s, gsize n)
-{
-  char *w = out_reserve (out, n);
-  memcpy (w, s, n);
-  out_commit (out, w + n);
-}
-
-#define OUT_LITERAL(out, s) out_literal ((out), (s), sizeof (s) - 1)
+#define out_reserve atk_out_reserve
+#define out_commit atk_out_commit
+#define out_terminate atk_out_terminate
+#define OUT_LITERAL ATK_OUT_LITERAL
 
 /* ---- JSON strings ---------------------------------------------------------------------- */
 
@@ -145,6 +115,59 @@ atk_json_append_string (GString *out, const char *text, gsize len)
   *w++ = '"';
   out_commit (out, w);
   out_terminate (out);
+}
+
+/* atk_json_append_string() and atk_utf8_validate() in one pass, for text from the wire:
+ * FALSE (out partly written; callers truncate) if the text is not strict UTF-8. */
+static gboolean
+append_checked_string (GString *out, const guint8 *s, gsize len)
+{
+  gsize i = 0;
+  char *w = out_reserve (out, len + 2);
+
+  *w++ = '"';
+  while (i < len)
+    {
+      gsize start = i;
+      guint8 c;
+
+      while (len - i >= 8)
+        {
+          guint64 word;
+          memcpy (&word, s + i, 8);
+          if ((word & HIGHS) != 0 || word_needs_escape (word))
+            break;
+          i += 8;
+        }
+      while (i < len && s[i] < 0x80 && !needs_escape[s[i]])
+        i++;
+      memcpy (w, s + start, i - start);
+      w += i - start;
+      if (i == len)
+        break;
+
+      c = s[i];
+      if (c >= 0x80)
+        {
+          gsize n = atk_utf8_sequence_length (s + i, len - i);
+          if (n == 0)
+            {
+              out_commit (out, w);
+              return FALSE;
+            }
+          memcpy (w, s + i, n);
+          w += n;
+          i += n;
+          continue;
+        }
+      out_commit (out, w);
+      w = out_reserve (out, 6 + (len - i) + 1);
+      w = write_escape (w, c);
+      i++;
+    }
+  *w++ = '"';
+  out_commit (out, w);
+  return TRUE;
 }
 
 /* ---- base64 ---------------------------------------------------------------------------- */
@@ -387,9 +410,8 @@ write_scalar (AtkCborReader *reader, GString *out, AtkCborMajor major, guint64 a
         write_integer (out, TRUE, arg + 1);
       return TRUE;
     case ATK_CBOR_TEXT:
-      if (!atk_utf8_validate ((const char *)reader->pos, arg))
+      if (!append_checked_string (out, reader->pos, arg))
         return fail (error, ATK_ERROR_BAD_CBOR, "CBOR text is not valid UTF-8");
-      atk_json_append_string (out, (const char *)reader->pos, arg);
       reader->pos += arg;
       return TRUE;
     case ATK_CBOR_BYTES:

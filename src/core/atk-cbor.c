@@ -58,48 +58,21 @@ atk_utf8_validate (const char *text, gsize len)
       if (p >= end)
         break;
 
-      guint8 c = *p;
-      if (c < 0x80)
+      if (*p < 0x80)
         {
           p++;
           continue;
         }
-
-      gsize avail = (gsize)(end - p);
-      if (c >= 0xc2 && c <= 0xdf)
-        {
-          if (avail < 2 || (p[1] & 0xc0) != 0x80)
-            return FALSE;
-          p += 2;
-        }
-      else if (c >= 0xe0 && c <= 0xef)
-        {
-          if (avail < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-            return FALSE;
-          if (c == 0xe0 && p[1] < 0xa0) /* overlong */
-            return FALSE;
-          if (c == 0xed && p[1] >= 0xa0) /* surrogate */
-            return FALSE;
-          p += 3;
-        }
-      else if (c >= 0xf0 && c <= 0xf4)
-        {
-          if (avail < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-            return FALSE;
-          if (c == 0xf0 && p[1] < 0x90) /* overlong */
-            return FALSE;
-          if (c == 0xf4 && p[1] >= 0x90) /* above U+10FFFF */
-            return FALSE;
-          p += 4;
-        }
-      else
+      gsize n = atk_utf8_sequence_length (p, (gsize)(end - p));
+      if (n == 0)
         return FALSE;
+      p += n;
     }
   return TRUE;
 }
 
 gboolean
-atk_cbor_read_head (AtkCborReader *reader, AtkCborMajor *major, guint64 *arg, GError **error)
+atk_cbor_read_head_full (AtkCborReader *reader, AtkCborMajor *major, guint64 *arg, GError **error)
 {
   const guint8 *p = reader->pos;
   gsize avail = (gsize)(reader->end - p);
@@ -175,17 +148,14 @@ atk_cbor_read_head (AtkCborReader *reader, AtkCborMajor *major, guint64 *arg, GE
   return TRUE;
 }
 
-gboolean
-atk_cbor_peek_major (const AtkCborReader *reader, AtkCborMajor *major, GError **error)
+void
+atk_cbor_peek_major_fail (GError **error)
 {
-  if (reader->pos >= reader->end)
-    return fail (error, ATK_ERROR_TRUNCATED, "CBOR input ends before an item");
-  *major = (AtkCborMajor)(reader->pos[0] >> 5);
-  return TRUE;
+  fail (error, ATK_ERROR_TRUNCATED, "CBOR input ends before an item");
 }
 
 /* Reads a head that must be of the given major type; the reader is untouched on error. */
-static gboolean
+static inline gboolean
 read_typed_head (AtkCborReader *reader, AtkCborMajor want, guint64 *arg, GError **error)
 {
   AtkCborReader save = *reader;
@@ -202,7 +172,7 @@ read_typed_head (AtkCborReader *reader, AtkCborMajor want, guint64 *arg, GError 
 }
 
 gboolean
-atk_cbor_read_text (AtkCborReader *reader, AtkStr *out, GError **error)
+atk_cbor_read_text_full (AtkCborReader *reader, AtkStr *out, GError **error)
 {
   guint64 len;
 

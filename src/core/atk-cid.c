@@ -6,6 +6,7 @@
 #include "atk-cid.h"
 
 #include "atk-error.h"
+#include "atk-json-out.h"
 
 #include <openssl/evp.h>
 
@@ -15,7 +16,8 @@ static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 static const char base58_alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
 gboolean
-atk_varint_read (const guint8 *data, gsize len, guint64 *value, gsize *consumed, GError **error)
+atk_varint_read_full (const guint8 *data, gsize len, guint64 *value, gsize *consumed,
+                      GError **error)
 {
   guint64 v = 0;
 
@@ -50,6 +52,23 @@ atk_cid_parse_prefix (const guint8 *data, gsize len, AtkCid *cid, gsize *consume
 {
   guint64 version, codec, hash_code, digest_len;
   gsize pos = 0, n;
+
+  /* Nearly every CID on the network: v1, a one-byte codec (dag-cbor, raw, …), sha2-256
+   * with its 32-byte digest. Each of those bytes is a complete minimal varint, so this
+   * is what the general path below would conclude. */
+  if (G_LIKELY (len >= 36 && data[0] == 1 && data[1] < 0x80 && data[2] == ATK_MULTIHASH_SHA2_256
+                && data[3] == 32))
+    {
+      cid->bytes = data;
+      cid->len = 36;
+      cid->v0 = FALSE;
+      cid->codec = data[1];
+      cid->hash_code = ATK_MULTIHASH_SHA2_256;
+      cid->digest = data + 4;
+      cid->digest_len = 32;
+      *consumed = 36;
+      return TRUE;
+    }
 
   if (!atk_varint_read (data, len, &version, &n, error))
     return FALSE;
@@ -205,9 +224,16 @@ atk_cid_append_string (const AtkCid *cid, GString *out)
       return;
     }
   /* Grow once, then write in place: this runs for every link of every record. */
-  g_string_set_size (out, old_len + n_chars);
-  w = out->str + old_len;
+  w = atk_out_reserve (out, n_chars);
   *w++ = 'b';
+  /* Five bytes make eight characters exactly; the bit loop below does the rest. */
+  for (; len >= 5; p += 5, len -= 5)
+    {
+      guint64 v = (guint64)p[0] << 32 | (guint64)p[1] << 24 | (guint64)p[2] << 16
+                  | (guint64)p[3] << 8 | p[4];
+      for (int k = 7; k >= 0; k--)
+        *w++ = base32_alphabet[(v >> (5 * k)) & 0x1f];
+    }
   for (gsize i = 0; i < len; i++)
     {
       acc = (acc << 8) | p[i];
@@ -220,7 +246,9 @@ atk_cid_append_string (const AtkCid *cid, GString *out)
     }
   if (bits > 0)
     *w++ = base32_alphabet[(acc << (5 - bits)) & 0x1f];
-  g_assert (w == out->str + out->len);
+  g_assert (w == out->str + old_len + n_chars);
+  atk_out_commit (out, w);
+  atk_out_terminate (out);
 }
 
 char *
@@ -311,11 +339,48 @@ sha256 (void)
   return (const EVP_MD *)md;
 }
 
+struct _AtkCidHasher
+{
+  EVP_MD_CTX *ctx;
+};
+
+AtkCidHasher *
+atk_cid_hasher_new (void)
+{
+  AtkCidHasher *hasher = g_new0 (AtkCidHasher, 1);
+  hasher->ctx = EVP_MD_CTX_new ();
+  return hasher;
+}
+
+void
+atk_cid_hasher_free (AtkCidHasher *hasher)
+{
+  if (hasher == NULL)
+    return;
+  EVP_MD_CTX_free (hasher->ctx);
+  g_free (hasher);
+}
+
+static gboolean
+sha256_digest (AtkCidHasher *hasher, const guint8 *data, gsize len, guint8 *digest)
+{
+  unsigned int digest_len = 0;
+
+  if (sha256 () == NULL)
+    return FALSE;
+  if (hasher == NULL || hasher->ctx == NULL)
+    return EVP_Digest (data, len, digest, &digest_len, sha256 (), NULL) && digest_len == 32;
+  /* Re-initialising a context for the digest it already has keeps its provider state. */
+  return EVP_DigestInit_ex2 (hasher->ctx, sha256 (), NULL)
+         && EVP_DigestUpdate (hasher->ctx, data, len)
+         && EVP_DigestFinal_ex (hasher->ctx, digest, &digest_len) && digest_len == 32;
+}
+
 gboolean
-atk_cid_verify (const AtkCid *cid, const guint8 *data, gsize len, GError **error)
+atk_cid_verify_with (AtkCidHasher *hasher, const AtkCid *cid, const guint8 *data, gsize len,
+                     GError **error)
 {
   guint8 digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_len = 0;
 
   if (cid->hash_code != ATK_MULTIHASH_SHA2_256 || cid->digest_len != 32)
     {
@@ -324,8 +389,7 @@ atk_cid_verify (const AtkCid *cid, const guint8 *data, gsize len, GError **error
                    cid->hash_code, cid->digest_len);
       return FALSE;
     }
-  if (sha256 () == NULL || !EVP_Digest (data, len, digest, &digest_len, sha256 (), NULL)
-      || digest_len != 32)
+  if (!sha256_digest (hasher, data, len, digest))
     {
       g_set_error_literal (error, ATK_ERROR, ATK_ERROR_UNSUPPORTED,
                            "libcrypto cannot compute SHA-256");
@@ -338,4 +402,10 @@ atk_cid_verify (const AtkCid *cid, const guint8 *data, gsize len, GError **error
       return FALSE;
     }
   return TRUE;
+}
+
+gboolean
+atk_cid_verify (const AtkCid *cid, const guint8 *data, gsize len, GError **error)
+{
+  return atk_cid_verify_with (NULL, cid, data, len, error);
 }

@@ -57,8 +57,41 @@ GBytes *atk_cid_bytes_from_string (const char *str, GError **error);
  * ATK_ERROR_UNSUPPORTED). A mismatch is ATK_ERROR_CID_MISMATCH. */
 gboolean atk_cid_verify (const AtkCid *cid, const guint8 *data, gsize len, GError **error);
 
-/* Unsigned LEB128 varint, at most 9 bytes; used by CIDs and CAR framing. */
-gboolean atk_varint_read (const guint8 *data, gsize len, guint64 *value, gsize *consumed,
-                          GError **error);
+/* A SHA-256 context kept for many atk_cid_verify_with() calls: the one-shot form sets up
+ * and frees a libcrypto context per block. Not thread-safe: one per thread. */
+typedef struct _AtkCidHasher AtkCidHasher;
+
+AtkCidHasher *atk_cid_hasher_new (void);
+void atk_cid_hasher_free (AtkCidHasher *hasher);
+/* atk_cid_verify() with the hasher's context; a NULL hasher is the one-shot form. */
+gboolean atk_cid_verify_with (AtkCidHasher *hasher, const AtkCid *cid, const guint8 *data,
+                              gsize len, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtkCidHasher, atk_cid_hasher_free)
+
+/* The general case of atk_varint_read(), with every check and error message. */
+gboolean atk_varint_read_full (const guint8 *data, gsize len, guint64 *value, gsize *consumed,
+                               GError **error);
+
+/* Unsigned LEB128 varint, at most 9 bytes, minimally encoded; used by CIDs and CAR
+ * framing. Inline for the one-byte form every CID field but the codec of a few takes. */
+static inline gboolean
+atk_varint_read (const guint8 *data, gsize len, guint64 *value, gsize *consumed, GError **error)
+{
+  if (G_LIKELY (len > 0 && data[0] < 0x80))
+    {
+      *value = data[0];
+      *consumed = 1;
+      return TRUE;
+    }
+  /* Two bytes (CAR block lengths): a final byte of zero would be overlong. */
+  if (len > 1 && data[0] >= 0x80 && data[1] < 0x80 && data[1] != 0)
+    {
+      *value = (guint64)(data[0] & 0x7f) | (guint64)data[1] << 7;
+      *consumed = 2;
+      return TRUE;
+    }
+  return atk_varint_read_full (data, len, value, consumed, error);
+}
 
 G_END_DECLS

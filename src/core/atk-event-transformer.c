@@ -1,7 +1,9 @@
 /* at-kafka: firehose frames in, output messages out.
  *
  * The hot path of the daemon: every value is written straight into the message's GString,
- * no JSON trees, no per-event allocation beyond the message itself.
+ * no JSON trees, no per-event allocation beyond the message itself. This file decides
+ * which messages a frame makes (filters, record errors, Osprey envelope); the event
+ * shapes themselves are written by atk-event-json.c and atk-jetstream.c.
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka-core"
 
@@ -12,7 +14,9 @@
 #include "atk-car.h"
 #include "atk-cbor-json.h"
 #include "atk-error.h"
+#include "atk-event-json.h"
 #include "atk-jetstream.h"
+#include "atk-json-out.h"
 #include "atk-name-filter.h"
 #include "atk-time.h"
 
@@ -35,6 +39,7 @@ struct _AtkEventTransformer
    * 4096 blocks, too big for the stack of a callback. result->frame points at frame. */
   AtkFrame frame;
   AtkCarIndex *car;
+  AtkCidHasher *hasher; /* one SHA-256 context for every record block */
 
   /* send_time is the same for every message of one call; cached per second. */
   gint64 send_time_sec;
@@ -62,6 +67,7 @@ atk_event_transformer_finalize (GObject *object)
 
   g_clear_pointer (&self->collections, atk_name_filter_free);
   g_clear_pointer (&self->car, g_free);
+  g_clear_pointer (&self->hasher, atk_cid_hasher_free);
 
   G_OBJECT_CLASS (atk_event_transformer_parent_class)->finalize (object);
 }
@@ -76,6 +82,7 @@ static void
 atk_event_transformer_init (AtkEventTransformer *self)
 {
   self->car = g_new0 (AtkCarIndex, 1);
+  self->hasher = atk_cid_hasher_new ();
   self->send_time_sec = G_MININT64;
 }
 
@@ -180,47 +187,7 @@ update_send_time (AtkEventTransformer *self, gint64 now_us)
 
 /* ---- JSON writing ---- */
 
-#define APPEND_LITERAL(out, lit) g_string_append_len ((out), (lit), sizeof (lit) - 1)
-
-static void
-append_str (GString *out, AtkStr s)
-{
-  atk_json_append_string (out, s.ptr, s.len);
-}
-
-static void
-append_int (GString *out, gint64 value)
-{
-  char buf[24];
-  char *p = buf + sizeof buf;
-  guint64 v = value < 0 ? -(guint64)value : (guint64)value;
-
-  do
-    *--p = (char)('0' + v % 10);
-  while ((v /= 10) != 0);
-  if (value < 0)
-    *--p = '-';
-  g_string_append_len (out, p, buf + sizeof buf - p);
-}
-
-/* Writes {"did":…,"timestamp":…, — the start every standard event shares. */
-static void
-append_event_head (GString *out, const AtkFrame *frame)
-{
-  APPEND_LITERAL (out, "{\"did\":");
-  append_str (out, frame->did);
-  APPEND_LITERAL (out, ",\"timestamp\":");
-  append_str (out, frame->time);
-}
-
-static void
-append_event_tail (GString *out)
-{
-  APPEND_LITERAL (out, ",\"eventMetadata\":null}");
-}
-
-/* Called right after append_event_tail(): where its `null` is, for the metadata stage. */
-#define METADATA_OFFSET(out) ((out)->len - sizeof ("null}") + 1)
+#define APPEND_LITERAL ATK_OUT_LITERAL
 
 /* op: with the Jetstream payload, ops are named as Osprey's Jetstream plugin names them. */
 static void
@@ -233,7 +200,7 @@ append_osprey_head (AtkEventTransformer *self, GString *out, const char *action_
   else
     atk_json_append_string (out, action_name, strlen (action_name));
   APPEND_LITERAL (out, ",\"action_id\":");
-  append_int (out, action_id);
+  atk_out_append_int (out, action_id);
   APPEND_LITERAL (out, ",\"data\":");
 }
 
@@ -245,17 +212,19 @@ append_osprey_tail (AtkEventTransformer *self, GString *out, const AtkFrame *fra
   if (frame->kind == ATK_EVENT_INFO)
     atk_json_append_string (out, self->send_time, self->send_time_len);
   else
-    append_str (out, frame->time);
+    atk_json_append_string (out, frame->time.ptr, frame->time.len);
   APPEND_LITERAL (out, ",\"secret_data\":{},\"encoding\":\"UTF8\"},\"send_time\":");
   atk_json_append_string (out, self->send_time, self->send_time_len);
-  g_string_append_c (out, '}');
+  atk_out_append_c (out, '}');
 }
 
+/* size: about how long the value will be (the record's JSON takes at most about twice its
+ * DAG-CBOR), so that writing it does not reallocate. */
 static AtkMessage *
-message_new (const EventContext *ctx, const char *action_name, guint op_index)
+message_new (const EventContext *ctx, const char *action_name, guint op_index, gsize size)
 {
   const AtkFrame *frame = ctx->frame;
-  AtkMessage *message = atk_message_new ();
+  AtkMessage *message = atk_message_new_sized (size);
 
   message->key
       = frame->did.len > 0 ? g_strndup (frame->did.ptr, frame->did.len) : g_strdup (UNKNOWN_KEY);
@@ -288,7 +257,7 @@ op_action_name (AtkOpAction action)
 
 /* Finds and checks the op's record block: present in the CAR and hashing to its CID. */
 static const AtkCarBlock *
-find_record (const AtkCarIndex *car, const AtkRepoOp *op, GError **error)
+find_record (const AtkCarIndex *car, AtkCidHasher *hasher, const AtkRepoOp *op, GError **error)
 {
   const AtkCarBlock *block;
 
@@ -304,63 +273,9 @@ find_record (const AtkCarIndex *car, const AtkRepoOp *op, GError **error)
                            "record block not in the commit's CAR");
       return NULL;
     }
-  if (!atk_cid_verify (&op->cid, block->data, block->len, error))
+  if (!atk_cid_verify_with (hasher, &op->cid, block->data, block->len, error))
     return NULL;
   return block;
-}
-
-/* Appends text escaped for JSON but without the quotes, to join several parts (the uri)
- * inside one JSON string. */
-static void
-append_string_body (GString *out, AtkStr s)
-{
-  gsize at = out->len;
-
-  atk_json_append_string (out, s.ptr, s.len);
-  memmove (out->str + at, out->str + at + 1, out->len - at - 2);
-  g_string_truncate (out, out->len - 2);
-}
-
-/* The standard operation event. `block` is the record's checked block, NULL for deletes
- * and for records that cannot be rendered (then `record_error` says why). FALSE when the
- * record does not render: out is then left partly written and *error set; the caller
- * either drops the message or writes it again with the error. */
-static gboolean
-append_operation_event (GString *out, const AtkFrame *frame, const AtkRepoOp *op,
-                        const AtkCarBlock *block, const char *record_error, GError **error)
-{
-  append_event_head (out, frame);
-  APPEND_LITERAL (out, ",\"operation\":{\"action\":\"");
-  g_string_append (out, atk_op_action_name (op->action));
-  APPEND_LITERAL (out, "\",\"collection\":");
-  append_str (out, op->collection);
-  APPEND_LITERAL (out, ",\"rkey\":");
-  append_str (out, op->rkey);
-  APPEND_LITERAL (out, ",\"uri\":\"at://");
-  append_string_body (out, frame->did);
-  g_string_append_c (out, '/');
-  append_string_body (out, op->path);
-  APPEND_LITERAL (out, "\",\"cid\":\"");
-  /* Like the reference: the CID only for records we wrote, "" for deletes; a record that
-   * cannot be rendered still has the CID its commit gives it. */
-  if (block != NULL || (record_error != NULL && op->has_cid))
-    atk_cid_append_string (&op->cid, out);
-  APPEND_LITERAL (out, "\",\"path\":");
-  append_str (out, op->path);
-  APPEND_LITERAL (out, ",\"record\":");
-  if (block == NULL)
-    APPEND_LITERAL (out, "null");
-  else if (!atk_cbor_json_write_record (block->data, block->len, out, error))
-    return FALSE;
-  if (record_error != NULL)
-    {
-      APPEND_LITERAL (out, ",\"recordError\":\"");
-      g_string_append (out, record_error);
-      g_string_append_c (out, '"');
-    }
-  g_string_append_c (out, '}');
-  append_event_tail (out);
-  return TRUE;
 }
 
 /* Counts an op whose record cannot be rendered, by kind; keeps the first error (with the
@@ -434,7 +349,7 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
   skip = self->skip_unrenderable || self->payload == ATK_PAYLOAD_JETSTREAM;
   if (op->action != ATK_OP_DELETE
       && (!ensure_car (self, frame, car_state, &error)
-          || (block = find_record (self->car, op, &error)) == NULL))
+          || (block = find_record (self->car, self->hasher, op, &error)) == NULL))
     {
       record_error = note_op_error (result, op, g_steal_pointer (&error));
       if (skip)
@@ -444,7 +359,7 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
         }
     }
 
-  message = message_new (ctx, action_name, index);
+  message = message_new (ctx, action_name, index, 512 + (block != NULL ? 2 * block->len : 0));
   if (self->osprey)
     append_osprey_head (self, message->value, action_name, op, message->action_id);
   start = message->value->len;
@@ -459,7 +374,7 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
     }
   else
     {
-      if (!append_operation_event (message->value, frame, op, block, record_error, &error))
+      if (!atk_event_json_append_operation (message->value, frame, op, block, record_error, &error))
         {
           /* Rare: the block is there and hashes right, but its bytes are not a record. */
           record_error = note_op_error (result, op, g_steal_pointer (&error));
@@ -469,9 +384,9 @@ transform_op (AtkEventTransformer *self, const EventContext *ctx, guint index, g
               return;
             }
           g_string_truncate (message->value, start);
-          append_operation_event (message->value, frame, op, NULL, record_error, NULL);
+          atk_event_json_append_operation (message->value, frame, op, NULL, record_error, NULL);
         }
-      message->metadata_offset = METADATA_OFFSET (message->value);
+      message->metadata_offset = ATK_EVENT_JSON_METADATA_OFFSET (message->value);
     }
   if (self->osprey)
     append_osprey_tail (self, message->value, frame);
@@ -514,66 +429,6 @@ event_action_name (AtkEventKind kind)
 }
 
 static void
-append_account (GString *out, const AtkFrame *frame)
-{
-  append_event_head (out, frame);
-  if (frame->active)
-    APPEND_LITERAL (out, ",\"account\":{\"active\":true,\"seq\":");
-  else
-    APPEND_LITERAL (out, ",\"account\":{\"active\":false,\"seq\":");
-  append_int (out, frame->seq);
-  if (frame->has_status)
-    {
-      APPEND_LITERAL (out, ",\"status\":");
-      append_str (out, frame->status);
-    }
-  g_string_append_c (out, '}');
-  append_event_tail (out);
-}
-
-static void
-append_identity (GString *out, const AtkFrame *frame)
-{
-  append_event_head (out, frame);
-  APPEND_LITERAL (out, ",\"identity\":{\"seq\":");
-  append_int (out, frame->seq);
-  APPEND_LITERAL (out, ",\"handle\":");
-  if (frame->has_handle)
-    append_str (out, frame->handle);
-  else
-    APPEND_LITERAL (out, "\"\"");
-  g_string_append_c (out, '}');
-  append_event_tail (out);
-}
-
-static void
-append_sync (GString *out, const AtkFrame *frame)
-{
-  append_event_head (out, frame);
-  APPEND_LITERAL (out, ",\"sync\":{\"seq\":");
-  append_int (out, frame->seq);
-  APPEND_LITERAL (out, ",\"rev\":");
-  append_str (out, frame->rev);
-  g_string_append_c (out, '}');
-  append_event_tail (out);
-}
-
-/* The reference leaves did and timestamp empty for #info. */
-static void
-append_info (GString *out, const AtkFrame *frame)
-{
-  APPEND_LITERAL (out, "{\"did\":\"\",\"timestamp\":\"\",\"info\":{\"name\":");
-  append_str (out, frame->name);
-  if (frame->has_message)
-    {
-      APPEND_LITERAL (out, ",\"message\":");
-      append_str (out, frame->message);
-    }
-  g_string_append_c (out, '}');
-  append_event_tail (out);
-}
-
-static void
 transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *messages,
                  AtkTransformResult *result)
 {
@@ -593,7 +448,7 @@ transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *
           = atk_snowflake_for_event (ctx->now_ms, self->info_counter++, SNOWFLAKE_INFO_SLOT);
     }
   else
-    message = message_new (ctx, action_name, 0);
+    message = message_new (ctx, action_name, 0, 512);
 
   if (self->osprey)
     append_osprey_head (self, message->value, action_name, NULL, message->action_id);
@@ -610,20 +465,20 @@ transform_event (AtkEventTransformer *self, const EventContext *ctx, GPtrArray *
   switch (frame->kind)
     {
     case ATK_EVENT_ACCOUNT:
-      append_account (message->value, frame);
+      atk_event_json_append_account (message->value, frame);
       break;
     case ATK_EVENT_IDENTITY:
-      append_identity (message->value, frame);
+      atk_event_json_append_identity (message->value, frame);
       break;
     case ATK_EVENT_SYNC:
-      append_sync (message->value, frame);
+      atk_event_json_append_sync (message->value, frame);
       break;
     case ATK_EVENT_INFO:
     default:
-      append_info (message->value, frame);
+      atk_event_json_append_info (message->value, frame);
       break;
     }
-  message->metadata_offset = METADATA_OFFSET (message->value);
+  message->metadata_offset = ATK_EVENT_JSON_METADATA_OFFSET (message->value);
   if (self->osprey)
     append_osprey_tail (self, message->value, frame);
   g_ptr_array_add (messages, message);

@@ -2,11 +2,17 @@
 #include "atk-message.h"
 
 AtkMessage *
-atk_message_new (void)
+atk_message_new_sized (gsize size)
 {
   AtkMessage *message = g_new0 (AtkMessage, 1);
-  message->value = g_string_sized_new (512);
+  message->value = g_string_sized_new (size);
   return message;
+}
+
+AtkMessage *
+atk_message_new (void)
+{
+  return atk_message_new_sized (512);
 }
 
 void

@@ -24,6 +24,8 @@ typedef struct
 } AtkMessage;
 
 AtkMessage *atk_message_new (void);
+/* With room for a value of about `size` bytes, so that writing it does not reallocate. */
+AtkMessage *atk_message_new_sized (gsize size);
 void atk_message_free (AtkMessage *message);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtkMessage, atk_message_free)

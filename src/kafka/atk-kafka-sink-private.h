@@ -43,7 +43,8 @@ struct _AtkKafkaSink
   int replication;
 
   gboolean ready;
-  gboolean creating; /* setting the topic up: CreateTopics, then DescribeConfigs */
+  gboolean creating; /* setting the topic up: CreateTopics, DescribeConfigs, leaders */
+  gboolean checking_leaders;
   guint retry_id;
   guint retry_ms;
   guint ensure_attempts;

@@ -1,11 +1,13 @@
 /* at-kafka: the sink's topic: creating it (and the cursor topic) until the broker answers,
- * then making the producer's batches fit the topic's max.message.bytes before "ready".
+ * then making the producer's batches fit the topic's max.message.bytes, then waiting until
+ * the leader of every partition answers for it, before "ready".
  * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka-sink"
 
 #include "atk-kafka-sink.h"
 #include "atk-kafka-sink-private.h"
 
+#include "atk-error.h"
 #include "atk-kafka-conf.h"
 #include "atk-kafka-topic-admin.h"
 
@@ -18,11 +20,23 @@
 #define MIN_BATCH_BYTES 16384
 
 static void ensure_topic_now (AtkKafkaSink *self);
+static void check_leaders (AtkKafkaSink *self);
 
 /* ---- topic creation --------------------------------------------------------------- */
 
 static void
 set_ready (AtkKafkaSink *self)
+{
+  if (self->ready)
+    {
+      self->creating = FALSE;
+      return;
+    }
+  check_leaders (self);
+}
+
+static void
+leaders_confirmed (AtkKafkaSink *self)
 {
   self->creating = FALSE;
   self->retry_ms = RETRY_MIN_MS;
@@ -53,6 +67,129 @@ schedule_retry (AtkKafkaSink *self, const char *why)
   g_clear_handle_id (&self->retry_id, g_source_remove);
   self->retry_id = g_timeout_add (self->retry_ms, on_retry_timeout, self);
   self->retry_ms = MIN (self->retry_ms * 2, RETRY_MAX_MS);
+}
+
+/* ---- every partition led ---------------------------------------------------------- */
+
+/* A partition the broker lists with a leader may not be served by that leader yet (a new
+ * topic, a broker still loading its logs). librdkafka 2.0's idempotent producer can then lose
+ * a message: the first batch is refused ("not leader"), the next one, sent before the retry
+ * of the first, is taken by the new leader (it knows no sequence of ours yet), and the first
+ * is reported delivered though the broker never stored it. So the topic is ready only once
+ * every partition's leader answers a ListOffsets for it. The check runs in a thread on a
+ * handle of its own (the sink's may be replaced meanwhile), built from the sink's settings
+ * without its callbacks. */
+static void
+quiet_log (const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+  g_debug ("leader check: %s: %s", fac, buf);
+}
+
+static void
+check_leaders_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
+{
+  rd_kafka_conf_t *conf = task_data; /* ours: rd_kafka_new() takes it */
+  const char *topic = g_object_get_data (G_OBJECT (task), "topic");
+  g_autoptr (GString) missing = g_string_new (NULL);
+  const rd_kafka_metadata_t *metadata = NULL;
+  rd_kafka_topic_partition_list_t *list;
+  rd_kafka_topic_t *rkt;
+  rd_kafka_resp_err_t err;
+  rd_kafka_t *rk;
+  gint partitions = 0;
+  char errstr[512];
+
+  rd_kafka_conf_set_opaque (conf, NULL);
+  rd_kafka_conf_set_dr_msg_cb (conf, NULL);
+  rd_kafka_conf_set_error_cb (conf, NULL);
+  rd_kafka_conf_set_throttle_cb (conf, NULL);
+  rd_kafka_conf_set_log_cb (conf, quiet_log);
+  rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (rk == NULL)
+    {
+      rd_kafka_conf_destroy (conf);
+      g_task_return_new_error (task, ATK_ERROR, ATK_ERROR_BAD_CONFIG, "%s", errstr);
+      return;
+    }
+  /* The topic's own partition count: it may be older than our --topic-partitions. */
+  rkt = rd_kafka_topic_new (rk, topic, NULL);
+  err = rd_kafka_metadata (rk, 0, rkt, &metadata, ADMIN_TIMEOUT_MS);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      if (metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        partitions = metadata->topics[0].partition_cnt;
+      else
+        err = metadata->topic_cnt == 1 ? metadata->topics[0].err
+                                       : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+      rd_kafka_metadata_destroy (metadata);
+    }
+  rd_kafka_topic_destroy (rkt);
+  list = rd_kafka_topic_partition_list_new (MAX (partitions, 1));
+  for (gint p = 0; p < partitions; p++)
+    rd_kafka_topic_partition_list_add (list, topic, p)->offset = RD_KAFKA_OFFSET_END;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && partitions == 0)
+    err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    err = rd_kafka_offsets_for_times (rk, list, ADMIN_TIMEOUT_MS);
+  for (gint i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR && missing->len < 200)
+      g_string_append_printf (missing, "%s%d (%s)", missing->len > 0 ? ", " : "",
+                              list->elems[i].partition, rd_kafka_err2str (list->elems[i].err));
+  rd_kafka_topic_partition_list_destroy (list);
+  rd_kafka_destroy (rk);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    g_task_return_new_error (task, ATK_ERROR, ATK_ERROR_KAFKA, "%s", rd_kafka_err2str (err));
+  else if (missing->len > 0)
+    g_task_return_new_error (task, ATK_ERROR, ATK_ERROR_KAFKA, "partitions %s", missing->str);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static gboolean
+on_leaders_retry (gpointer user_data)
+{
+  AtkKafkaSink *self = user_data;
+
+  self->retry_id = 0;
+  check_leaders (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_leaders_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  AtkKafkaSink *self = ATK_KAFKA_SINK (source);
+  g_autoptr (GError) error = NULL;
+
+  self->checking_leaders = FALSE;
+  if (self->disposing)
+    return;
+  if (g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      leaders_confirmed (self);
+      return;
+    }
+  g_log_structured (
+      G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "ATK_KAFKA_TOPIC", self->topic, "MESSAGE",
+      "Kafka topic %s is not served by all its leaders yet (%s); asking again in %u ms",
+      self->topic, error->message, self->retry_ms);
+  g_clear_handle_id (&self->retry_id, g_source_remove);
+  self->retry_id = g_timeout_add (self->retry_ms, on_leaders_retry, self);
+  self->retry_ms = MIN (self->retry_ms * 2, RETRY_MAX_MS / 6);
+}
+
+static void
+check_leaders (AtkKafkaSink *self)
+{
+  g_autoptr (GTask) task = NULL;
+
+  if (self->checking_leaders)
+    return;
+  self->checking_leaders = TRUE;
+  task = g_task_new (self, NULL, on_leaders_checked, NULL);
+  g_object_set_data_full (G_OBJECT (task), "topic", g_strdup (self->topic), g_free);
+  g_task_set_task_data (task, rd_kafka_conf_dup (self->conf_template), NULL);
+  g_task_run_in_thread (task, check_leaders_thread);
 }
 
 /* ---- the topic's message size limit ------------------------------------------------- */

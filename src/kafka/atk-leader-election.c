@@ -8,7 +8,11 @@
  *    failed for session.timeout.ms (librdkafka's own session check), or the coordinator
  *    said it is no longer a member;
  *  - when its main loop did not run for longer than the session timeout (it was frozen):
- *    the tick below runs first after such a pause.
+ *    the tick below runs first after such a pause;
+ *  - when the group coordinator did not answer it for longer than the session timeout
+ *    (librdkafka's statistics: the coordinator connection's rxidle). librdkafka's own
+ *    session check can come late when the connection stays open but silent (a network
+ *    partition), and the coordinator has handed the partition on by then.
  * So a leader cut off from Kafka stops within the session timeout (plus one poll), before
  * or as the coordinator hands the partition on. What a frozen leader's librdkafka threads
  * had already queued may still be sent as it wakes up (with transactions the new leader's
@@ -19,6 +23,7 @@
 #include "atk-leader-election.h"
 
 #include <glib-unix.h>
+#include <json-glib/json-glib.h>
 #include <librdkafka/rdkafka.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +45,7 @@ struct _AtkLeaderElection
   guint tick_id;
   guint rejoin_id;
   gint64 last_tick_us;
+  gint64 coordinator_heard_us; /* the group coordinator's last answer (statistics) */
 
   gboolean subscribed;
   gboolean joined;
@@ -68,6 +74,7 @@ set_leader (AtkLeaderElection *self, gboolean leader, const char *why)
   self->changes++;
   if (leader)
     {
+      self->coordinator_heard_us = g_get_monotonic_time ();
       g_message ("Elected leader of the group (partition 0 of %s)", self->topic);
       g_signal_emit (self, signals[SIGNAL_ELECTED], 0);
     }
@@ -153,6 +160,39 @@ on_log (const rd_kafka_t *rk, int level, const char *facility, const char *buf)
                     "librdkafka group %s: %s", facility, buf);
 }
 
+/* The statistics say when the group coordinator last answered: "rxidle" (µs) of the
+ * "GroupCoordinator" broker handle, while it is up. */
+static int
+on_stats (rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+  AtkLeaderElection *self = opaque;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+  JsonObject *brokers;
+  g_autoptr (GList) names = NULL;
+
+  if (!json_parser_load_from_data (parser, json, (gssize)json_len, NULL)
+      || (root = json_parser_get_root (parser)) == NULL || !JSON_NODE_HOLDS_OBJECT (root)
+      || (brokers = json_object_get_object_member (json_node_get_object (root), "brokers")) == NULL)
+    return 0;
+  names = json_object_get_members (brokers);
+  for (GList *l = names; l != NULL; l = l->next)
+    {
+      JsonObject *broker = json_object_get_object_member (brokers, l->data);
+      gint64 rxidle;
+
+      if (!g_str_has_prefix (l->data, "GroupCoordinator") || broker == NULL
+          || g_strcmp0 (json_object_get_string_member_with_default (broker, "state", ""), "UP")
+                 != 0)
+        continue;
+      rxidle = json_object_get_int_member_with_default (broker, "rxidle", -1);
+      if (rxidle >= 0)
+        self->coordinator_heard_us
+            = MAX (self->coordinator_heard_us, g_get_monotonic_time () - rxidle);
+    }
+  return 0; /* librdkafka frees json */
+}
+
 /* ---- serving the consumer ------------------------------------------------------------ */
 
 static void
@@ -211,6 +251,7 @@ on_tick (gpointer user_data)
   AtkLeaderElection *self = user_data;
   gint64 now = g_get_monotonic_time ();
   gint64 gap_ms = self->last_tick_us > 0 ? (now - self->last_tick_us) / 1000 : 0;
+  gint64 silent_ms;
 
   self->last_tick_us = now;
   if (self->leader && gap_ms > self->session_timeout_ms)
@@ -223,6 +264,16 @@ on_tick (gpointer user_data)
       atk_leader_election_resign (self, self->session_timeout_ms);
     }
   serve (self);
+  silent_ms = (now - self->coordinator_heard_us) / 1000;
+  if (self->leader && silent_ms > self->session_timeout_ms)
+    {
+      g_autofree char *why = g_strdup_printf (
+          "no answer from the group coordinator for %" G_GINT64_FORMAT " ms, longer than the "
+          "%u ms session timeout: it has handed the leadership on",
+          silent_ms, self->session_timeout_ms);
+      set_leader (self, FALSE, why);
+      atk_leader_election_resign (self, self->session_timeout_ms);
+    }
   return G_SOURCE_CONTINUE;
 }
 
@@ -315,6 +366,7 @@ build_conf (AtkLeaderElection *self, const char *bootstrap_servers, const char *
     { "enable.auto.offset.store", "false" },
     { "enable.partition.eof", "false" },
     { "log.queue", "true" },
+    { "statistics.interval.ms", G_STRINGIFY (TICK_MS) },
   };
   char errstr[512];
 
@@ -344,6 +396,7 @@ build_conf (AtkLeaderElection *self, const char *bootstrap_servers, const char *
   rd_kafka_conf_set_rebalance_cb (conf, on_rebalance);
   rd_kafka_conf_set_error_cb (conf, on_error);
   rd_kafka_conf_set_log_cb (conf, on_log);
+  rd_kafka_conf_set_stats_cb (conf, on_stats);
   return conf;
 
 fail:

@@ -212,6 +212,27 @@ txn_commit (AtkTransactionDriver *self, gboolean begin_next, guint timeout_ms)
   self->hooks.changed (self->user_data);
 }
 
+gboolean
+atk_transaction_driver_anchor (AtkTransactionDriver *self, gint64 cursor, guint timeout_ms)
+{
+  g_autoptr (GError) error = NULL;
+  AtkTxnStatus status;
+
+  if (self->stopped || !self->open || self->commit_pending || self->messages > 0)
+    return FALSE;
+  if (!atk_kafka_sink_produce_cursor (self->sink, self->cursor_key, cursor, &error))
+    {
+      g_message ("%s", error->message);
+      return FALSE;
+    }
+  self->pending = cursor;
+  status = commit_now (self, timeout_ms);
+  /* Aborted: nothing was in it but the record; the caller starts over. */
+  if (status == ATK_TXN_OK || status == ATK_TXN_ABORTED)
+    txn_begin (self);
+  return status == ATK_TXN_OK;
+}
+
 static gboolean
 on_timer (gpointer user_data)
 {

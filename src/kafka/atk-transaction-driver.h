@@ -47,6 +47,12 @@ void atk_transaction_driver_setup (AtkTransactionDriver *self);
 /* One message was produced in the open transaction. */
 void atk_transaction_driver_count_message (AtkTransactionDriver *self);
 gboolean atk_transaction_driver_is_open (AtkTransactionDriver *self);
+/* Commits the open, still empty transaction with cursor as its record (a group's first
+ * leader anchors its start before producing), waiting up to timeout_ms, and begins the
+ * next. FALSE if it was not committed (a failed commit is retried by the timer; the owner
+ * hears of a closed transaction through "changed" then, not from here). */
+gboolean atk_transaction_driver_anchor (AtkTransactionDriver *self, gint64 cursor,
+                                        guint timeout_ms);
 /* The last committed cursor; FALSE if none. */
 gboolean atk_transaction_driver_get_committed (AtkTransactionDriver *self, gint64 *cursor);
 /* The producer failed for good: nothing more is begun or committed. */
