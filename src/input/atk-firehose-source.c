@@ -11,6 +11,7 @@
 
 #include "atk-error.h"
 #include "atk-log.h"
+#include "atk-ws-input.h"
 
 #define SUBSCRIBE_PATH "/xrpc/com.atproto.sync.subscribeRepos"
 /* A connection that delivered this many frames was healthy, however short it was. */
@@ -43,8 +44,9 @@ enum
 static GParamSpec *properties[N_PROPS];
 
 static void
-log_event (AtkFirehoseSource *self, GLogLevelFlags level, const char *message)
+log_event (gpointer source, GLogLevelFlags level, const char *message)
 {
+  AtkFirehoseSource *self = source;
   g_autofree char *cursor
       = self->has_cursor ? g_strdup_printf ("%" G_GINT64_FORMAT, self->cursor) : g_strdup ("live");
 
@@ -69,12 +71,6 @@ build_url (AtkFirehoseSource *self)
 }
 
 static void
-on_client_message (AtkWsClient *client, GBytes *message, gboolean binary, gpointer user_data)
-{
-  atk_input_emit_payload (user_data, message);
-}
-
-static void
 on_client_state_changed (AtkWsClient *client, AtkSourceState state, gpointer user_data)
 {
   AtkFirehoseSource *self = user_data;
@@ -83,15 +79,6 @@ on_client_state_changed (AtkWsClient *client, AtkSourceState state, gpointer use
     log_event (self, G_LOG_LEVEL_MESSAGE, "connected");
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
   atk_input_emit_state_changed (ATK_INPUT (self), state);
-}
-
-static void
-on_client_connection_error (AtkWsClient *client, const char *message, gpointer user_data)
-{
-  AtkFirehoseSource *self = user_data;
-
-  log_event (self, G_LOG_LEVEL_MESSAGE, message);
-  atk_input_emit_connection_error (ATK_INPUT (self), message);
 }
 
 void
@@ -115,10 +102,7 @@ atk_firehose_source_reconnect (AtkFirehoseSource *self)
 {
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
-  if (atk_ws_client_get_state (self->client) == ATK_SOURCE_STOPPED)
-    return;
-  log_event (self, G_LOG_LEVEL_MESSAGE, "reconnecting on request");
-  atk_ws_client_reconnect (self->client);
+  atk_ws_input_reconnect (self->client, ATK_INPUT (self), log_event);
 }
 
 void
@@ -175,10 +159,8 @@ atk_firehose_source_new (const char *relay_url, guint max_frame_bytes, guint idl
   self->client = atk_ws_client_new (url, TRUE, max_frame_bytes, idle_timeout_s);
   atk_ws_client_set_healthy_messages (self->client, HEALTHY_FRAMES);
   atk_ws_client_set_labels (self->client, "the relay", "frame", "max_frame_bytes");
-  g_signal_connect (self->client, "message", G_CALLBACK (on_client_message), self);
+  atk_ws_input_forward (self->client, ATK_INPUT (self), log_event);
   g_signal_connect (self->client, "state-changed", G_CALLBACK (on_client_state_changed), self);
-  g_signal_connect (self->client, "connection-error", G_CALLBACK (on_client_connection_error),
-                    self);
   return self;
 }
 
@@ -187,13 +169,7 @@ atk_firehose_source_dispose (GObject *object)
 {
   AtkFirehoseSource *self = ATK_FIREHOSE_SOURCE (object);
 
-  /* Quietly: no signal of ours after the owner let go. */
-  if (self->client != NULL)
-    {
-      g_signal_handlers_disconnect_by_data (self->client, self);
-      atk_ws_client_stop (self->client);
-      g_clear_object (&self->client);
-    }
+  atk_ws_input_release (&self->client, ATK_INPUT (self));
 
   G_OBJECT_CLASS (atk_firehose_source_parent_class)->dispose (object);
 }

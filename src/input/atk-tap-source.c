@@ -13,6 +13,7 @@
 #include "atk-error.h"
 #include "atk-log.h"
 #include "atk-tap-event.h"
+#include "atk-ws-input.h"
 
 #define CHANNEL_PATH "/channel"
 /* Acks waiting for a connection. Tap's own outbox holds about 100k events by default;
@@ -40,8 +41,10 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (AtkTapSource, atk_tap_source, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (ATK_TYPE_INPUT, atk_tap_source_input_init))
 
 static void
-log_event (AtkTapSource *self, GLogLevelFlags level, const char *message)
+log_event (gpointer source, GLogLevelFlags level, const char *message)
 {
+  AtkTapSource *self = source;
+
   g_log_structured (G_LOG_DOMAIN, level, ATK_LOG_INPUT_URL, self->tap_url, ATK_LOG_SOURCE_STATE,
                     atk_source_state_name (atk_tap_source_get_state (self)), "MESSAGE", "%s: %s",
                     self->channel_url, message);
@@ -81,12 +84,6 @@ flush_acks (AtkTapSource *self)
 }
 
 static void
-on_client_message (AtkWsClient *client, GBytes *message, gboolean binary, gpointer user_data)
-{
-  atk_input_emit_payload (user_data, message);
-}
-
-static void
 on_client_state_changed (AtkWsClient *client, AtkSourceState state, gpointer user_data)
 {
   AtkTapSource *self = user_data;
@@ -98,15 +95,6 @@ on_client_state_changed (AtkWsClient *client, AtkSourceState state, gpointer use
       flush_acks (self);
     }
   atk_input_emit_state_changed (ATK_INPUT (self), state);
-}
-
-static void
-on_client_connection_error (AtkWsClient *client, const char *message, gpointer user_data)
-{
-  AtkTapSource *self = user_data;
-
-  log_event (self, G_LOG_LEVEL_MESSAGE, message);
-  atk_input_emit_connection_error (ATK_INPUT (self), message);
 }
 
 void
@@ -130,10 +118,7 @@ atk_tap_source_reconnect (AtkTapSource *self)
 {
   g_return_if_fail (ATK_IS_TAP_SOURCE (self));
 
-  if (atk_ws_client_get_state (self->client) == ATK_SOURCE_STOPPED)
-    return;
-  log_event (self, G_LOG_LEVEL_MESSAGE, "reconnecting on request");
-  atk_ws_client_reconnect (self->client);
+  atk_ws_input_reconnect (self->client, ATK_INPUT (self), log_event);
 }
 
 void
@@ -200,10 +185,8 @@ atk_tap_source_new (const char *tap_url, guint max_message_bytes, gboolean disab
   self->disable_acks = disable_acks;
   self->client = atk_ws_client_new (self->channel_url, FALSE, max_message_bytes, 0);
   atk_ws_client_set_labels (self->client, "Tap", "event", "max_message_bytes");
-  g_signal_connect (self->client, "message", G_CALLBACK (on_client_message), self);
+  atk_ws_input_forward (self->client, ATK_INPUT (self), log_event);
   g_signal_connect (self->client, "state-changed", G_CALLBACK (on_client_state_changed), self);
-  g_signal_connect (self->client, "connection-error", G_CALLBACK (on_client_connection_error),
-                    self);
   return self;
 }
 
@@ -212,13 +195,7 @@ atk_tap_source_dispose (GObject *object)
 {
   AtkTapSource *self = ATK_TAP_SOURCE (object);
 
-  /* Quietly: no signal of ours after the owner let go. */
-  if (self->client != NULL)
-    {
-      g_signal_handlers_disconnect_by_data (self->client, self);
-      atk_ws_client_stop (self->client);
-      g_clear_object (&self->client);
-    }
+  atk_ws_input_release (&self->client, ATK_INPUT (self));
   if (self->queued_acks != NULL)
     {
       self->acks_dropped += self->queued_acks->len;

@@ -1,5 +1,6 @@
 /* at-kafka: the data path of a client WebSocket connection. One read buffer (a GBytes that
- * messages slice), a frame reader, an output queue for pongs, pings, closes and text.
+ * messages slice), a frame reader, and an output queue for pongs, pings, closes and text
+ * (AtkWsOutput, atk-ws-output.c).
  *
  * Re-entrancy: the message handler may close the connection (and drop the owner's reference):
  * every dispatch holds a reference and stops once the state is no longer OPEN.
@@ -11,15 +12,12 @@
 #include <string.h>
 
 #include "atk-ws-frame.h"
+#include "atk-ws-output.h"
 
 /* Bytes asked of the socket (or TLS) per read. */
 #define READ_BYTES (64 * 1024)
 /* Bytes read per main-loop turn: a peer that never stops sending cannot starve the loop. */
 #define TURN_BYTES (256 * 1024)
-/* Pings received while our writes stay blocked before the peer counts as not reading. */
-#define UNANSWERED_PINGS 64
-/* Bytes queued for a peer that does not take them before the connection ends. */
-#define OUTPUT_MAX (1024 * 1024)
 /* After our close frame: how long we wait for the peer's before closing the stream. */
 #define LINGER_MS 2000
 
@@ -53,12 +51,9 @@ struct _AtkWsConn
   gsize needed;    /* bytes the frame at start takes in all, as far as known */
   GByteArray *fragments;
 
-  GByteArray *outq;
-  gboolean blocked;      /* the last write would have blocked */
-  guint64 pings_blocked; /* reader.pings when our writes were first seen blocked */
+  AtkWsOutput output;
 
   GSource *read_source;
-  GSource *write_source;
   GSource *pending_source; /* parses the leftover of the handshake */
   guint keepalive_id;
   guint linger_id;
@@ -128,75 +123,19 @@ end_later (AtkWsConn *self, const char *message)
 
 /* ---- output ---- */
 
-static gboolean on_writable (GObject *stream, gpointer user_data);
-
 static void
-flush (AtkWsConn *self)
+on_output_drained (GObject *object)
 {
-  while (self->outq->len > 0)
-    {
-      g_autoptr (GError) error = NULL;
-      gssize n = g_pollable_output_stream_write_nonblocking (self->out, self->outq->data,
-                                                             self->outq->len, NULL, &error);
+  AtkWsConn *self = ATK_WS_CONN (object);
 
-      if (n > 0)
-        {
-          g_byte_array_remove_range (self->outq, 0, (guint)n);
-          self->blocked = FALSE;
-          continue;
-        }
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        {
-          if (!self->blocked)
-            self->pings_blocked = self->reader.pings;
-          self->blocked = TRUE;
-          if (self->write_source == NULL)
-            {
-              self->write_source = g_pollable_output_stream_create_source (self->out, NULL);
-              g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_writable), self, NULL);
-              g_source_attach (self->write_source, NULL);
-            }
-          return;
-        }
-      g_byte_array_set_size (self->outq, 0);
-      if (self->state == CONN_OPEN)
-        {
-          g_autofree char *message
-              = g_strdup_printf ("write failed: %s", error != NULL ? error->message : "?");
-          end_later (self, message);
-        }
-      return;
-    }
-  self->blocked = FALSE;
-  clear_source (&self->write_source);
   if (self->state == CONN_CLOSING && self->read_source == NULL)
     shut_down (self); /* the peer's side already ended */
 }
 
-static gboolean
-on_writable (GObject *stream, gpointer user_data)
-{
-  AtkWsConn *self = g_object_ref (user_data);
-
-  g_clear_pointer (&self->write_source, g_source_unref); /* destroyed by returning REMOVE */
-  flush (self);
-  g_object_unref (self);
-  return G_SOURCE_REMOVE;
-}
-
 static void
-queue_frame (AtkWsConn *self, AtkWsOpcode opcode, const void *payload, gsize len)
+on_output_failed (GObject *object, const char *message)
 {
-  guint8 header[ATK_WS_FRAME_HEADER_MAX];
-  guint32 key = g_random_int ();
-  gsize header_len = atk_ws_frame_write_header (header, opcode, len, (const guint8 *)&key);
-  guint at;
-
-  g_byte_array_append (self->outq, header, (guint)header_len);
-  at = self->outq->len;
-  g_byte_array_append (self->outq, payload, (guint)len);
-  atk_ws_frame_mask (self->outq->data + at, len, (const guint8 *)&key);
-  flush (self);
+  end_later (ATK_WS_CONN (object), message);
 }
 
 /* ---- closing ---- */
@@ -241,21 +180,13 @@ shut_down (AtkWsConn *self)
     return;
   /* drained (EOF), written out, or out of time */
   clear_source (&self->read_source);
-  clear_source (&self->write_source);
+  atk_ws_output_stop (&self->output);
   self->close_cancellable = g_cancellable_new ();
   if (self->linger_id == 0)
     self->linger_id = g_timeout_add (LINGER_MS, on_linger_done, self);
   self->state = CONN_CLOSED;
   g_io_stream_close_async (self->stream, G_PRIORITY_DEFAULT, self->close_cancellable,
                            on_stream_closed, self);
-}
-
-static void
-send_close (AtkWsConn *self, guint16 code)
-{
-  guint8 payload[2] = { code >> 8, code & 0xff };
-
-  queue_frame (self, ATK_WS_OPCODE_CLOSE, payload, code == ATK_WS_CLOSE_NO_STATUS ? 0 : 2);
 }
 
 static void
@@ -269,7 +200,7 @@ fail_protocol (AtkWsConn *self, guint16 code, const char *why)
     how.error = message = g_strdup_printf ("%s (closed with %u)", why, code);
   if (self->state != CONN_OPEN)
     return;
-  send_close (self, code);
+  atk_ws_output_queue_close (&self->output, code);
   end (self, &how);
 }
 
@@ -288,7 +219,7 @@ atk_ws_conn_close (AtkWsConn *self, guint16 code)
     }
   if (self->state != CONN_OPEN)
     return;
-  send_close (self, code);
+  atk_ws_output_queue_close (&self->output, code);
   shut_down (self);
 }
 
@@ -365,14 +296,16 @@ on_control (AtkWsConn *self, const AtkWsFrame *frame)
 {
   if (frame->opcode == ATK_WS_OPCODE_PING)
     {
-      if (self->blocked && self->reader.pings - self->pings_blocked >= UNANSWERED_PINGS)
+      if (atk_ws_output_peer_not_reading (&self->output))
         {
-          g_autofree char *message = g_strdup_printf (
-              "the peer does not read (%d pings while our writes were blocked)", UNANSWERED_PINGS);
+          g_autofree char *message
+              = g_strdup_printf ("the peer does not read (%d pings while our writes were blocked)",
+                                 ATK_WS_OUTPUT_UNANSWERED_PINGS);
           end_with_error (self, message);
         }
-      else if (!self->blocked)
-        queue_frame (self, ATK_WS_OPCODE_PONG, frame->payload, frame->payload_len);
+      else if (!self->output.blocked)
+        atk_ws_output_queue_frame (&self->output, ATK_WS_OPCODE_PONG, frame->payload,
+                                   frame->payload_len);
       /* while blocked, a pong would only queue: the peer gets the next one */
     }
   else if (frame->opcode == ATK_WS_OPCODE_CLOSE)
@@ -387,7 +320,7 @@ on_control (AtkWsConn *self, const AtkWsFrame *frame)
                                       (gssize)frame->payload_len - 2);
           how.reason = reason;
         }
-      send_close (self, how.code);
+      atk_ws_output_queue_close (&self->output, how.code);
       end (self, &how);
     }
 }
@@ -456,7 +389,7 @@ on_readable (GObject *stream, gpointer user_data)
       if (n <= 0 && draining)
         {
           clear_source (&self->read_source);
-          if (self->outq->len == 0)
+          if (atk_ws_output_is_empty (&self->output))
             shut_down (self);
           break;
         }
@@ -502,8 +435,8 @@ on_keepalive (gpointer user_data)
 {
   AtkWsConn *self = user_data;
 
-  if (!self->blocked)
-    queue_frame (self, ATK_WS_OPCODE_PING, NULL, 0);
+  if (!self->output.blocked)
+    atk_ws_output_queue_frame (&self->output, ATK_WS_OPCODE_PING, NULL, 0);
   return G_SOURCE_CONTINUE;
 }
 
@@ -545,12 +478,12 @@ atk_ws_conn_send_text (AtkWsConn *self, const char *text)
 
   if (self->state != CONN_OPEN)
     return FALSE;
-  if (self->outq->len > OUTPUT_MAX)
+  if (atk_ws_output_is_full (&self->output))
     {
       end_later (self, "the peer does not read (our output queue is full)");
       return FALSE;
     }
-  queue_frame (self, ATK_WS_OPCODE_TEXT, text, strlen (text));
+  atk_ws_output_queue_frame (&self->output, ATK_WS_OPCODE_TEXT, text, strlen (text));
   return self->state == CONN_OPEN;
 }
 
@@ -567,6 +500,8 @@ atk_ws_conn_new (GIOStream *stream, GBytes *leftover, guint64 max_message_bytes,
   self->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
   self->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
   self->keepalive_s = keepalive_s;
+  atk_ws_output_init (&self->output, G_OBJECT (self), self->out, &self->reader.pings,
+                      on_output_drained, on_output_failed);
   atk_ws_frame_reader_init (&self->reader, max_message_bytes, g_get_monotonic_time ());
   make_room (self, MAX (size, 1u));
   if (size > 0)
@@ -581,7 +516,7 @@ atk_ws_conn_dispose (GObject *object)
   AtkWsConn *self = ATK_WS_CONN (object);
 
   clear_source (&self->read_source);
-  clear_source (&self->write_source);
+  atk_ws_output_stop (&self->output);
   clear_source (&self->pending_source);
   g_clear_handle_id (&self->keepalive_id, g_source_remove);
   g_clear_handle_id (&self->linger_id, g_source_remove);
@@ -599,7 +534,7 @@ atk_ws_conn_finalize (GObject *object)
   g_free (self->end_later_message);
   g_clear_pointer (&self->chunk, g_bytes_unref);
   g_byte_array_unref (self->fragments);
-  g_byte_array_unref (self->outq);
+  atk_ws_output_clear (&self->output);
   G_OBJECT_CLASS (atk_ws_conn_parent_class)->finalize (object);
 }
 
@@ -614,5 +549,4 @@ static void
 atk_ws_conn_init (AtkWsConn *self)
 {
   self->fragments = g_byte_array_new ();
-  self->outq = g_byte_array_new ();
 }
