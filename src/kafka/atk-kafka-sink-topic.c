@@ -24,8 +24,9 @@ static void check_leaders (AtkKafkaSink *self);
 
 /* ---- topic creation --------------------------------------------------------------- */
 
+/* Created, and batches fit: the last step before "ready" is the leaders check. */
 static void
-set_ready (AtkKafkaSink *self)
+topic_set_up (AtkKafkaSink *self)
 {
   if (self->ready)
     {
@@ -36,7 +37,7 @@ set_ready (AtkKafkaSink *self)
 }
 
 static void
-leaders_confirmed (AtkKafkaSink *self)
+set_ready (AtkKafkaSink *self)
 {
   self->creating = FALSE;
   self->retry_ms = RETRY_MIN_MS;
@@ -57,16 +58,22 @@ on_retry_timeout (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Logs what failed and calls again after a growing delay. */
+static void
+retry_later (AtkKafkaSink *self, GSourceFunc again, const char *what, const char *why)
+{
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "ATK_KAFKA_TOPIC", self->topic, "MESSAGE",
+                    "%s %s (%s); asking again in %u ms", what, self->topic, why, self->retry_ms);
+  g_clear_handle_id (&self->retry_id, g_source_remove);
+  self->retry_id = g_timeout_add (self->retry_ms, again, self);
+  self->retry_ms = MIN (self->retry_ms * 2, RETRY_MAX_MS);
+}
+
 static void
 schedule_retry (AtkKafkaSink *self, const char *why)
 {
   self->creating = FALSE;
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "ATK_KAFKA_TOPIC", self->topic, "MESSAGE",
-                    "Cannot create Kafka topic %s (%s); retrying in %u ms", self->topic, why,
-                    self->retry_ms);
-  g_clear_handle_id (&self->retry_id, g_source_remove);
-  self->retry_id = g_timeout_add (self->retry_ms, on_retry_timeout, self);
-  self->retry_ms = MIN (self->retry_ms * 2, RETRY_MAX_MS);
+  retry_later (self, on_retry_timeout, "Cannot create Kafka topic", why);
 }
 
 /* ---- every partition led ---------------------------------------------------------- */
@@ -111,16 +118,11 @@ on_leaders_checked (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (g_task_propagate_boolean (G_TASK (result), &error))
     {
-      leaders_confirmed (self);
+      set_ready (self);
       return;
     }
-  g_log_structured (
-      G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "ATK_KAFKA_TOPIC", self->topic, "MESSAGE",
-      "Kafka topic %s is not served by all its leaders yet (%s); asking again in %u ms",
-      self->topic, error->message, self->retry_ms);
-  g_clear_handle_id (&self->retry_id, g_source_remove);
-  self->retry_id = g_timeout_add (self->retry_ms, on_leaders_retry, self);
-  self->retry_ms = MIN (self->retry_ms * 2, RETRY_MAX_MS / 6);
+  retry_later (self, on_leaders_retry, "Not every partition's leader serves Kafka topic",
+               error->message);
 }
 
 static void
@@ -162,7 +164,7 @@ on_rebuild (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
   if (self->creating)
-    set_ready (self);
+    topic_set_up (self);
   return G_SOURCE_REMOVE;
 }
 
@@ -175,7 +177,7 @@ fit_batches (AtkKafkaSink *self, gint64 batch_size)
   if (batch_size >= self->batch_size)
     {
       if (self->creating)
-        set_ready (self);
+        topic_set_up (self);
       return;
     }
   if (self->transactional && self->ready)
