@@ -1,5 +1,6 @@
 /* at-kafka: the sink's state, shared by the files that implement it: atk-kafka-sink.c (the
- * handle, producing, delivery reports), atk-kafka-sink-topic.c (topic creation, batches
+ * handle, producing, the signals), atk-kafka-sink-reports.c (delivery reports and librdkafka's
+ * other callbacks, the wake-up pipe), atk-kafka-sink-topic.c (topic creation, batches
  * that fit the topic), atk-kafka-sink-txn.c (transactions), atk-kafka-sink-hold.c (messages
  * waiting for room in librdkafka's queue) and atk-kafka-sink-refusal.c (delivery errors
  * that no retry can cure). Not for other users.
@@ -76,7 +77,6 @@ struct _AtkKafkaSink
 
 /* atk-kafka-sink.c */
 void atk_kafka_sink_mark_fatal (AtkKafkaSink *self, const char *reason);
-void atk_kafka_sink_drain_queues (AtkKafkaSink *self);
 void atk_kafka_sink_emit_ready (AtkKafkaSink *self);
 /* Replaces the handle by one with this batch.size; what was in flight comes back as
  * "undelivered". */
@@ -85,12 +85,26 @@ gboolean atk_kafka_sink_rebuild_handle (AtkKafkaSink *self, gint64 batch_size, G
 /* The signals, for the other files (atk-kafka-sink.c). */
 void atk_kafka_sink_emit_delivered (AtkKafkaSink *self, const DeliveryTicket *ticket, gboolean ok,
                                     const char *error_message);
+/* As atk_kafka_sink_emit_delivered(), with the latency measured by the caller. */
+void atk_kafka_sink_emit_delivered_latency (AtkKafkaSink *self, const DeliveryTicket *ticket,
+                                            gboolean ok, const char *error_message,
+                                            gdouble latency);
 void atk_kafka_sink_emit_undelivered (AtkKafkaSink *self, const DeliveryTicket *ticket,
                                       const char *error_message);
+void atk_kafka_sink_emit_released (AtkKafkaSink *self);
 /* librdkafka's producev() for one message; on success librdkafka owns headers and ticket. */
 rd_kafka_resp_err_t atk_kafka_sink_producev (AtkKafkaSink *self, const char *key, gsize key_len,
                                              const char *value, gsize value_len,
                                              rd_kafka_headers_t *headers, DeliveryTicket *ticket);
+
+/* atk-kafka-sink-reports.c */
+/* Sets the callbacks for delivery reports, errors, throttling and logs on conf (its opaque
+ * must be the sink). */
+void atk_kafka_sink_set_callbacks (rd_kafka_conf_t *conf);
+/* The pipe both queues write to, and the GSource that drains them on the main context. */
+gboolean atk_kafka_sink_setup_wakeup (AtkKafkaSink *self, GError **error);
+/* Serves everything both queues hold (delivery reports, Admin API results). */
+void atk_kafka_sink_drain_queues (AtkKafkaSink *self);
 
 /* atk-kafka-sink-hold.c: a message refused with QUEUE_FULL waits, in order, for room. */
 /* TRUE if a message must wait behind held ones, or librdkafka refused it with err for want of
