@@ -1,5 +1,6 @@
-/* at-kafka: the daemon's insides, shared by atk-daemon.c (wiring) and atk-daemon-leader.c
- * (a group of instances, --group-id). Not for anything else.
+/* at-kafka: the daemon's insides, shared by atk-daemon.c (wiring), atk-daemon-leader.c
+ * (a group of instances, --group-id), atk-daemon-txn.c (--transactional-id) and
+ * atk-daemon-stats.c (statistics, the stats line, /metrics). Not for anything else.
  * SPDX-License-Identifier: MIT */
 #pragma once
 
@@ -46,6 +47,8 @@ struct _AtkDaemon
 void atk_daemon_update_input_allowed (AtkDaemon *self);
 void atk_daemon_save_cursor (AtkDaemon *self);
 void atk_daemon_on_sink_fatal (AtkKafkaSink *sink, const char *reason, AtkDaemon *self);
+/* The pipeline produces again from after the durable cursor. */
+void atk_daemon_rewind_to_durable (AtkDaemon *self, const char *why);
 
 /* atk-daemon-leader.c */
 /* Builds the election when the configuration names a group (no group: nothing, TRUE). */
@@ -58,5 +61,17 @@ void atk_daemon_leader_leave (AtkDaemon *self);
 void atk_daemon_leader_clear (AtkDaemon *self);
 /* atkafka_leader, atkafka_leader_changes_total (only with a group). */
 void atk_daemon_leader_render_prometheus (AtkDaemon *self, GString *out);
+
+/* atk-daemon-txn.c */
+/* The transaction driver, when the configuration names a transactional id. */
+void atk_daemon_txn_build (AtkDaemon *self);
+
+/* atk-daemon-stats.c */
+/* Brings the snapshot up to date (what is counted elsewhere is read here). */
+void atk_daemon_stats_refresh (AtkDaemon *self);
+/* The metrics endpoint, when the configuration names an address (none: nothing, TRUE). */
+gboolean atk_daemon_stats_serve_metrics (AtkDaemon *self, GError **error);
+/* The once-a-second refresh ("stats-changed") and the periodic stats line. */
+void atk_daemon_stats_start (AtkDaemon *self);
 
 G_END_DECLS

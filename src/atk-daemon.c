@@ -1,6 +1,8 @@
 /* at-kafka: the daemon. Wires input → transformer → Kafka → cursor on one main loop: the
  * input side is the pipeline (atk-pipeline.c: the AtkInput, the metadata stage, settling,
- * backpressure, rewinds); here are Kafka, the cursor's stores, transactions, statistics.
+ * backpressure, rewinds); here are Kafka, the cursor's stores, transactions
+ * (atk-daemon-txn.c), statistics (atk-daemon-stats.c) and a group's leadership
+ * (atk-daemon-leader.c).
  * The daemon calls the pipeline; the pipeline answers through signals ("need-rewind").
  *
  * Loss rules, in one place:
@@ -55,9 +57,6 @@
 #include "atk-pipeline.h"
 #include "atk-transaction-driver.h"
 
-#define STATS_INTERVAL_MS 1000
-/* The periodic stats line in the log. */
-#define STATS_LOG_INTERVAL_S 60
 /* A flush at shutdown for the last cursor record. */
 #define CURSOR_FLUSH_MS 2000
 
@@ -153,8 +152,8 @@ atk_daemon_update_input_allowed (AtkDaemon *self)
                           && (self->txn == NULL || atk_transaction_driver_is_open (self->txn)));
 }
 
-static void
-rewind_to_durable (AtkDaemon *self, const char *why)
+void
+atk_daemon_rewind_to_durable (AtkDaemon *self, const char *why)
 {
   gint64 cursor = 0;
   gboolean has_cursor = durable_cursor (self, &cursor);
@@ -166,7 +165,7 @@ static void
 on_need_rewind (AtkPipeline *pipeline, const char *why, AtkDaemon *self)
 {
   if (!self->fatal)
-    rewind_to_durable (self, why);
+    atk_daemon_rewind_to_durable (self, why);
 }
 
 void
@@ -195,153 +194,6 @@ on_sink_ready (AtkKafkaSink *sink, AtkDaemon *self)
     atk_transaction_driver_setup (self->txn);
   else
     atk_daemon_update_input_allowed (self);
-}
-
-/* ---- transactions ------------------------------------------------------------------ */
-
-/* The committed cursor becomes the start: the higher of the state file's and Kafka's. */
-static gboolean
-txn_resume (gpointer user_data, gboolean *has_cursor, gint64 *cursor)
-{
-  AtkDaemon *self = user_data;
-
-  *has_cursor = atk_pipeline_get_acked_cursor (self->pipeline, cursor);
-  if (self->config->cursor_mode == ATK_CURSOR_STORED)
-    {
-      g_autoptr (GError) error = NULL;
-
-      switch (atk_cursor_keeper_merge_kafka (self->keeper, has_cursor, cursor, &error))
-        {
-        case ATK_CURSOR_MERGE_UNREACHABLE:
-          return FALSE;
-        case ATK_CURSOR_MERGE_REFUSED:
-          g_warning ("%s", error->message);
-          atk_daemon_on_sink_fatal (self->sink, error->message, self);
-          return FALSE;
-        case ATK_CURSOR_MERGE_OK:
-        default:
-          break;
-        }
-      g_message (*has_cursor ? "Resuming after committed seq %" G_GINT64_FORMAT
-                             : "No committed cursor: starting at the live tip",
-                 *cursor);
-    }
-  atk_pipeline_reset_cursor (self->pipeline, *has_cursor, *cursor);
-  return TRUE;
-}
-
-static gboolean
-txn_last_handed (gpointer user_data, gint64 *seq)
-{
-  AtkDaemon *self = user_data;
-  return atk_pipeline_get_last_handed (self->pipeline, seq);
-}
-
-static void
-txn_changed (gpointer user_data)
-{
-  atk_daemon_update_input_allowed (user_data);
-}
-
-static void
-txn_committed (gpointer user_data)
-{
-  atk_daemon_save_cursor (user_data);
-}
-
-static void
-txn_aborted (gpointer user_data)
-{
-  rewind_to_durable (user_data, "Kafka transaction aborted");
-}
-
-static void
-txn_fatal (gpointer user_data, const char *reason)
-{
-  AtkDaemon *self = user_data;
-  atk_daemon_on_sink_fatal (self->sink, reason, self);
-}
-
-static const AtkTransactionHooks txn_hooks = {
-  .resume = txn_resume,
-  .last_handed = txn_last_handed,
-  .changed = txn_changed,
-  .committed = txn_committed,
-  .aborted = txn_aborted,
-  .fatal = txn_fatal,
-};
-
-/* ---- statistics -------------------------------------------------------------------- */
-
-static void
-refresh_stats (AtkDaemon *self)
-{
-  atk_pipeline_refresh_stats (self->pipeline);
-  if (!atk_daemon_leader_may_lead (self))
-    self->stats.source_state = "standby";
-  self->stats.in_flight = atk_kafka_sink_get_in_flight (self->sink);
-  self->stats.in_flight_bytes = atk_kafka_sink_get_in_flight_bytes (self->sink);
-  self->stats.osprey_compatible = atk_event_transformer_get_osprey_compatible (self->transformer);
-}
-
-static gboolean
-on_stats_timer (gpointer user_data)
-{
-  AtkDaemon *self = user_data;
-
-  refresh_stats (self);
-  g_signal_emit (self, signals[SIGNAL_STATS_CHANGED], 0);
-  return G_SOURCE_CONTINUE;
-}
-
-/* The periodic stats line: totals, and the per-event log lines the rate limits hold back
- * (each kind's next line says how many). */
-static gboolean
-on_stats_log (gpointer user_data)
-{
-  AtkDaemon *self = user_data;
-  const AtkStats *now = &self->stats;
-  guint64 decode_errors = 0, held;
-  GHashTableIter iter;
-  gpointer value;
-
-  if (now->decode_errors != NULL)
-    {
-      g_hash_table_iter_init (&iter, now->decode_errors);
-      while (g_hash_table_iter_next (&iter, NULL, &value))
-        decode_errors += *(guint64 *)value;
-    }
-  held = atk_pipeline_get_held_lines (self->pipeline) + self->refused_lines.held;
-  if (now->frames_received == self->logged_frames && held == 0)
-    return G_SOURCE_CONTINUE;
-  g_message ("Stats: %" G_GUINT64_FORMAT " payloads, %" G_GUINT64_FORMAT
-             " produced, %" G_GUINT64_FORMAT " refused, %" G_GUINT64_FORMAT
-             " undecodable, %" G_GUINT64_FORMAT " unknown, %" G_GUINT64_FORMAT
-             " replayed, %" G_GUINT64_FORMAT " filtered; %" G_GUINT64_FORMAT
-             " event log line(s) held back",
-             now->frames_received, now->produced_ok, now->produced_error, decode_errors,
-             now->unknown_events, now->seen_frames, now->filtered_ops, held);
-  self->logged_frames = now->frames_received;
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-render_metrics (GString *out, gpointer user_data)
-{
-  AtkDaemon *self = user_data;
-
-  refresh_stats (self);
-  atk_stats_render_prometheus (&self->stats, g_get_real_time () / 1000, out);
-  atk_pipeline_render_prometheus (self->pipeline, out);
-  atk_kafka_sink_render_prometheus (self->sink, out);
-  atk_daemon_leader_render_prometheus (self, out);
-}
-
-static gboolean
-is_healthy (gpointer user_data)
-{
-  AtkDaemon *self = user_data;
-  return atk_kafka_sink_is_ready (self->sink);
 }
 
 /* ---- life cycle -------------------------------------------------------------------- */
@@ -417,9 +269,7 @@ build_sink (AtkDaemon *self, GError **error)
   g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
   g_signal_connect (self->sink, "fatal", G_CALLBACK (atk_daemon_on_sink_fatal), self);
   g_signal_connect (self->sink, "ready", G_CALLBACK (on_sink_ready), self);
-  if (self->config->transactional_id != NULL)
-    self->txn = atk_transaction_driver_new (self->sink, self->config->transactional_id,
-                                            self->config->output_topic, &txn_hooks, self);
+  atk_daemon_txn_build (self);
   return TRUE;
 }
 
@@ -522,14 +372,9 @@ atk_daemon_new (AtkConfig *config, GError **error)
   if (!build_sink (self, error) || !build_pipeline (self, error)
       || !atk_daemon_leader_build (self, error))
     return NULL;
-  if (config->metrics_listen_address != NULL && *config->metrics_listen_address != '\0')
-    {
-      self->metrics = atk_metrics_server_new (config->metrics_listen_address, render_metrics,
-                                              is_healthy, self, error);
-      if (self->metrics == NULL)
-        return NULL;
-    }
-  refresh_stats (self);
+  if (!atk_daemon_stats_serve_metrics (self, error))
+    return NULL;
+  atk_daemon_stats_refresh (self);
   return g_steal_pointer (&self);
 }
 
@@ -561,8 +406,7 @@ atk_daemon_start (AtkDaemon *self)
              self->config->output_topic, self->config->osprey_compatible ? "Osprey" : "standard");
   warn_if_osprey_cannot_read (self, self->config->osprey_compatible);
   self->save_timer_id = g_timeout_add (self->config->cursor_save_interval_ms, on_save_timer, self);
-  self->stats_timer_id = g_timeout_add (STATS_INTERVAL_MS, on_stats_timer, self);
-  self->stats_log_id = g_timeout_add_seconds (STATS_LOG_INTERVAL_S, on_stats_log, self);
+  atk_daemon_stats_start (self);
   if (self->txn != NULL)
     atk_transaction_driver_start (self->txn);
   atk_kafka_sink_ensure_topic (self->sink);
@@ -601,7 +445,7 @@ const AtkStats *
 atk_daemon_get_stats (AtkDaemon *self)
 {
   g_return_val_if_fail (ATK_IS_DAEMON (self), NULL);
-  refresh_stats (self);
+  atk_daemon_stats_refresh (self);
   return &self->stats;
 }
 
