@@ -5,15 +5,13 @@
  * each message is settled once, when the sink reports it. A message a service filter drops
  * is settled like a delivered one.
  *
- * Rewinds: a message that did not reach Kafka for a reason that says nothing about it (a
- * full queue, purged, timed out) is produced again: the pipeline asks the daemon
- * ("need-rewind"), which answers with the durable cursor. Until then, payloads are dropped
- * (they would be produced out of order). What is still in librdkafka then is forgotten:
- * its late reports neither settle the new messages of a seq nor rewind again. An input that keeps
- * its place never rewinds: its peer redelivers what was not acked. SPDX-License-Identifier: MIT */
+ * Rewinds (atk-pipeline-rewind.c): a message that did not reach Kafka for a reason that says
+ * nothing about it is produced again, from the durable cursor the daemon answers with.
+ * SPDX-License-Identifier: MIT */
 #define G_LOG_DOMAIN "at-kafka"
 
 #include "atk-pipeline.h"
+#include "atk-pipeline-private.h"
 
 #include "atk-error.h"
 #include "atk-ledger.h"
@@ -21,35 +19,6 @@
 #include "atk-metadata-stage.h"
 #include "atk-payload-report.h"
 #include "atk-pipeline-parts.h"
-
-struct _AtkPipeline
-{
-  GObject parent_instance;
-
-  const AtkConfig *config;
-  AtkStats *stats;
-  AtkKafkaSink *sink;
-  AtkEventTransformer *transformer;
-  AtkTransactionDriver *txn; /* borrowed; NULL: at-least-once */
-
-  AtkInput *input;
-  gboolean keeps_place;    /* the input's ATK_INPUT_KEEPS_PLACE */
-  AtkLedger *ledger;       /* what is on its way */
-  AtkMetadataStage *stage; /* NULL unless event metadata or a service filter is on */
-  GPtrArray *messages;     /* scratch, reused for every payload */
-
-  gboolean allowed;
-  gboolean paused_by_operator;
-  gboolean paused_by_backpressure;
-  gboolean halted;
-  guint rewind_id;       /* a rewind is due: idle, or a timeout while it waits */
-  gboolean rewind_waits; /* rewind_id is the timeout */
-  guint64 reports_since_rewind;
-
-  AtkLogLimit skipped_lines; /* payloads skipped */
-  AtkLogLimit op_lines;      /* operations skipped */
-  AtkLogLimit refused_lines; /* messages Kafka refused */
-};
 
 G_DEFINE_FINAL_TYPE (AtkPipeline, atk_pipeline, G_TYPE_OBJECT)
 
@@ -62,7 +31,6 @@ enum
 static guint signals[N_SIGNALS];
 
 static void check_backpressure (AtkPipeline *self);
-static void recheck_backpressure (AtkPipeline *self);
 
 /* ---- running the input ----------------------------------------------------------- */
 
@@ -147,101 +115,11 @@ check_backpressure (AtkPipeline *self)
     }
 }
 
-/* ---- the cursor and rewinding ---------------------------------------------------- */
-
-gboolean
-atk_pipeline_uses_cursor (AtkPipeline *self)
-{
-  g_return_val_if_fail (ATK_IS_PIPELINE (self), FALSE);
-  return atk_ledger_uses_cursor (self->ledger);
-}
-
-void
-atk_pipeline_reset_cursor (AtkPipeline *self, gboolean has_cursor, gint64 cursor)
-{
-  g_return_if_fail (ATK_IS_PIPELINE (self));
-  atk_ledger_reset (self->ledger, has_cursor, cursor);
-}
-
-gboolean
-atk_pipeline_get_acked_cursor (AtkPipeline *self, gint64 *cursor)
-{
-  g_return_val_if_fail (ATK_IS_PIPELINE (self), FALSE);
-  return atk_ledger_get_cursor (self->ledger, cursor);
-}
-
-gboolean
-atk_pipeline_get_last_handed (AtkPipeline *self, gint64 *seq)
-{
-  g_return_val_if_fail (ATK_IS_PIPELINE (self), FALSE);
-  return atk_ledger_get_last_added (self->ledger, seq);
-}
-
-void
-atk_pipeline_rewind (AtkPipeline *self, gboolean has_cursor, gint64 cursor, const char *why)
-{
-  g_return_if_fail (ATK_IS_PIPELINE (self));
-
-  /* Started at the live tip and nothing durable yet: back to just before the first seq we
-   * took, not to the live tip again (which would skip everything in between). */
-  atk_ledger_rewind_point (self->ledger, &has_cursor, &cursor);
-  g_warning ("%s: producing again from after seq %" G_GINT64_FORMAT, why, has_cursor ? cursor : -1);
-  if (self->stage != NULL)
-    atk_metadata_stage_clear (self->stage);
-  atk_kafka_sink_forget_in_flight (self->sink);
-  self->reports_since_rewind = 0;
-  atk_pipeline_reset_cursor (self, has_cursor, cursor);
-  atk_pipeline_reconnect (self);
-  /* messages the sink held for want of room left the in-flight count without a report */
-  recheck_backpressure (self);
-}
-
-static gboolean
-on_rewind (gpointer user_data)
-{
-  AtkPipeline *self = user_data;
-
-  self->rewind_id = 0;
-  self->rewind_waits = FALSE;
-  if (!self->halted)
-    g_signal_emit (self, signals[SIGNAL_NEED_REWIND], 0, "Messages did not reach Kafka");
-  return G_SOURCE_REMOVE;
-}
-
-/* Failures come in bursts: one rewind for all of them, once the burst is handled. A rewind
- * right after another, before librdkafka reported on anything it still holds (a full queue
- * refusing the replayed messages again), would only spin: it waits for the next report, or
- * REWIND_WAIT_MS at most. */
-#define REWIND_WAIT_MS 1000
-
-static void
-schedule_rewind (AtkPipeline *self)
-{
-  if (self->rewind_id != 0)
-    return;
-  self->rewind_waits
-      = self->reports_since_rewind == 0 && atk_kafka_sink_get_in_flight (self->sink) > 0;
-  self->rewind_id = self->rewind_waits ? g_timeout_add (REWIND_WAIT_MS, on_rewind, self)
-                                       : g_idle_add (on_rewind, self);
-}
-
-/* A message left librdkafka: a waiting rewind may go now. */
-static void
-count_report (AtkPipeline *self)
-{
-  self->reports_since_rewind++;
-  if (!self->rewind_waits)
-    return;
-  g_clear_handle_id (&self->rewind_id, g_source_remove);
-  self->rewind_waits = FALSE;
-  self->rewind_id = g_idle_add (on_rewind, self);
-}
-
 /* ---- settling and producing ------------------------------------------------------- */
 
 /* A message left librdkafka (also one "released" from before a rewind). */
-static void
-recheck_backpressure (AtkPipeline *self)
+void
+atk_pipeline_recheck_backpressure (AtkPipeline *self)
 {
   if (self->paused_by_backpressure)
     check_backpressure (self);
@@ -252,15 +130,15 @@ on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
               const char *error_message, gdouble latency, AtkPipeline *self)
 {
   atk_ledger_settle (self->ledger, has_seq, seq, ok);
-  count_report (self);
-  recheck_backpressure (self);
+  atk_pipeline_count_report (self);
+  atk_pipeline_recheck_backpressure (self);
 }
 
 static void
 on_released (AtkKafkaSink *sink, AtkPipeline *self)
 {
-  count_report (self);
-  recheck_backpressure (self);
+  atk_pipeline_count_report (self);
+  atk_pipeline_recheck_backpressure (self);
 }
 
 static void
@@ -277,9 +155,9 @@ on_undelivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, const char *er
     }
   /* With transactions the commit reports it and aborts; a fatal error ends it all. */
   if (self->txn == NULL && !self->halted)
-    schedule_rewind (self);
-  count_report (self);
-  recheck_backpressure (self);
+    atk_pipeline_schedule_rewind (self);
+  atk_pipeline_count_report (self);
+  atk_pipeline_recheck_backpressure (self);
 }
 
 /* Refused at once. Too large: settled for good, so it must not hold the cursor back.
@@ -334,7 +212,7 @@ produce_messages (AtkPipeline *self)
    * a DID before an earlier one. */
   for (i++; i < n; i++)
     atk_message_free (messages[i]);
-  schedule_rewind (self);
+  atk_pipeline_schedule_rewind (self);
 }
 
 /* The scratch array's messages go to the sink, or through the metadata stage. */
@@ -374,7 +252,7 @@ on_stage_ready (AtkMetadataStage *stage, AtkMessage *message, AtkPipeline *self)
   if (self->rewind_id != 0)
     return;
   if (!produce_one (self, take_message (message)))
-    schedule_rewind (self);
+    atk_pipeline_schedule_rewind (self);
   check_backpressure (self);
 }
 
@@ -383,7 +261,7 @@ on_stage_filtered (AtkMetadataStage *stage, AtkMessage *message, AtkPipeline *se
 {
   self->stats->filtered_ops++;
   atk_ledger_settle (self->ledger, message->has_seq, message->seq, TRUE);
-  recheck_backpressure (self);
+  atk_pipeline_recheck_backpressure (self);
 }
 
 /* ---- payloads ---------------------------------------------------------------------- */
@@ -436,7 +314,7 @@ on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
     {
       g_ptr_array_set_size (self->messages, 0);
       atk_input_event_clear (&event);
-      schedule_rewind (self); /* to the live tip again, and another anchor */
+      atk_pipeline_schedule_rewind (self); /* to the live tip again, and another anchor */
       return;
     }
   if (event.has_position)
