@@ -18,6 +18,8 @@
 #define READ_BYTES (64 * 1024)
 /* Bytes read per main-loop turn: a peer that never stops sending cannot starve the loop. */
 #define TURN_BYTES (256 * 1024)
+/* A turn that read this much does not pause before the next (see rest_after). */
+#define REST_SKIP_BYTES (128 * 1024)
 /* After our close frame: how long we wait for the peer's before closing the stream. */
 #define LINGER_MS 2000
 
@@ -55,6 +57,9 @@ struct _AtkWsConn
 
   GSource *read_source;
   GSource *pending_source; /* parses the leftover of the handshake */
+  GSource *rest_source;    /* the pause between batched reads (read_source is NULL meanwhile) */
+  guint batch_ms;
+  guint64 reads; /* main-loop turns that read data */
   guint keepalive_id;
   guint linger_id;
   guint end_later_id;
@@ -65,6 +70,8 @@ struct _AtkWsConn
 G_DEFINE_FINAL_TYPE (AtkWsConn, atk_ws_conn, G_TYPE_OBJECT)
 
 static void shut_down (AtkWsConn *self);
+static void arm_read (AtkWsConn *self);
+static gboolean on_readable (GObject *stream, gpointer user_data);
 
 static void
 clear_source (GSource **source)
@@ -172,6 +179,11 @@ shut_down (AtkWsConn *self)
   if (self->state == CONN_OPEN || self->state == CONN_NEW)
     {
       self->state = CONN_CLOSING;
+      if (self->rest_source != NULL)
+        {
+          clear_source (&self->rest_source);
+          arm_read (self); /* drain the peer's close without waiting */
+        }
       g_object_ref (self);
       self->linger_id = g_timeout_add (LINGER_MS, on_linger_done, self);
       return; /* the close frame is queued by the caller; reading goes on (draining) */
@@ -365,11 +377,47 @@ parse (AtkWsConn *self)
     }
 }
 
+static void
+arm_read (AtkWsConn *self)
+{
+  self->read_source = g_pollable_input_stream_create_source (self->in, NULL);
+  g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
+  g_source_attach (self->read_source, NULL);
+}
+
+static gboolean
+on_rested (gpointer user_data)
+{
+  AtkWsConn *self = user_data;
+
+  g_clear_pointer (&self->rest_source, g_source_unref);
+  if (self->state == CONN_OPEN && self->read_source == NULL)
+    arm_read (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Batching: after a turn that read data, the socket is left alone for batch_ms, so that one
+ * wake-up takes the frames of that time instead of one wake-up per frame (a relay sends each
+ * frame as its own TCP segment). A turn that read REST_SKIP_BYTES or more means the peer is
+ * ahead of us: no pause then. */
+static void
+rest_after (AtkWsConn *self, gsize got)
+{
+  if (self->batch_ms == 0 || got == 0 || got >= REST_SKIP_BYTES || self->state != CONN_OPEN
+      || self->read_source == NULL)
+    return;
+  clear_source (&self->read_source);
+  self->rest_source = g_timeout_source_new (self->batch_ms);
+  g_source_set_callback (self->rest_source, on_rested, self, NULL);
+  g_source_attach (self->rest_source, NULL);
+}
+
 static gboolean
 on_readable (GObject *stream, gpointer user_data)
 {
   AtkWsConn *self = g_object_ref (user_data);
   gsize budget = TURN_BYTES;
+  gsize got = 0;
   guint8 scratch[4096];
 
   while (budget > 0 && (self->state == CONN_OPEN || self->state == CONN_CLOSING))
@@ -411,10 +459,14 @@ on_readable (GObject *stream, gpointer user_data)
           budget -= MIN ((gsize)n, budget);
           continue;
         }
+      if (got == 0)
+        self->reads++;
       self->end += n;
+      got += n;
       budget -= MIN ((gsize)n, budget);
       parse (self);
     }
+  rest_after (self, got);
   g_object_unref (self);
   return G_SOURCE_CONTINUE;
 }
@@ -451,9 +503,7 @@ atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsConnEn
   self->on_end = on_end;
   self->user_data = user_data;
   self->state = CONN_OPEN;
-  self->read_source = g_pollable_input_stream_create_source (self->in, NULL);
-  g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
-  g_source_attach (self->read_source, NULL);
+  arm_read (self);
   if (self->end > self->start)
     {
       self->pending_source = g_idle_source_new ();
@@ -462,6 +512,22 @@ atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsConnEn
     }
   if (self->keepalive_s > 0)
     self->keepalive_id = g_timeout_add_seconds (self->keepalive_s, on_keepalive, self);
+}
+
+void
+atk_ws_conn_set_read_batch (AtkWsConn *self, guint batch_ms)
+{
+  g_return_if_fail (ATK_IS_WS_CONN (self));
+
+  self->batch_ms = batch_ms;
+}
+
+guint64
+atk_ws_conn_get_reads (AtkWsConn *self)
+{
+  g_return_val_if_fail (ATK_IS_WS_CONN (self), 0);
+
+  return self->reads;
 }
 
 gboolean
@@ -518,6 +584,7 @@ atk_ws_conn_dispose (GObject *object)
   clear_source (&self->read_source);
   atk_ws_output_stop (&self->output);
   clear_source (&self->pending_source);
+  clear_source (&self->rest_source);
   g_clear_handle_id (&self->keepalive_id, g_source_remove);
   g_clear_handle_id (&self->linger_id, g_source_remove);
   g_clear_handle_id (&self->end_later_id, g_source_remove);
