@@ -1,6 +1,7 @@
-/* at-kafka: the data path of a client WebSocket connection. One read buffer (a GBytes that
- * messages slice), a frame reader, and an output queue for pongs, pings, closes and text
- * (AtkWsOutput, atk-ws-output.c).
+/* at-kafka: the data path of a client WebSocket connection. A read buffer (AtkWsInbuf,
+ * atk-ws-inbuf.c: messages are slices of it), a frame reader, and an output queue for pongs,
+ * pings, closes and text (AtkWsOutput, atk-ws-output.c). Reads may come in batches (see
+ * rest_after()).
  *
  * Re-entrancy: the message handler may close the connection (and drop the owner's reference):
  * every dispatch holds a reference and stops once the state is no longer OPEN.
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "atk-ws-frame.h"
+#include "atk-ws-inbuf.h"
 #include "atk-ws-output.h"
 
 /* Bytes asked of the socket (or TLS) per read. */
@@ -46,12 +48,7 @@ struct _AtkWsConn
   gpointer user_data;
 
   AtkWsFrameReader reader;
-  GBytes *chunk; /* the read buffer: messages are slices of it */
-  guint8 *buf;
-  gsize cap, start, end;
-  gboolean sliced; /* a slice of chunk was handed out: never move its bytes */
-  gsize needed;    /* bytes the frame at start takes in all, as far as known */
-  GByteArray *fragments;
+  AtkWsInbuf in_buf;
 
   AtkWsOutput output;
 
@@ -237,57 +234,14 @@ atk_ws_conn_close (AtkWsConn *self, guint16 code)
 
 /* ---- input ---- */
 
-/* Room for `needed` bytes from start on. A sliced buffer is left alone: a new one takes the
- * partial frame. */
-static void
-make_room (AtkWsConn *self, gsize needed)
-{
-  gsize pending = self->end - self->start;
-  gsize cap;
-  guint8 *buf;
-
-  if (self->buf != NULL && !self->sliced && needed <= self->cap)
-    {
-      memmove (self->buf, self->buf + self->start, pending);
-      self->start = 0;
-      self->end = pending;
-      return;
-    }
-  cap = MAX ((gsize)READ_BYTES, needed);
-  buf = g_malloc (cap);
-  if (pending > 0)
-    memcpy (buf, self->buf + self->start, pending);
-  g_clear_pointer (&self->chunk, g_bytes_unref);
-  self->chunk = g_bytes_new_take (buf, cap);
-  self->buf = buf;
-  self->cap = cap;
-  self->start = 0;
-  self->end = pending;
-  self->sliced = FALSE;
-}
-
 static void
 deliver (AtkWsConn *self, const AtkWsFrame *frame)
 {
-  g_autoptr (GBytes) payload = NULL;
+  g_autoptr (GBytes) payload = atk_ws_inbuf_take_message (&self->in_buf, frame);
   gboolean binary = frame->opcode == ATK_WS_OPCODE_BINARY;
 
-  if (frame->first && frame->fin)
-    {
-      payload
-          = g_bytes_new_from_bytes (self->chunk, frame->payload - self->buf, frame->payload_len);
-      self->sliced = TRUE;
-    }
-  else
-    {
-      if (frame->first)
-        g_byte_array_set_size (self->fragments, 0);
-      g_byte_array_append (self->fragments, frame->payload, (guint)frame->payload_len);
-      if (!frame->fin)
-        return;
-      payload = g_byte_array_free_to_bytes (g_steal_pointer (&self->fragments));
-      self->fragments = g_byte_array_new ();
-    }
+  if (payload == NULL)
+    return; /* more fragments to come */
   if (!binary)
     {
       gsize len;
@@ -345,17 +299,18 @@ parse (AtkWsConn *self)
     {
       AtkWsFrame frame;
       gsize consumed, needed;
-      AtkWsFrameResult result = atk_ws_frame_reader_next (
-          &self->reader, self->buf + self->start, self->end - self->start, g_get_monotonic_time (),
-          &frame, &consumed, &needed);
+      AtkWsInbuf *in = &self->in_buf;
+      AtkWsFrameResult result
+          = atk_ws_frame_reader_next (&self->reader, in->buf + in->start, in->end - in->start,
+                                      g_get_monotonic_time (), &frame, &consumed, &needed);
 
-      self->start += consumed;
+      in->start += consumed;
       switch (result)
         {
         case ATK_WS_FRAME_NEED_MORE:
-          self->needed = needed;
-          if (needed > self->cap - self->start)
-            make_room (self, needed);
+          in->needed = needed;
+          if (needed > in->cap - in->start)
+            atk_ws_inbuf_make_room (in, READ_BYTES, needed);
           return;
         case ATK_WS_FRAME_DATA:
           deliver (self, &frame);
@@ -416,6 +371,7 @@ static gboolean
 on_readable (GObject *stream, gpointer user_data)
 {
   AtkWsConn *self = g_object_ref (user_data);
+  AtkWsInbuf *in = &self->in_buf;
   gsize budget = TURN_BYTES;
   gsize got = 0;
   guint8 scratch[4096];
@@ -426,12 +382,12 @@ on_readable (GObject *stream, gpointer user_data)
       gboolean draining = self->state == CONN_CLOSING;
       gssize n;
 
-      if (!draining && self->end == self->cap)
-        make_room (self, MAX (self->needed, self->end - self->start + 1));
+      if (!draining && in->end == in->cap)
+        atk_ws_inbuf_make_room (in, READ_BYTES, MAX (in->needed, in->end - in->start + 1));
       /* draining: what the peer still sends is dropped */
       n = g_pollable_input_stream_read_nonblocking (
-          self->in, draining ? scratch : self->buf + self->end,
-          draining ? sizeof scratch : self->cap - self->end, NULL, &error);
+          self->in, draining ? scratch : in->buf + in->end,
+          draining ? sizeof scratch : in->cap - in->end, NULL, &error);
       if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         break;
       if (n <= 0 && draining)
@@ -461,7 +417,7 @@ on_readable (GObject *stream, gpointer user_data)
         }
       if (got == 0)
         self->reads++;
-      self->end += n;
+      in->end += n;
       got += n;
       budget -= MIN ((gsize)n, budget);
       parse (self);
@@ -504,7 +460,7 @@ atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsConnEn
   self->user_data = user_data;
   self->state = CONN_OPEN;
   arm_read (self);
-  if (self->end > self->start)
+  if (self->in_buf.end > self->in_buf.start)
     {
       self->pending_source = g_idle_source_new ();
       g_source_set_callback (self->pending_source, on_pending, self, NULL);
@@ -557,7 +513,6 @@ AtkWsConn *
 atk_ws_conn_new (GIOStream *stream, GBytes *leftover, guint64 max_message_bytes, guint keepalive_s)
 {
   AtkWsConn *self;
-  gsize size = leftover != NULL ? g_bytes_get_size (leftover) : 0;
 
   g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
 
@@ -569,10 +524,7 @@ atk_ws_conn_new (GIOStream *stream, GBytes *leftover, guint64 max_message_bytes,
   atk_ws_output_init (&self->output, G_OBJECT (self), self->out, &self->reader.pings,
                       on_output_drained, on_output_failed);
   atk_ws_frame_reader_init (&self->reader, max_message_bytes, g_get_monotonic_time ());
-  make_room (self, MAX (size, 1u));
-  if (size > 0)
-    memcpy (self->buf, g_bytes_get_data (leftover, NULL), size);
-  self->end = size;
+  atk_ws_inbuf_init (&self->in_buf, READ_BYTES, leftover);
   return self;
 }
 
@@ -599,8 +551,7 @@ atk_ws_conn_finalize (GObject *object)
   g_clear_object (&self->stream);
   g_clear_object (&self->close_cancellable);
   g_free (self->end_later_message);
-  g_clear_pointer (&self->chunk, g_bytes_unref);
-  g_byte_array_unref (self->fragments);
+  atk_ws_inbuf_clear (&self->in_buf);
   atk_ws_output_clear (&self->output);
   G_OBJECT_CLASS (atk_ws_conn_parent_class)->finalize (object);
 }
@@ -615,5 +566,4 @@ atk_ws_conn_class_init (AtkWsConnClass *klass)
 static void
 atk_ws_conn_init (AtkWsConn *self)
 {
-  self->fragments = g_byte_array_new ();
 }
