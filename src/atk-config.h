@@ -30,6 +30,7 @@ typedef struct
   char *relay_host;      /* normalised: ws:// or wss:// scheme, no trailing '/' */
   guint max_frame_bytes; /* WebSocket max incoming payload */
   guint idle_timeout_s;  /* reconnect when no frame arrives for this long */
+  guint read_batch_ms;   /* after a read that got data, the next read waits this long */
   gint64 max_seq_jump;   /* a larger step between seqs is a bad frame; 0: no bound */
   AtkCursorMode cursor_mode;
   gint64 cursor;

@@ -60,6 +60,8 @@ atk_pipeline_build_stage (const AtkConfig *config, GError **error)
 AtkInput *
 atk_pipeline_build_input (const AtkConfig *config, GError **error)
 {
+  AtkFirehoseSource *relay;
+
   if (config->ozone_pds_host != NULL)
     {
       g_autoptr (AtkOzoneSource) ozone = atk_ozone_source_new (config, error);
@@ -79,8 +81,15 @@ atk_pipeline_build_input (const AtkConfig *config, GError **error)
       return ATK_INPUT (g_steal_pointer (&ozone));
     }
   if (config->tap_host != NULL)
-    return ATK_INPUT (
-        atk_tap_source_new (config->tap_host, config->max_frame_bytes, config->disable_acks));
-  return ATK_INPUT (atk_firehose_source_new (config->relay_host, config->max_frame_bytes,
-                                             config->idle_timeout_s));
+    {
+      AtkTapSource *tap
+          = atk_tap_source_new (config->tap_host, config->max_frame_bytes, config->disable_acks);
+
+      atk_tap_source_set_read_batch (tap, config->read_batch_ms);
+      return ATK_INPUT (tap);
+    }
+  relay = atk_firehose_source_new (config->relay_host, config->max_frame_bytes,
+                                   config->idle_timeout_s);
+  atk_firehose_source_set_read_batch (relay, config->read_batch_ms);
+  return ATK_INPUT (relay);
 }

@@ -110,6 +110,7 @@ typedef enum
   F_IN_FLIGHT_BYTES,
   F_MAX_FRAME_BYTES,
   F_IDLE_TIMEOUT,
+  F_READ_BATCH,
   F_BUS,
   F_PLC_HOST,
   F_API_HOST,
@@ -183,6 +184,8 @@ field_text (const AtkConfig *c, Field field)
       return g_strdup_printf ("%u", c->max_frame_bytes);
     case F_IDLE_TIMEOUT:
       return g_strdup_printf ("%u", c->idle_timeout_s);
+    case F_READ_BATCH:
+      return g_strdup_printf ("%u", c->read_batch_ms);
     case F_BUS:
       {
         const char *const names[] = { "auto", "system", "session", "none" };
@@ -278,6 +281,7 @@ static const OptionCase option_cases[] = {
   { "--max-frame-bytes", "ATKAFKA_MAX_FRAME_BYTES", F_MAX_FRAME_BYTES, "1048576", "1048576",
     "65536", "65536" },
   { "--idle-timeout", "ATKAFKA_IDLE_TIMEOUT", F_IDLE_TIMEOUT, "5", "5", "86400", "86400" },
+  { "--read-batch-ms", "ATKAFKA_READ_BATCH_MS", F_READ_BATCH, "0", "0", "25", "25" },
   { "--bus", "ATKAFKA_BUS", F_BUS, "none", "none", "session", "session" },
   { "--plc-host", "ATKAFKA_PLC_HOST", F_PLC_HOST, "https://plc.example/", "https://plc.example",
     "http://127.0.0.1:2582", "http://127.0.0.1:2582" },
@@ -379,6 +383,7 @@ test_defaults (void)
   assert_field (config, F_IN_FLIGHT_BYTES, "268435456", "default");
   assert_field (config, F_MAX_FRAME_BYTES, "6291456", "default");
   assert_field (config, F_IDLE_TIMEOUT, "60", "default");
+  assert_field (config, F_READ_BATCH, "10", "default");
   assert_field (config, F_BUS, "auto", "default");
   assert_field (config, F_PLC_HOST, "(none)", "default");
   assert_field (config, F_API_HOST, "(none)", "default");
@@ -488,6 +493,7 @@ test_number_bounds (void)
     { "--topic-replication-factor", F_REPLICATION, "1", "32767" },
     { "--max-frame-bytes", F_MAX_FRAME_BYTES, "65536", "67108864" },
     { "--idle-timeout", F_IDLE_TIMEOUT, "1", "86400" },
+    { "--read-batch-ms", F_READ_BATCH, "0", "1000" },
     { "--cursor-save-interval", F_SAVE_INTERVAL, "10", "3600000" },
     { "--max-in-flight-bytes", F_IN_FLIGHT_BYTES, "1048576", "1099511627776" },
     { "--max-in-flight-messages", F_IN_FLIGHT_MESSAGES, "100", "10000000" },
@@ -638,6 +644,8 @@ static const BadCase bad_cases[] = {
   { "--max-frame-bytes", "ATKAFKA_MAX_FRAME_BYTES", "67108865", "--max-frame-bytes" },
   { "--idle-timeout", "ATKAFKA_IDLE_TIMEOUT", "0", "--idle-timeout" },
   { "--idle-timeout", "ATKAFKA_IDLE_TIMEOUT", "86401", "--idle-timeout" },
+  { "--read-batch-ms", "ATKAFKA_READ_BATCH_MS", "1001", "--read-batch-ms" },
+  { "--read-batch-ms", "ATKAFKA_READ_BATCH_MS", "-1", "--read-batch-ms" },
   { "--cursor", "ATKAFKA_CURSOR", "-1", "--cursor" },
   { "--cursor", "ATKAFKA_CURSOR", "tip", "--cursor" },
   { "--cursor", "ATKAFKA_CURSOR", "9223372036854775808", "--cursor" },

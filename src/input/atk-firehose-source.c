@@ -129,6 +129,23 @@ atk_firehose_source_get_state (AtkFirehoseSource *self)
   return self->client != NULL ? atk_ws_client_get_state (self->client) : ATK_SOURCE_STOPPED;
 }
 
+void
+atk_firehose_source_set_read_batch (AtkFirehoseSource *self, guint batch_ms)
+{
+  g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
+
+  if (self->client != NULL)
+    atk_ws_client_set_read_batch (self->client, batch_ms);
+}
+
+guint64
+atk_firehose_source_get_reads (AtkFirehoseSource *self)
+{
+  g_return_val_if_fail (ATK_IS_FIREHOSE_SOURCE (self), 0);
+
+  return self->client != NULL ? atk_ws_client_get_reads (self->client) : 0;
+}
+
 guint64
 atk_firehose_source_get_reconnects (AtkFirehoseSource *self)
 {

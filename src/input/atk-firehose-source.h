@@ -27,6 +27,9 @@ void atk_firehose_source_stop (AtkFirehoseSource *self);
 void atk_firehose_source_reconnect (AtkFirehoseSource *self);
 
 AtkSourceState atk_firehose_source_get_state (AtkFirehoseSource *self);
+/* See atk_ws_client_set_read_batch(); the relay and Tap inputs take --read-batch-ms. */
+void atk_firehose_source_set_read_batch (AtkFirehoseSource *self, guint batch_ms);
+guint64 atk_firehose_source_get_reads (AtkFirehoseSource *self);
 guint64 atk_firehose_source_get_reconnects (AtkFirehoseSource *self);
 
 /* The wait before the next attempt (valid in BACKOFF): delay_ms is drawn uniformly from

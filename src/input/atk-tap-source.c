@@ -144,6 +144,15 @@ atk_tap_source_get_state (AtkTapSource *self)
   return self->client != NULL ? atk_ws_client_get_state (self->client) : ATK_SOURCE_STOPPED;
 }
 
+void
+atk_tap_source_set_read_batch (AtkTapSource *self, guint batch_ms)
+{
+  g_return_if_fail (ATK_IS_TAP_SOURCE (self));
+
+  if (self->client != NULL)
+    atk_ws_client_set_read_batch (self->client, batch_ms);
+}
+
 guint64
 atk_tap_source_get_reconnects (AtkTapSource *self)
 {

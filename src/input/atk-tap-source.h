@@ -35,6 +35,8 @@ void atk_tap_source_reconnect (AtkTapSource *self);
 void atk_tap_source_ack (AtkTapSource *self, guint64 id);
 
 AtkSourceState atk_tap_source_get_state (AtkTapSource *self);
+/* See atk_ws_client_set_read_batch(); the relay and Tap inputs take --read-batch-ms. */
+void atk_tap_source_set_read_batch (AtkTapSource *self, guint batch_ms);
 guint64 atk_tap_source_get_reconnects (AtkTapSource *self);
 gboolean atk_tap_source_get_disable_acks (AtkTapSource *self);
 

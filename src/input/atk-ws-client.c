@@ -34,6 +34,8 @@ struct _AtkWsClient
   gboolean binary; /* the kind of message delivered */
   guint max_payload_bytes;
   guint idle_timeout_s;
+  guint read_batch_ms;
+  guint64 reads_before; /* reads on the connections before this one */
   guint healthy_messages;
   char *peer;
   char *noun;
@@ -114,7 +116,10 @@ drop_connection (AtkWsClient *self, gushort code)
   g_autoptr (AtkWsConn) conn = g_steal_pointer (&self->conn);
 
   if (conn != NULL)
-    atk_ws_conn_close (conn, code);
+    {
+      self->reads_before += atk_ws_conn_get_reads (conn);
+      atk_ws_conn_close (conn, code);
+    }
 }
 
 /* Abandons whatever is in progress: the handshake, the connection, the timers. */
@@ -275,6 +280,7 @@ adopt_connection (AtkWsClient *self, AtkWsConn *conn)
   self->messages_on_conn = 0;
   self->progress_on_conn = FALSE;
   g_clear_object (&self->cancellable);
+  atk_ws_conn_set_read_batch (conn, self->read_batch_ms);
   atk_ws_conn_start (conn, on_conn_message, on_conn_end, self);
   set_state (self, ATK_SOURCE_CONNECTED);
 }
@@ -433,6 +439,24 @@ atk_ws_client_set_labels (AtkWsClient *self, const char *peer, const char *noun,
   self->noun = g_strdup (noun);
   g_free (self->limit_name);
   self->limit_name = g_strdup (limit_name);
+}
+
+void
+atk_ws_client_set_read_batch (AtkWsClient *self, guint batch_ms)
+{
+  g_return_if_fail (ATK_IS_WS_CLIENT (self));
+
+  self->read_batch_ms = batch_ms;
+  if (self->conn != NULL)
+    atk_ws_conn_set_read_batch (self->conn, batch_ms);
+}
+
+guint64
+atk_ws_client_get_reads (AtkWsClient *self)
+{
+  g_return_val_if_fail (ATK_IS_WS_CLIENT (self), 0);
+
+  return self->reads_before + (self->conn != NULL ? atk_ws_conn_get_reads (self->conn) : 0);
 }
 
 AtkSourceState

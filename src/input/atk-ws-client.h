@@ -46,6 +46,12 @@ void atk_ws_client_set_healthy_messages (AtkWsClient *self, guint n_messages);
 void atk_ws_client_set_labels (AtkWsClient *self, const char *peer, const char *noun,
                                const char *limit_name);
 
+/* After a read that got data, wait this long before reading again (see atk_ws_conn_set_read_batch);
+ * 0: read as data arrives. */
+void atk_ws_client_set_read_batch (AtkWsClient *self, guint batch_ms);
+/* Main-loop turns that read data, over all connections. */
+guint64 atk_ws_client_get_reads (AtkWsClient *self);
+
 void atk_ws_client_start (AtkWsClient *self);
 /* Closes the connection; nothing fires after this until start(). */
 void atk_ws_client_stop (AtkWsClient *self);

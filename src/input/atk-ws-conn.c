@@ -1,6 +1,7 @@
-/* at-kafka: the data path of a client WebSocket connection. One read buffer (a GBytes that
- * messages slice), a frame reader, and an output queue for pongs, pings, closes and text
- * (AtkWsOutput, atk-ws-output.c).
+/* at-kafka: the data path of a client WebSocket connection. A read buffer (AtkWsInbuf,
+ * atk-ws-inbuf.c: messages are slices of it), a frame reader, and an output queue for pongs,
+ * pings, closes and text (AtkWsOutput, atk-ws-output.c). Reads may come in batches (see
+ * rest_after()).
  *
  * Re-entrancy: the message handler may close the connection (and drop the owner's reference):
  * every dispatch holds a reference and stops once the state is no longer OPEN.
@@ -12,12 +13,15 @@
 #include <string.h>
 
 #include "atk-ws-frame.h"
+#include "atk-ws-inbuf.h"
 #include "atk-ws-output.h"
 
 /* Bytes asked of the socket (or TLS) per read. */
 #define READ_BYTES (64 * 1024)
 /* Bytes read per main-loop turn: a peer that never stops sending cannot starve the loop. */
 #define TURN_BYTES (256 * 1024)
+/* A turn that read this much does not pause before the next (see rest_after). */
+#define REST_SKIP_BYTES (128 * 1024)
 /* After our close frame: how long we wait for the peer's before closing the stream. */
 #define LINGER_MS 2000
 
@@ -44,17 +48,15 @@ struct _AtkWsConn
   gpointer user_data;
 
   AtkWsFrameReader reader;
-  GBytes *chunk; /* the read buffer: messages are slices of it */
-  guint8 *buf;
-  gsize cap, start, end;
-  gboolean sliced; /* a slice of chunk was handed out: never move its bytes */
-  gsize needed;    /* bytes the frame at start takes in all, as far as known */
-  GByteArray *fragments;
+  AtkWsInbuf in_buf;
 
   AtkWsOutput output;
 
   GSource *read_source;
   GSource *pending_source; /* parses the leftover of the handshake */
+  GSource *rest_source;    /* the pause between batched reads (read_source is NULL meanwhile) */
+  guint batch_ms;
+  guint64 reads; /* main-loop turns that read data */
   guint keepalive_id;
   guint linger_id;
   guint end_later_id;
@@ -65,6 +67,8 @@ struct _AtkWsConn
 G_DEFINE_FINAL_TYPE (AtkWsConn, atk_ws_conn, G_TYPE_OBJECT)
 
 static void shut_down (AtkWsConn *self);
+static void arm_read (AtkWsConn *self);
+static gboolean on_readable (GObject *stream, gpointer user_data);
 
 static void
 clear_source (GSource **source)
@@ -172,6 +176,11 @@ shut_down (AtkWsConn *self)
   if (self->state == CONN_OPEN || self->state == CONN_NEW)
     {
       self->state = CONN_CLOSING;
+      if (self->rest_source != NULL)
+        {
+          clear_source (&self->rest_source);
+          arm_read (self); /* drain the peer's close without waiting */
+        }
       g_object_ref (self);
       self->linger_id = g_timeout_add (LINGER_MS, on_linger_done, self);
       return; /* the close frame is queued by the caller; reading goes on (draining) */
@@ -225,57 +234,14 @@ atk_ws_conn_close (AtkWsConn *self, guint16 code)
 
 /* ---- input ---- */
 
-/* Room for `needed` bytes from start on. A sliced buffer is left alone: a new one takes the
- * partial frame. */
-static void
-make_room (AtkWsConn *self, gsize needed)
-{
-  gsize pending = self->end - self->start;
-  gsize cap;
-  guint8 *buf;
-
-  if (self->buf != NULL && !self->sliced && needed <= self->cap)
-    {
-      memmove (self->buf, self->buf + self->start, pending);
-      self->start = 0;
-      self->end = pending;
-      return;
-    }
-  cap = MAX ((gsize)READ_BYTES, needed);
-  buf = g_malloc (cap);
-  if (pending > 0)
-    memcpy (buf, self->buf + self->start, pending);
-  g_clear_pointer (&self->chunk, g_bytes_unref);
-  self->chunk = g_bytes_new_take (buf, cap);
-  self->buf = buf;
-  self->cap = cap;
-  self->start = 0;
-  self->end = pending;
-  self->sliced = FALSE;
-}
-
 static void
 deliver (AtkWsConn *self, const AtkWsFrame *frame)
 {
-  g_autoptr (GBytes) payload = NULL;
+  g_autoptr (GBytes) payload = atk_ws_inbuf_take_message (&self->in_buf, frame);
   gboolean binary = frame->opcode == ATK_WS_OPCODE_BINARY;
 
-  if (frame->first && frame->fin)
-    {
-      payload
-          = g_bytes_new_from_bytes (self->chunk, frame->payload - self->buf, frame->payload_len);
-      self->sliced = TRUE;
-    }
-  else
-    {
-      if (frame->first)
-        g_byte_array_set_size (self->fragments, 0);
-      g_byte_array_append (self->fragments, frame->payload, (guint)frame->payload_len);
-      if (!frame->fin)
-        return;
-      payload = g_byte_array_free_to_bytes (g_steal_pointer (&self->fragments));
-      self->fragments = g_byte_array_new ();
-    }
+  if (payload == NULL)
+    return; /* more fragments to come */
   if (!binary)
     {
       gsize len;
@@ -333,17 +299,18 @@ parse (AtkWsConn *self)
     {
       AtkWsFrame frame;
       gsize consumed, needed;
-      AtkWsFrameResult result = atk_ws_frame_reader_next (
-          &self->reader, self->buf + self->start, self->end - self->start, g_get_monotonic_time (),
-          &frame, &consumed, &needed);
+      AtkWsInbuf *in = &self->in_buf;
+      AtkWsFrameResult result
+          = atk_ws_frame_reader_next (&self->reader, in->buf + in->start, in->end - in->start,
+                                      g_get_monotonic_time (), &frame, &consumed, &needed);
 
-      self->start += consumed;
+      in->start += consumed;
       switch (result)
         {
         case ATK_WS_FRAME_NEED_MORE:
-          self->needed = needed;
-          if (needed > self->cap - self->start)
-            make_room (self, needed);
+          in->needed = needed;
+          if (needed > in->cap - in->start)
+            atk_ws_inbuf_make_room (in, READ_BYTES, needed);
           return;
         case ATK_WS_FRAME_DATA:
           deliver (self, &frame);
@@ -365,11 +332,48 @@ parse (AtkWsConn *self)
     }
 }
 
+static void
+arm_read (AtkWsConn *self)
+{
+  self->read_source = g_pollable_input_stream_create_source (self->in, NULL);
+  g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
+  g_source_attach (self->read_source, NULL);
+}
+
+static gboolean
+on_rested (gpointer user_data)
+{
+  AtkWsConn *self = user_data;
+
+  g_clear_pointer (&self->rest_source, g_source_unref);
+  if (self->state == CONN_OPEN && self->read_source == NULL)
+    arm_read (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Batching: after a turn that read data, the socket is left alone for batch_ms, so that one
+ * wake-up takes the frames of that time instead of one wake-up per frame (a relay sends each
+ * frame as its own TCP segment). A turn that read REST_SKIP_BYTES or more means the peer is
+ * ahead of us: no pause then. */
+static void
+rest_after (AtkWsConn *self, gsize got)
+{
+  if (self->batch_ms == 0 || got == 0 || got >= REST_SKIP_BYTES || self->state != CONN_OPEN
+      || self->read_source == NULL)
+    return;
+  clear_source (&self->read_source);
+  self->rest_source = g_timeout_source_new (self->batch_ms);
+  g_source_set_callback (self->rest_source, on_rested, self, NULL);
+  g_source_attach (self->rest_source, NULL);
+}
+
 static gboolean
 on_readable (GObject *stream, gpointer user_data)
 {
   AtkWsConn *self = g_object_ref (user_data);
+  AtkWsInbuf *in = &self->in_buf;
   gsize budget = TURN_BYTES;
+  gsize got = 0;
   guint8 scratch[4096];
 
   while (budget > 0 && (self->state == CONN_OPEN || self->state == CONN_CLOSING))
@@ -378,12 +382,12 @@ on_readable (GObject *stream, gpointer user_data)
       gboolean draining = self->state == CONN_CLOSING;
       gssize n;
 
-      if (!draining && self->end == self->cap)
-        make_room (self, MAX (self->needed, self->end - self->start + 1));
+      if (!draining && in->end == in->cap)
+        atk_ws_inbuf_make_room (in, READ_BYTES, MAX (in->needed, in->end - in->start + 1));
       /* draining: what the peer still sends is dropped */
       n = g_pollable_input_stream_read_nonblocking (
-          self->in, draining ? scratch : self->buf + self->end,
-          draining ? sizeof scratch : self->cap - self->end, NULL, &error);
+          self->in, draining ? scratch : in->buf + in->end,
+          draining ? sizeof scratch : in->cap - in->end, NULL, &error);
       if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         break;
       if (n <= 0 && draining)
@@ -411,10 +415,14 @@ on_readable (GObject *stream, gpointer user_data)
           budget -= MIN ((gsize)n, budget);
           continue;
         }
-      self->end += n;
+      if (got == 0)
+        self->reads++;
+      in->end += n;
+      got += n;
       budget -= MIN ((gsize)n, budget);
       parse (self);
     }
+  rest_after (self, got);
   g_object_unref (self);
   return G_SOURCE_CONTINUE;
 }
@@ -451,10 +459,8 @@ atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsConnEn
   self->on_end = on_end;
   self->user_data = user_data;
   self->state = CONN_OPEN;
-  self->read_source = g_pollable_input_stream_create_source (self->in, NULL);
-  g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
-  g_source_attach (self->read_source, NULL);
-  if (self->end > self->start)
+  arm_read (self);
+  if (self->in_buf.end > self->in_buf.start)
     {
       self->pending_source = g_idle_source_new ();
       g_source_set_callback (self->pending_source, on_pending, self, NULL);
@@ -462,6 +468,22 @@ atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsConnEn
     }
   if (self->keepalive_s > 0)
     self->keepalive_id = g_timeout_add_seconds (self->keepalive_s, on_keepalive, self);
+}
+
+void
+atk_ws_conn_set_read_batch (AtkWsConn *self, guint batch_ms)
+{
+  g_return_if_fail (ATK_IS_WS_CONN (self));
+
+  self->batch_ms = batch_ms;
+}
+
+guint64
+atk_ws_conn_get_reads (AtkWsConn *self)
+{
+  g_return_val_if_fail (ATK_IS_WS_CONN (self), 0);
+
+  return self->reads;
 }
 
 gboolean
@@ -491,7 +513,6 @@ AtkWsConn *
 atk_ws_conn_new (GIOStream *stream, GBytes *leftover, guint64 max_message_bytes, guint keepalive_s)
 {
   AtkWsConn *self;
-  gsize size = leftover != NULL ? g_bytes_get_size (leftover) : 0;
 
   g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
 
@@ -503,10 +524,7 @@ atk_ws_conn_new (GIOStream *stream, GBytes *leftover, guint64 max_message_bytes,
   atk_ws_output_init (&self->output, G_OBJECT (self), self->out, &self->reader.pings,
                       on_output_drained, on_output_failed);
   atk_ws_frame_reader_init (&self->reader, max_message_bytes, g_get_monotonic_time ());
-  make_room (self, MAX (size, 1u));
-  if (size > 0)
-    memcpy (self->buf, g_bytes_get_data (leftover, NULL), size);
-  self->end = size;
+  atk_ws_inbuf_init (&self->in_buf, READ_BYTES, leftover);
   return self;
 }
 
@@ -518,6 +536,7 @@ atk_ws_conn_dispose (GObject *object)
   clear_source (&self->read_source);
   atk_ws_output_stop (&self->output);
   clear_source (&self->pending_source);
+  clear_source (&self->rest_source);
   g_clear_handle_id (&self->keepalive_id, g_source_remove);
   g_clear_handle_id (&self->linger_id, g_source_remove);
   g_clear_handle_id (&self->end_later_id, g_source_remove);
@@ -532,8 +551,7 @@ atk_ws_conn_finalize (GObject *object)
   g_clear_object (&self->stream);
   g_clear_object (&self->close_cancellable);
   g_free (self->end_later_message);
-  g_clear_pointer (&self->chunk, g_bytes_unref);
-  g_byte_array_unref (self->fragments);
+  atk_ws_inbuf_clear (&self->in_buf);
   atk_ws_output_clear (&self->output);
   G_OBJECT_CLASS (atk_ws_conn_parent_class)->finalize (object);
 }
@@ -548,5 +566,4 @@ atk_ws_conn_class_init (AtkWsConnClass *klass)
 static void
 atk_ws_conn_init (AtkWsConn *self)
 {
-  self->fragments = g_byte_array_new ();
 }

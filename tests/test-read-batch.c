@@ -1,0 +1,205 @@
+/* Tests for --read-batch-ms: the relay input reads the socket once per batch window instead of
+ * once per frame, and does not pause while the peer is ahead of it. A real WebSocket on
+ * loopback (an in-process SoupServer on the same main loop); every wait has a deadline.
+ * SPDX-License-Identifier: MIT */
+#include <libsoup/soup.h>
+
+#include "atk-firehose-source.h"
+#include "atk-test-util.h"
+
+/* Under valgrind everything runs about ten times slower; so do the deadlines. */
+static guint
+scaled_ms (guint ms)
+{
+  return g_getenv ("ATK_UNDER_VALGRIND") != NULL ? ms * 10 : ms;
+}
+
+typedef struct
+{
+  SoupServer *server;
+  char *url;
+  GPtrArray *frames; /* GBytes, sent on the first connection */
+  guint pace_ms;     /* one frame per pace_ms; 0: all at once */
+  SoupWebsocketConnection *conn;
+  guint next;
+  guint pace_id;
+  /* the client side */
+  guint received;
+  gboolean in_order;
+  gint64 first_us, last_us;
+} Peer;
+
+static gboolean
+send_next (gpointer user_data)
+{
+  Peer *peer = user_data;
+
+  if (peer->next >= peer->frames->len)
+    {
+      peer->pace_id = 0;
+      return G_SOURCE_REMOVE;
+    }
+  soup_websocket_connection_send_message (peer->conn, SOUP_WEBSOCKET_DATA_BINARY,
+                                          peer->frames->pdata[peer->next++]);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_websocket (SoupServer *server, SoupServerMessage *msg, const char *path,
+              SoupWebsocketConnection *conn, gpointer user_data)
+{
+  Peer *peer = user_data;
+
+  g_assert_null (peer->conn); /* one connection: the client never reconnects here */
+  peer->conn = g_object_ref (conn);
+  if (peer->pace_ms > 0)
+    peer->pace_id = g_timeout_add (peer->pace_ms, send_next, peer);
+  else
+    while (send_next (peer) == G_SOURCE_CONTINUE)
+      ;
+}
+
+static void
+on_payload (AtkInput *input, GBytes *payload, gpointer user_data)
+{
+  Peer *peer = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (peer->received == 0)
+    peer->first_us = now;
+  peer->last_us = now;
+  if (peer->received >= peer->frames->len
+      || !g_bytes_equal (payload, peer->frames->pdata[peer->received]))
+    peer->in_order = FALSE;
+  peer->received++;
+}
+
+static Peer *
+peer_new (GPtrArray *frames, guint pace_ms)
+{
+  Peer *peer = g_new0 (Peer, 1);
+  g_autoptr (GError) error = NULL;
+  GSList *uris;
+
+  peer->frames = g_ptr_array_ref (frames);
+  peer->pace_ms = pace_ms;
+  peer->in_order = TRUE;
+  peer->server = soup_server_new (NULL, NULL);
+  soup_server_add_websocket_handler (peer->server, "/xrpc/com.atproto.sync.subscribeRepos", NULL,
+                                     NULL, on_websocket, peer, NULL);
+  soup_server_listen_local (peer->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (peer->server);
+  peer->url = g_strdup_printf ("ws://127.0.0.1:%d", g_uri_get_port (uris->data));
+  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  return peer;
+}
+
+static void
+peer_free (Peer *peer)
+{
+  g_clear_handle_id (&peer->pace_id, g_source_remove);
+  g_clear_object (&peer->conn);
+  soup_server_disconnect (peer->server);
+  g_object_unref (peer->server);
+  g_ptr_array_unref (peer->frames);
+  g_free (peer->url);
+  g_free (peer);
+}
+
+/* Runs the relay input with batch_ms against peer until every frame arrived; returns the
+ * socket reads that got data. */
+static guint64
+receive_all (Peer *peer, guint batch_ms, guint timeout_ms)
+{
+  g_autoptr (AtkFirehoseSource) source = atk_firehose_source_new (peer->url, 8 << 20, 0);
+  guint64 reads;
+
+  atk_firehose_source_set_read_batch (source, batch_ms);
+  g_signal_connect (source, "payload", G_CALLBACK (on_payload), peer);
+  atk_firehose_source_start (source);
+  if (!atk_test_wait_for_count (NULL, &peer->received, peer->frames->len, scaled_ms (timeout_ms)))
+    g_error ("%u of %u frames arrived within %u ms (batch %u ms, %" G_GUINT64_FORMAT " reads)",
+             peer->received, peer->frames->len, scaled_ms (timeout_ms), batch_ms,
+             atk_firehose_source_get_reads (source));
+  reads = atk_firehose_source_get_reads (source);
+  g_assert_true (peer->in_order);
+  g_assert_cmpuint (peer->received, ==, peer->frames->len);
+  atk_firehose_source_stop (source);
+  g_signal_handlers_disconnect_by_data (source, peer);
+  return reads;
+}
+
+/* A frame every 2 ms, as a relay sends them (one small message at a time): with a 50 ms batch,
+ * at most one read per 50 ms of the run (plus the first); with no batch, about one per frame. */
+static void
+test_paced (void)
+{
+  g_autoptr (GPtrArray) capture = atk_test_load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  Peer *peer;
+  guint64 reads, bound;
+  guint i;
+
+  for (i = 0; i < 100; i++)
+    g_ptr_array_add (frames, g_bytes_ref (capture->pdata[i]));
+
+  peer = peer_new (frames, 2);
+  reads = receive_all (peer, 50, 20000);
+  /* a read, then 50 ms without one: n reads span at least (n - 1) * 50 ms; one more for a read
+   * that got only the start of a frame (a write the server split) */
+  bound = (guint64)((peer->last_us - peer->first_us) / (50 * 1000)) + 2;
+  g_test_message ("batch 50 ms: %u frames in %.0f ms, %" G_GUINT64_FORMAT
+                  " reads (bound %" G_GUINT64_FORMAT ")",
+                  peer->received, (peer->last_us - peer->first_us) / 1e3, reads, bound);
+  g_assert_cmpuint (reads, >=, 1);
+  g_assert_cmpuint (reads, <=, bound);
+  g_assert_cmpuint (reads, <, frames->len / 4);
+  peer_free (peer);
+
+  /* The contrast, so that the check above can fail: no batch, a read per frame or so. */
+  peer = peer_new (frames, 2);
+  reads = receive_all (peer, 0, 20000);
+  g_test_message ("no batch: %u frames in %.0f ms, %" G_GUINT64_FORMAT " reads", peer->received,
+                  (peer->last_us - peer->first_us) / 1e3, reads);
+  g_assert_cmpuint (reads, >=, frames->len / 2);
+  peer_free (peer);
+}
+
+/* 4 MB sent at once: every read takes 128 KiB or more, so the input does not pause between them
+ * (a 1 s pause per read of at most 256 KiB would take 15 s or more). */
+static void
+test_backlog (void)
+{
+  g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  Peer *peer;
+  guint64 reads;
+  guint i;
+
+  for (i = 0; i < 64; i++)
+    {
+      guint8 *data = g_malloc (64 * 1024);
+      gsize j;
+
+      for (j = 0; j < 64 * 1024; j++)
+        data[j] = (guint8)(i * 31 + j * 7);
+      g_ptr_array_add (frames, g_bytes_new_take (data, 64 * 1024));
+    }
+  peer = peer_new (frames, 0);
+  reads = receive_all (peer, 1000, 30000);
+  g_test_message ("batch 1000 ms, 4 MiB at once: %u frames in %.0f ms, %" G_GUINT64_FORMAT " reads",
+                  peer->received, (peer->last_us - peer->first_us) / 1e3, reads);
+  g_assert_cmpint (peer->last_us - peer->first_us, <, scaled_ms (6000) * (gint64)1000);
+  peer_free (peer);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/read-batch/paced", test_paced);
+  g_test_add_func ("/read-batch/backlog", test_backlog);
+
+  return g_test_run ();
+}
