@@ -95,6 +95,29 @@ test_document_rebuild (void)
   }
 }
 
+/* Numbers in a profile come back as JSON; those json-glib cannot write back are refused. */
+static void
+test_profile_numbers (void)
+{
+  const char *refused[] = { "{\"a\":10E20 }", "{\"a\":[1,{\"b\":1E400}]}", "{\"a\":-1E22}" };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *kept = atk_did_profile_parse (
+      "{\"a\":1.0,\"b\":-0.0,\"c\":12,\"d\":0.5,\"e\":2.5e-3}", -1, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (kept, ==,
+                   "{\"a\":1.0,\"b\":-0.0,\"c\":12,\"d\":0.5,\"e\":0.0025000000000000001}");
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autoptr (GError) local = NULL;
+      g_autofree char *profile = atk_did_profile_parse (refused[i], -1, &local);
+
+      g_assert_null (profile);
+      g_assert_error (local, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+      g_assert_nonnull (strstr (local->message, "number"));
+    }
+}
+
 static void
 test_syntax (void)
 {
@@ -195,6 +218,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/did-document/rebuild", test_document_rebuild);
+  g_test_add_func ("/did-document/profile-numbers", test_profile_numbers);
   g_test_add_func ("/did-document/syntax", test_syntax);
   g_test_add_func ("/did-document/ttl-cache", test_ttl_cache);
   g_test_add_func ("/did-document/counter-set", test_counter_set);

@@ -331,6 +331,42 @@ append_services (GString *out, JsonArray *services, AtkDidInfo *info)
   return TRUE;
 }
 
+/* json-glib writes a double as g_ascii_dtostr() gives it, with ".0" appended when that has no
+ * '.': 1.0 comes back as "1.0", but 1E21 as "1e+21.0" and 1E400 as "inf.0", neither JSON. A profile
+ * holding such a number is refused (no real one does); the depth was bounded before (recursion is
+ * safe). */
+static gboolean
+numbers_write_back (JsonNode *node)
+{
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      JsonObjectIter iter;
+      JsonNode *member;
+
+      json_object_iter_init (&iter, json_node_get_object (node));
+      while (json_object_iter_next (&iter, NULL, &member))
+        if (!numbers_write_back (member))
+          return FALSE;
+    }
+  else if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *array = json_node_get_array (node);
+
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        if (!numbers_write_back (json_array_get_element (array, i)))
+          return FALSE;
+    }
+  else if (json_node_get_value_type (node) == G_TYPE_DOUBLE)
+    {
+      char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+      g_ascii_dtostr (buf, sizeof buf, json_node_get_double (node));
+      /* "1" becomes "1.0" (JSON), "1e+21" and "inf" do not */
+      return strchr (buf, '.') != NULL || strspn (buf, "-0123456789") == strlen (buf);
+    }
+  return TRUE;
+}
+
 AtkDidInfo *
 atk_did_info_new_from_document (const char *did, const char *json, gssize len, GError **error)
 {
@@ -435,6 +471,12 @@ atk_did_profile_parse (const char *json, gssize len, GError **error)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                            "Not a profile: not an object");
+      return NULL;
+    }
+  if (!numbers_write_back (root))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "Not a profile: a number too large to write back as JSON");
       return NULL;
     }
   return json_to_string (root, FALSE);
