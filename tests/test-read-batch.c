@@ -5,6 +5,7 @@
 #include <libsoup/soup.h>
 
 #include "atk-firehose-source.h"
+#include "atk-test-http.h"
 #include "atk-test-util.h"
 
 /* Under valgrind everything runs about ten times slower; so do the deadlines. */
@@ -78,20 +79,12 @@ static Peer *
 peer_new (GPtrArray *frames, guint pace_ms)
 {
   Peer *peer = g_new0 (Peer, 1);
-  g_autoptr (GError) error = NULL;
-  GSList *uris;
 
   peer->frames = g_ptr_array_ref (frames);
   peer->pace_ms = pace_ms;
   peer->in_order = TRUE;
-  peer->server = soup_server_new (NULL, NULL);
-  soup_server_add_websocket_handler (peer->server, "/xrpc/com.atproto.sync.subscribeRepos", NULL,
-                                     NULL, on_websocket, peer, NULL);
-  soup_server_listen_local (peer->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (peer->server);
-  peer->url = g_strdup_printf ("ws://127.0.0.1:%d", g_uri_get_port (uris->data));
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  peer->server = atk_test_ws_server_new ("/xrpc/com.atproto.sync.subscribeRepos", on_websocket,
+                                         peer, &peer->url);
   return peer;
 }
 
@@ -100,8 +93,7 @@ peer_free (Peer *peer)
 {
   g_clear_handle_id (&peer->pace_id, g_source_remove);
   g_clear_object (&peer->conn);
-  soup_server_disconnect (peer->server);
-  g_object_unref (peer->server);
+  atk_test_http_server_stop (&peer->server);
   g_ptr_array_unref (peer->frames);
   g_free (peer->url);
   g_free (peer);
