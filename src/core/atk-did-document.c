@@ -336,7 +336,7 @@ append_services (GString *out, JsonArray *services, AtkDidInfo *info)
  * holding such a number is refused (no real one does); the depth was bounded before (recursion is
  * safe). */
 static gboolean
-numbers_write_back (JsonNode *node)
+numbers_writable (JsonNode *node)
 {
   if (JSON_NODE_HOLDS_OBJECT (node))
     {
@@ -345,7 +345,7 @@ numbers_write_back (JsonNode *node)
 
       json_object_iter_init (&iter, json_node_get_object (node));
       while (json_object_iter_next (&iter, NULL, &member))
-        if (!numbers_write_back (member))
+        if (!numbers_writable (member))
           return FALSE;
     }
   else if (JSON_NODE_HOLDS_ARRAY (node))
@@ -353,7 +353,7 @@ numbers_write_back (JsonNode *node)
       JsonArray *array = json_node_get_array (node);
 
       for (guint i = 0; i < json_array_get_length (array); i++)
-        if (!numbers_write_back (json_array_get_element (array, i)))
+        if (!numbers_writable (json_array_get_element (array, i)))
           return FALSE;
     }
   else if (json_node_get_value_type (node) == G_TYPE_DOUBLE)
@@ -473,7 +473,7 @@ atk_did_profile_parse (const char *json, gssize len, GError **error)
                            "Not a profile: not an object");
       return NULL;
     }
-  if (!numbers_write_back (root))
+  if (!numbers_writable (root))
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                            "Not a profile: a number too large to write back as JSON");

@@ -310,7 +310,7 @@ parse (AtkWsConn *self)
         case ATK_WS_FRAME_NEED_MORE:
           in->needed = needed;
           if (needed > in->cap - in->start)
-            atk_ws_inbuf_make_room (in, READ_BYTES, needed);
+            atk_ws_inbuf_make_room (in, needed);
           return;
         case ATK_WS_FRAME_DATA:
           deliver (self, &frame);
@@ -383,7 +383,7 @@ on_readable (GObject *stream, gpointer user_data)
       gssize n;
 
       if (!draining && in->end == in->cap)
-        atk_ws_inbuf_make_room (in, READ_BYTES, MAX (in->needed, in->end - in->start + 1));
+        atk_ws_inbuf_make_room (in, MAX (in->needed, in->end - in->start + 1));
       /* draining: what the peer still sends is dropped */
       n = g_pollable_input_stream_read_nonblocking (
           self->in, draining ? scratch : in->buf + in->end,

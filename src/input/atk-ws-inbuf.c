@@ -10,8 +10,9 @@ atk_ws_inbuf_init (AtkWsInbuf *self, gsize min_cap, GBytes *leftover)
   gsize size = leftover != NULL ? g_bytes_get_size (leftover) : 0;
 
   memset (self, 0, sizeof *self);
+  self->min_cap = min_cap;
   self->fragments = g_byte_array_new ();
-  atk_ws_inbuf_make_room (self, min_cap, MAX (size, 1u));
+  atk_ws_inbuf_make_room (self, MAX (size, 1u));
   if (size > 0)
     memcpy (self->buf, g_bytes_get_data (leftover, NULL), size);
   self->end = size;
@@ -27,7 +28,7 @@ atk_ws_inbuf_clear (AtkWsInbuf *self)
 }
 
 void
-atk_ws_inbuf_make_room (AtkWsInbuf *self, gsize min_cap, gsize needed)
+atk_ws_inbuf_make_room (AtkWsInbuf *self, gsize needed)
 {
   gsize pending = self->end - self->start;
   gsize cap;
@@ -40,7 +41,7 @@ atk_ws_inbuf_make_room (AtkWsInbuf *self, gsize min_cap, gsize needed)
       self->end = pending;
       return;
     }
-  cap = MAX (min_cap, needed);
+  cap = MAX (self->min_cap, needed);
   buf = g_malloc (cap);
   if (pending > 0)
     memcpy (buf, self->buf + self->start, pending);

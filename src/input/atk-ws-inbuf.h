@@ -14,6 +14,7 @@ G_BEGIN_DECLS
 
 typedef struct
 {
+  gsize min_cap; /* a new buffer holds at least this much */
   GBytes *chunk; /* owns buf: messages are slices of it */
   guint8 *buf;
   gsize cap, start, end;
@@ -22,12 +23,13 @@ typedef struct
   GByteArray *fragments;
 } AtkWsInbuf;
 
-/* leftover: bytes read past the handshake (or NULL), the first in the buffer. */
+/* min_cap: the least a new buffer holds (the size of a read). leftover: bytes read past the
+ * handshake (or NULL), the first in the buffer. */
 void atk_ws_inbuf_init (AtkWsInbuf *self, gsize min_cap, GBytes *leftover);
 void atk_ws_inbuf_clear (AtkWsInbuf *self);
 /* Room for `needed` bytes from start on (the unread bytes move to the front, or to a new
  * buffer when the old one was sliced or is too small). */
-void atk_ws_inbuf_make_room (AtkWsInbuf *self, gsize min_cap, gsize needed);
+void atk_ws_inbuf_make_room (AtkWsInbuf *self, gsize needed);
 /* The whole message a data frame ends, or NULL while a fragmented one is not complete. */
 GBytes *atk_ws_inbuf_take_message (AtkWsInbuf *self, const AtkWsFrame *frame);
 
