@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "atk-did-syntax.h"
+#include "atk-json-out.h"
 #include "atk-tap-json.h"
 #include "atk-time.h"
 
@@ -31,6 +32,8 @@ did_info_clear (gpointer data)
   g_free (info->document);
   g_free (info->created_at);
   g_free (info->profile);
+  g_free (info->metadata_head);
+  g_free (info->metadata_tail);
 }
 
 AtkDidInfo *
@@ -492,17 +495,27 @@ atk_did_metadata_append_json (const AtkDidInfo *info, gint64 now_ms, GString *ou
       g_string_append (out, "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}");
       return;
     }
-  g_string_append (out, "{\"didDocument\":");
-  g_string_append (out, info->document);
-  if (info->pds_endpoint != NULL && *info->pds_endpoint != '\0')
-    append_member (out, "pdsHost", info->pds_endpoint);
-  if (info->handle != NULL && *info->handle != '\0')
-    append_member (out, "handle", info->handle);
-  if (info->created_at != NULL && *info->created_at != '\0')
-    append_member (out, "didCreatedAt", info->created_at);
+  /* Every message of an account carries the same object but for accountAge: render the rest
+   * once (the info is shared and otherwise read-only: the cache is its only mutable part). */
+  if (info->metadata_head == NULL)
+    {
+      AtkDidInfo *cache = (AtkDidInfo *)info;
+      GString *head = g_string_new ("{\"didDocument\":");
+
+      g_string_append (head, info->document);
+      if (info->pds_endpoint != NULL && *info->pds_endpoint != '\0')
+        append_member (head, "pdsHost", info->pds_endpoint);
+      if (info->handle != NULL && *info->handle != '\0')
+        append_member (head, "handle", info->handle);
+      if (info->created_at != NULL && *info->created_at != '\0')
+        append_member (head, "didCreatedAt", info->created_at);
+      g_string_append (head, ",\"accountAge\":");
+      cache->metadata_tail = g_strconcat (
+          ",\"profile\":", info->profile != NULL ? info->profile : "null", "}", NULL);
+      cache->metadata_head = g_string_free (head, FALSE);
+    }
+  g_string_append (out, info->metadata_head);
   /* whole seconds, truncated toward zero; negative for a creation time ahead of the clock */
-  g_string_append_printf (out, ",\"accountAge\":%" G_GINT64_FORMAT ",\"profile\":",
-                          info->created_at_known ? (now_ms - info->created_at_ms) / 1000 : -1);
-  g_string_append (out, info->profile != NULL ? info->profile : "null");
-  g_string_append_c (out, '}');
+  atk_out_append_int (out, info->created_at_known ? (now_ms - info->created_at_ms) / 1000 : -1);
+  g_string_append (out, info->metadata_tail);
 }

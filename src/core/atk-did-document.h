@@ -31,6 +31,9 @@ typedef struct
   gboolean created_at_known; /* created_at parsed as a timestamp */
   gint64 created_at_ms;      /* ... in ms since the Unix epoch */
   char *profile;             /* app.bsky.actor.getProfile output, compact JSON; or NULL */
+  /* eventMetadata before and after the accountAge number, rendered on first use (once the
+   * fields above are complete: the resolver hands an info out only then). */
+  char *metadata_head, *metadata_tail;
 } AtkDidInfo;
 
 AtkDidInfo *atk_did_info_ref (AtkDidInfo *info);

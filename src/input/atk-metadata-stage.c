@@ -34,6 +34,7 @@ struct _AtkMetadataStage
   guint backlog;
   guint max_backlog;
   AtkMetadataStats stats;
+  GString *scratch; /* the eventMetadata object being rendered */
 };
 
 G_DEFINE_FINAL_TYPE (AtkMetadataStage, atk_metadata_stage, G_TYPE_OBJECT)
@@ -68,6 +69,7 @@ atk_metadata_stage_finalize (GObject *object)
   g_hash_table_destroy (self->queues);
   g_clear_pointer (&self->services, atk_name_filter_free);
   g_clear_object (&self->resolver);
+  g_string_free (self->scratch, TRUE);
   G_OBJECT_CLASS (atk_metadata_stage_parent_class)->finalize (object);
 }
 
@@ -89,6 +91,7 @@ atk_metadata_stage_init (AtkMetadataStage *self)
 {
   self->queues = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, did_queue_free);
   self->max_backlog = 100000;
+  self->scratch = g_string_sized_new (4096);
 }
 
 AtkMetadataStage *
@@ -162,18 +165,23 @@ atk_metadata_stage_is_active (AtkMetadataStage *self)
 /* Replaces the transformer's "eventMetadata":null. A message without that slot (offset 0,
  * or not "null" there) is left alone. */
 static gboolean
-splice_metadata (AtkMessage *message, const AtkDidInfo *info)
+splice_metadata (AtkMetadataStage *self, AtkMessage *message, const AtkDidInfo *info)
 {
   GString *value = message->value;
+  GString *json = self->scratch;
   gsize at = message->metadata_offset;
-  g_autoptr (GString) json = NULL;
+  gsize tail;
 
   if (at == 0 || at + 4 > value->len || memcmp (value->str + at, "null", 4) != 0)
     return FALSE;
-  json = g_string_sized_new (info != NULL ? strlen (info->document) + 256 : 64);
+  g_string_truncate (json, 0);
   atk_did_metadata_append_json (info, g_get_real_time () / 1000, json);
-  g_string_erase (value, (gssize)at, 4);
-  g_string_insert_len (value, (gssize)at, json->str, (gssize)json->len);
+  g_assert (json->len >= 4); /* an object, at least "{…}" with members */
+  /* one move of what follows the slot, then the object into it */
+  tail = value->len - at - 4;
+  g_string_set_size (value, value->len - 4 + json->len);
+  memmove (value->str + at + json->len, value->str + at + 4, tail);
+  memcpy (value->str + at, json->str, json->len);
   return TRUE;
 }
 
@@ -195,7 +203,7 @@ deliver (AtkMetadataStage *self, AtkMessage *message, const AtkDidInfo *info)
       /* As the reference: a commit still gets an object, with nothing known in it. */
       self->stats.degraded++;
       if (self->event_metadata && message->kind == ATK_EVENT_COMMIT)
-        splice_metadata (message, NULL);
+        splice_metadata (self, message, NULL);
       emit_ready (self, message);
       return;
     }
@@ -206,7 +214,7 @@ deliver (AtkMetadataStage *self, AtkMessage *message, const AtkDidInfo *info)
       atk_message_free (message);
       return;
     }
-  if (self->event_metadata && splice_metadata (message, info))
+  if (self->event_metadata && splice_metadata (self, message, info))
     self->stats.enriched++;
   emit_ready (self, message);
 }
