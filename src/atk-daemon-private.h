@@ -39,7 +39,6 @@ struct _AtkDaemon
   guint save_timer_id;
   guint stats_timer_id;
   guint stats_log_id;
-  AtkLogLimit refused_lines;
   guint64 logged_frames; /* payloads at the last stats line */
 };
 

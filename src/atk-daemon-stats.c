@@ -48,7 +48,7 @@ on_stats_log (gpointer user_data)
       while (g_hash_table_iter_next (&iter, NULL, &value))
         decode_errors += *(guint64 *)value;
     }
-  held = atk_pipeline_get_held_lines (self->pipeline) + self->refused_lines.held;
+  held = atk_pipeline_get_held_lines (self->pipeline);
   if (now->frames_received == self->logged_frames && held == 0)
     return G_SOURCE_CONTINUE;
   g_message ("Stats: %" G_GUINT64_FORMAT " payloads, %" G_GUINT64_FORMAT

@@ -51,7 +51,6 @@
 #include "atk-error.h"
 #include "atk-event-transformer.h"
 #include "atk-kafka-sink.h"
-#include "atk-log.h"
 #include "atk-metrics-server.h"
 #include "atk-ozone-place.h"
 #include "atk-pipeline.h"
@@ -118,27 +117,18 @@ on_save_timer (gpointer user_data)
 
 /* ---- Kafka ------------------------------------------------------------------------- */
 
+/* Only until the first message is delivered: the pipeline counts and settles every message
+ * (the sink's delivery function); without handlers the sink skips the signal. */
 static void
 on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
               const char *error_message, gdouble latency, AtkDaemon *self)
 {
-  if (ok)
-    self->stats.produced_ok++;
-  else
-    {
-      self->stats.produced_error++;
-      atk_log_event (G_LOG_LEVEL_WARNING, &self->refused_lines, has_seq, seq, NULL,
-                     "Kafka refused a message of seq %" G_GINT64_FORMAT " for good: %s", seq,
-                     error_message);
-    }
-  atk_stats_observe_latency (&self->stats, latency);
-  /* The pipeline settles the message (its own handler). */
-  if (ok && !self->ready_emitted)
-    {
-      self->ready_emitted = TRUE;
-      g_message ("First message delivered to Kafka");
-      g_signal_emit (self, signals[SIGNAL_READY], 0);
-    }
+  if (!ok || self->ready_emitted)
+    return;
+  self->ready_emitted = TRUE;
+  g_signal_handlers_disconnect_by_func (sink, on_delivered, self);
+  g_message ("First message delivered to Kafka");
+  g_signal_emit (self, signals[SIGNAL_READY], 0);
 }
 
 /* Runs the input when everything here allows it: started, topic ready, not fatal, a

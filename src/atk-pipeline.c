@@ -125,10 +125,23 @@ atk_pipeline_recheck_backpressure (AtkPipeline *self)
     check_backpressure (self);
 }
 
+/* The sink's delivery function: once per message. */
 static void
-on_delivered (AtkKafkaSink *sink, gint64 seq, gboolean has_seq, gboolean ok,
-              const char *error_message, gdouble latency, AtkPipeline *self)
+on_delivered (gpointer user_data, gint64 seq, gboolean has_seq, gboolean ok,
+              const char *error_message, gdouble latency)
 {
+  AtkPipeline *self = user_data;
+
+  if (ok)
+    self->stats->produced_ok++;
+  else
+    {
+      self->stats->produced_error++;
+      atk_log_event (G_LOG_LEVEL_WARNING, &self->refused_lines, has_seq, seq, NULL,
+                     "Kafka refused a message of seq %" G_GINT64_FORMAT " for good: %s", seq,
+                     error_message);
+    }
+  atk_stats_observe_latency (self->stats, latency);
   atk_ledger_settle (self->ledger, has_seq, seq, ok);
   atk_pipeline_count_report (self);
   atk_pipeline_recheck_backpressure (self);
@@ -289,6 +302,7 @@ on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
   AtkInputEvent event = { 0 };
   g_autoptr (GError) error = NULL;
   gsize len = g_bytes_get_size (payload);
+  gint64 received_us;
 
   /* A rewind is due: whatever arrives before it would be produced out of order. */
   if (self->rewind_id != 0)
@@ -329,6 +343,9 @@ on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
   if (self->messages->len > 0)
     self->stats->last_event_time_ms
         = ((AtkMessage *)g_ptr_array_index (self->messages, 0))->event_time_ms;
+  received_us = atk_input_get_received_us (input);
+  for (guint i = 0; i < self->messages->len; i++)
+    ((AtkMessage *)g_ptr_array_index (self->messages, i))->received_us = received_us;
   /* Before the hand-over: the stage may give messages back (and settle them) at once. */
   atk_ledger_track (self->ledger, &event, self->messages->len);
   hand_over (self);
@@ -420,7 +437,7 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
   g_signal_connect (self->input, "state-changed", G_CALLBACK (on_state_changed), self);
   /* "connection-error" needs no handler here: the source logs each failure itself, with its
    * structured fields (RELAY, CURSOR). */
-  g_signal_connect (self->sink, "delivered", G_CALLBACK (on_delivered), self);
+  atk_kafka_sink_set_delivery_func (self->sink, on_delivered, self);
   g_signal_connect (self->sink, "undelivered", G_CALLBACK (on_undelivered), self);
   g_signal_connect (self->sink, "released", G_CALLBACK (on_released), self);
   return g_steal_pointer (&self);
@@ -440,7 +457,10 @@ atk_pipeline_dispose (GObject *object)
   if (self->stage != NULL)
     g_signal_handlers_disconnect_by_data (self->stage, self);
   if (self->sink != NULL)
-    g_signal_handlers_disconnect_by_data (self->sink, self);
+    {
+      atk_kafka_sink_set_delivery_func (self->sink, NULL, NULL);
+      g_signal_handlers_disconnect_by_data (self->sink, self);
+    }
   g_clear_pointer (&self->ledger, atk_ledger_free);
   g_clear_object (&self->input);
   g_clear_object (&self->stage);

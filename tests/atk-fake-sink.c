@@ -27,6 +27,8 @@ struct _AtkKafkaSink
   GHashTable *txn_scripts; /* kind → GQueue of AtkTxnStatus */
   GHashTable *txn_calls;   /* kind → count */
   guint generation;        /* bumped by atk_kafka_sink_forget_in_flight() */
+  AtkKafkaSinkDeliveryFunc delivery_func;
+  gpointer delivery_data;
 };
 
 G_DEFINE_TYPE (AtkKafkaSink, atk_kafka_sink, G_TYPE_OBJECT)
@@ -339,6 +341,14 @@ pop_in_flight (AtkKafkaSink *self)
   return p;
 }
 
+void
+atk_kafka_sink_set_delivery_func (AtkKafkaSink *self, AtkKafkaSinkDeliveryFunc func,
+                                  gpointer user_data)
+{
+  self->delivery_func = func;
+  self->delivery_data = user_data;
+}
+
 guint
 atk_fake_sink_deliver (AtkKafkaSink *self, guint n, gboolean ok, const char *error_message)
 {
@@ -351,8 +361,14 @@ atk_fake_sink_deliver (AtkKafkaSink *self, guint n, gboolean ok, const char *err
       if (p->generation != self->generation)
         g_signal_emit (self, signals[SIGNAL_RELEASED], 0);
       else
-        g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, p->seq, p->has_seq, ok,
-                       ok ? NULL : (error_message ? error_message : "fake failure"), 0.001);
+        {
+          const char *message = ok ? NULL : (error_message ? error_message : "fake failure");
+
+          if (self->delivery_func != NULL)
+            self->delivery_func (self->delivery_data, p->seq, p->has_seq, ok, message, 0.001);
+          g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, p->seq, p->has_seq, ok, message,
+                         0.001);
+        }
     }
   g_object_unref (self);
   return done;

@@ -28,6 +28,8 @@ typedef struct
   guint received;
   gboolean in_order;
   gint64 first_us, last_us;
+  gint64 last_received_us; /* atk_input_get_received_us() */
+  guint n_received_times;  /* how many different ones */
 } Peer;
 
 static gboolean
@@ -69,6 +71,9 @@ on_payload (AtkInput *input, GBytes *payload, gpointer user_data)
   if (peer->received == 0)
     peer->first_us = now;
   peer->last_us = now;
+  if (atk_input_get_received_us (input) != peer->last_received_us)
+    peer->n_received_times++;
+  peer->last_received_us = atk_input_get_received_us (input);
   if (peer->received >= peer->frames->len
       || !g_bytes_equal (payload, peer->frames->pdata[peer->received]))
     peer->in_order = FALSE;
@@ -185,6 +190,109 @@ test_backlog (void)
   g_test_message ("batch 1000 ms, 4 MiB at once: %u frames in %.0f ms, %" G_GUINT64_FORMAT " reads",
                   peer->received, (peer->last_us - peer->first_us) / 1e3, reads);
   g_assert_cmpint (peer->last_us - peer->first_us, <, scaled_ms (6000) * (gint64)1000);
+  /* No pause: the frames count from the read that got them (a new time in each), not from the
+   * first read while the peer stays ahead. */
+  g_test_message ("%u different receive times", peer->n_received_times);
+  g_assert_cmpuint (peer->n_received_times, >, reads / 2);
+  peer_free (peer);
+}
+
+/* ---- when a frame reached us -------------------------------------------------------- */
+
+typedef struct
+{
+  guint n;
+  gint64 received_us[3]; /* atk_input_get_received_us() in "payload" */
+  gint64 seen_us[3];
+} Seen;
+
+static void
+on_payload_seen (AtkInput *input, GBytes *payload, gpointer user_data)
+{
+  Seen *seen = user_data;
+
+  if (seen->n < G_N_ELEMENTS (seen->received_us))
+    {
+      seen->received_us[seen->n] = atk_input_get_received_us (input);
+      seen->seen_us[seen->n] = g_get_monotonic_time ();
+    }
+  seen->n++;
+}
+
+static gboolean
+peer_connected (gpointer user_data)
+{
+  return ((Peer *)user_data)->conn != NULL;
+}
+
+typedef struct
+{
+  Peer *peer;
+  GBytes *frame;
+  gint64 sent_us;
+} Send;
+
+static gboolean
+send_later (gpointer user_data)
+{
+  Send *send = user_data;
+
+  send->sent_us = g_get_monotonic_time ();
+  soup_websocket_connection_send_message (send->peer->conn, SOUP_WEBSOCKET_DATA_BINARY,
+                                          send->frame);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+send_once (gpointer user_data)
+{
+  send_later (user_data);
+}
+
+/* The delivery latency counts from atk_input_get_received_us(): a frame that came during a rest
+ * counts from the rest's start (before it was sent), not from the read at the rest's end; a
+ * frame that came while the socket was watched again counts from its wake-up (after it was
+ * sent), not from a rest long over. With a 1 s batch. */
+static void
+test_received (void)
+{
+  g_autoptr (GPtrArray) capture = atk_test_load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) none = g_ptr_array_new ();
+  Peer *peer = peer_new (none, 0);
+  g_autoptr (AtkFirehoseSource) source = atk_firehose_source_new (peer->url, 8 << 20, 0);
+  Seen seen = { 0 };
+  Send a = { peer, capture->pdata[0], 0 }, b = { peer, capture->pdata[1], 0 },
+       c = { peer, capture->pdata[2], 0 };
+
+  atk_firehose_source_set_read_batch (source, 1000);
+  g_signal_connect (source, "payload", G_CALLBACK (on_payload_seen), &seen);
+  atk_firehose_source_start (source);
+  g_assert_true (atk_test_wait_until (NULL, peer_connected, peer, scaled_ms (10000)));
+
+  send_later (&a);
+  g_assert_true (atk_test_wait_for_count (NULL, &seen.n, 1, scaled_ms (10000)));
+  /* The turn that read A is over, so its rest has begun: B comes during it. */
+  send_later (&b);
+  g_assert_true (atk_test_wait_for_count (NULL, &seen.n, 2, scaled_ms (10000)));
+  g_test_message ("B: sent %.1f ms after A was seen, seen %.1f ms after it was sent, received "
+                  "%.1f ms before it was sent",
+                  (b.sent_us - seen.seen_us[0]) / 1e3, (seen.seen_us[1] - b.sent_us) / 1e3,
+                  (b.sent_us - seen.received_us[1]) / 1e3);
+  g_assert_cmpint (seen.received_us[1], >=, seen.seen_us[0]);
+  g_assert_cmpint (seen.received_us[1], <=, b.sent_us);
+  g_assert_cmpint (seen.seen_us[1] - b.sent_us, >=, 500 * 1000); /* it did wait for the rest */
+
+  /* C goes 1.5 s after B was seen: after the rest that began with B's read ended with nothing
+   * read (that timeout was attached first, so it runs first even if the loop is late). */
+  g_timeout_add_once (1500, send_once, &c);
+  g_assert_true (atk_test_wait_for_count (NULL, &seen.n, 3, scaled_ms (10000)));
+  g_test_message ("C: seen %.1f ms after it was sent, received %.1f ms after",
+                  (seen.seen_us[2] - c.sent_us) / 1e3, (seen.received_us[2] - c.sent_us) / 1e3);
+  g_assert_cmpint (seen.received_us[2], >=, c.sent_us);
+  g_assert_cmpint (seen.received_us[2], <=, seen.seen_us[2]);
+
+  atk_firehose_source_stop (source);
+  g_signal_handlers_disconnect_by_data (source, &seen);
   peer_free (peer);
 }
 
@@ -195,6 +303,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/read-batch/paced", test_paced);
   g_test_add_func ("/read-batch/backlog", test_backlog);
+  g_test_add_func ("/read-batch/received", test_received);
 
   return g_test_run ();
 }

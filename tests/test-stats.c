@@ -378,9 +378,11 @@ populate (AtkStats *stats)
   atk_stats_count_decode_error (stats, "bad_cbor");
   atk_stats_count_decode_error (stats, "cid_mismatch");
   atk_stats_count_decode_error (stats, "bad_cbor");
-  /* bounds 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 30 */
+  /* bounds 0.005 0.01 0.015 0.02 0.025 0.03 0.04 0.05 0.06 0.075 0.1 0.15 0.25 0.5 1 2.5 5 10 30 */
   atk_stats_observe_latency (stats, 0.001);
   atk_stats_observe_latency (stats, 0.007);
+  atk_stats_observe_latency (stats, 0.035);
+  atk_stats_observe_latency (stats, 0.07);
   atk_stats_observe_latency (stats, 0.2);
   atk_stats_observe_latency (stats, 3);
   atk_stats_observe_latency (stats, 100);
@@ -431,14 +433,18 @@ test_populated (void)
 
   assert_sample (e, 1, "atkafka_delivery_latency_seconds_bucket", "le", "0.005");
   assert_sample (e, 2, "atkafka_delivery_latency_seconds_bucket", "le", "0.01");
-  assert_sample (e, 2, "atkafka_delivery_latency_seconds_bucket", "le", "0.1");
-  assert_sample (e, 3, "atkafka_delivery_latency_seconds_bucket", "le", "0.25");
-  assert_sample (e, 3, "atkafka_delivery_latency_seconds_bucket", "le", "2.5");
-  assert_sample (e, 4, "atkafka_delivery_latency_seconds_bucket", "le", "5");
-  assert_sample (e, 4, "atkafka_delivery_latency_seconds_bucket", "le", "30");
-  assert_sample (e, 5, "atkafka_delivery_latency_seconds_bucket", "le", "+Inf");
-  assert_sample (e, 5, "atkafka_delivery_latency_seconds_count");
-  assert_sample (e, 103.208, "atkafka_delivery_latency_seconds_sum");
+  assert_sample (e, 2, "atkafka_delivery_latency_seconds_bucket", "le", "0.03");
+  assert_sample (e, 3, "atkafka_delivery_latency_seconds_bucket", "le", "0.04");
+  assert_sample (e, 3, "atkafka_delivery_latency_seconds_bucket", "le", "0.06");
+  assert_sample (e, 4, "atkafka_delivery_latency_seconds_bucket", "le", "0.075");
+  assert_sample (e, 4, "atkafka_delivery_latency_seconds_bucket", "le", "0.1");
+  assert_sample (e, 5, "atkafka_delivery_latency_seconds_bucket", "le", "0.25");
+  assert_sample (e, 5, "atkafka_delivery_latency_seconds_bucket", "le", "2.5");
+  assert_sample (e, 6, "atkafka_delivery_latency_seconds_bucket", "le", "5");
+  assert_sample (e, 6, "atkafka_delivery_latency_seconds_bucket", "le", "30");
+  assert_sample (e, 7, "atkafka_delivery_latency_seconds_bucket", "le", "+Inf");
+  assert_sample (e, 7, "atkafka_delivery_latency_seconds_count");
+  assert_sample (e, 103.313, "atkafka_delivery_latency_seconds_sum");
 
   assert_sample (e, 1, "atkafka_relay_connected");
   assert_sample (e, 1, "atkafka_relay_state", "state", "connected");

@@ -21,6 +21,8 @@ typedef struct
   gint64 event_time_ms;    /* the event's time in ms since the Unix epoch, or 0 if none */
   gsize metadata_offset;   /* byte offset in value of the `null` of "eventMetadata":null (the
                             * metadata stage splices the object there); 0 = none */
+  gint64 received_us;      /* monotonic time by which its frame had reached us (the input's
+                            * bound, atk_input_get_received_us()); 0 = when it is produced */
 } AtkMessage;
 
 AtkMessage *atk_message_new (void);

@@ -8,7 +8,9 @@
 
 /* Upper bounds (seconds) of the delivery latency histogram, ascending; +Inf is implied. */
 static const gdouble latency_bounds[ATK_STATS_LATENCY_BUCKETS] = {
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+  /* fine up to 150 ms, to tell the effect of --read-batch-ms and linger.ms apart */
+  0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.075,
+  0.1,   0.15, 0.25,  0.5,  1,     2.5,  5,    10,   30,
 };
 
 /* The firehose source's states (atk_source_state_name): every one is exported, so a
@@ -402,8 +404,10 @@ render_latency (const AtkStats *stats, GString *out)
 {
   const char *name = "atkafka_delivery_latency_seconds_bucket";
 
-  append_family (out, "atkafka_delivery_latency_seconds", "histogram",
-                 "Time from producing a message to its delivery report.");
+  append_family (
+      out, "atkafka_delivery_latency_seconds", "histogram",
+      "Time from receiving a message's frame (the relay and Tap inputs; else from producing "
+      "it) to its delivery report.");
   for (guint i = 0; i < ATK_STATS_LATENCY_BUCKETS; i++)
     {
       g_autoptr (GString) le = g_string_new (NULL);

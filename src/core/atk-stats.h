@@ -7,7 +7,7 @@
 
 G_BEGIN_DECLS
 
-#define ATK_STATS_LATENCY_BUCKETS 12
+#define ATK_STATS_LATENCY_BUCKETS 19
 /* Distinct collections with a label of their own in atkafka_handled_events; later ones are
  * counted as "other", strings that are not NSIDs as "invalid". */
 #define ATK_STATS_MAX_COLLECTIONS 256

@@ -58,8 +58,9 @@ log_event (gpointer source, GLogLevelFlags level, const char *message)
 
 /* The URL of the next attempt: the cursor is read when the connection is made. */
 static char *
-build_url (AtkFirehoseSource *self)
+build_url (gpointer user_data)
 {
+  AtkFirehoseSource *self = user_data;
   GString *url = g_string_new (self->relay_url);
 
   while (url->len > 0 && url->str[url->len - 1] == '/')
@@ -105,11 +106,10 @@ atk_firehose_source_reconnect (AtkFirehoseSource *self)
   atk_ws_input_reconnect (self->client, ATK_INPUT (self), log_event);
 }
 
+/* Called for every frame: the URL is built only when the client connects (build_url). */
 void
 atk_firehose_source_set_cursor (AtkFirehoseSource *self, gboolean has_cursor, gint64 seq)
 {
-  g_autofree char *url = NULL;
-
   g_return_if_fail (ATK_IS_FIREHOSE_SOURCE (self));
 
   /* A seq past the last one is progress: a reconnect after it need not wait. */
@@ -117,8 +117,6 @@ atk_firehose_source_set_cursor (AtkFirehoseSource *self, gboolean has_cursor, gi
     atk_ws_client_note_progress (self->client);
   self->has_cursor = has_cursor;
   self->cursor = has_cursor ? seq : 0;
-  url = build_url (self);
-  atk_ws_client_set_url (self->client, url);
 }
 
 AtkSourceState
@@ -174,6 +172,7 @@ atk_firehose_source_new (const char *relay_url, guint max_frame_bytes, guint idl
   self->relay_url = g_strdup (relay_url);
   url = build_url (self);
   self->client = atk_ws_client_new (url, TRUE, max_frame_bytes, idle_timeout_s);
+  atk_ws_client_set_url_func (self->client, build_url, self);
   atk_ws_client_set_healthy_messages (self->client, HEALTHY_FRAMES);
   atk_ws_client_set_labels (self->client, "the relay", "frame", "max_frame_bytes");
   atk_ws_input_forward (self->client, ATK_INPUT (self), log_event);
@@ -317,6 +316,14 @@ firehose_get_name (AtkInput *input)
   return "Relay";
 }
 
+static gint64
+firehose_get_received_us (AtkInput *input)
+{
+  AtkWsClient *client = ATK_FIREHOSE_SOURCE (input)->client;
+
+  return client != NULL ? atk_ws_client_get_received_us (client) : 0;
+}
+
 static const char *
 firehose_get_url (AtkInput *input)
 {
@@ -328,6 +335,7 @@ atk_firehose_source_input_init (AtkInputInterface *iface)
 {
   iface->get_name = firehose_get_name;
   iface->get_url = firehose_get_url;
+  iface->get_received_us = firehose_get_received_us;
   iface->start = (void (*) (AtkInput *))atk_firehose_source_start;
   iface->stop = (void (*) (AtkInput *))atk_firehose_source_stop;
   iface->reconnect = (void (*) (AtkInput *))atk_firehose_source_reconnect;

@@ -138,6 +138,16 @@ atk_input_render_prometheus (AtkInput *self, GString *out)
     iface->render_prometheus (self, out);
 }
 
+gint64
+atk_input_get_received_us (AtkInput *self)
+{
+  AtkInputInterface *iface;
+
+  g_return_val_if_fail (ATK_IS_INPUT (self), 0);
+  iface = ATK_INPUT_GET_IFACE (self);
+  return iface->get_received_us != NULL ? iface->get_received_us (self) : 0;
+}
+
 void
 atk_input_emit_payload (AtkInput *self, GBytes *payload)
 {

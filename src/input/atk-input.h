@@ -80,6 +80,10 @@ struct _AtkInputInterface
   void (*ack) (AtkInput *self, guint64 id);
   /* Optional. The input's own Prometheus metrics. */
   void (*render_prometheus) (AtkInput *self, GString *out);
+  /* Optional. During "payload": the monotonic time (µs) by which that payload had reached us
+   * at the latest (a connection read in batches sees a message only after it arrived), so
+   * that the delivery latency counts from there; 0 (the default) = now. */
+  gint64 (*get_received_us) (AtkInput *self);
 };
 
 const char *atk_input_get_name (AtkInput *self);
@@ -95,6 +99,7 @@ gboolean atk_input_decode (AtkInput *self, GBytes *payload, AtkEventTransformer 
 void atk_input_set_cursor (AtkInput *self, gboolean has_cursor, gint64 cursor);
 void atk_input_ack (AtkInput *self, guint64 id);
 void atk_input_render_prometheus (AtkInput *self, GString *out);
+gint64 atk_input_get_received_us (AtkInput *self);
 
 /* For implementations: emit the interface's signals. */
 void atk_input_emit_payload (AtkInput *self, GBytes *payload);

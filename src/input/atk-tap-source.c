@@ -289,6 +289,14 @@ tap_get_name (AtkInput *input)
   return "Tap";
 }
 
+static gint64
+tap_get_received_us (AtkInput *input)
+{
+  AtkWsClient *client = ATK_TAP_SOURCE (input)->client;
+
+  return client != NULL ? atk_ws_client_get_received_us (client) : 0;
+}
+
 static const char *
 tap_get_url (AtkInput *input)
 {
@@ -332,6 +340,7 @@ atk_tap_source_input_init (AtkInputInterface *iface)
 {
   iface->get_name = tap_get_name;
   iface->get_url = tap_get_url;
+  iface->get_received_us = tap_get_received_us;
   iface->get_flags = tap_get_flags;
   iface->start = (void (*) (AtkInput *))atk_tap_source_start;
   iface->stop = (void (*) (AtkInput *))atk_tap_source_stop;

@@ -31,6 +31,10 @@ struct _AtkWsClient
   GObject parent_instance;
 
   char *url;
+  AtkWsClientUrlFunc url_func;
+  gpointer url_data;
+  AtkWsClientMessageFunc message_func;
+  gpointer message_data;
   gboolean binary; /* the kind of message delivered */
   guint max_payload_bytes;
   guint idle_timeout_s;
@@ -71,7 +75,6 @@ G_DEFINE_ENUM_TYPE (AtkSourceState, atk_source_state,
 
 enum
 {
-  SIGNAL_MESSAGE,
   SIGNAL_STATE_CHANGED,
   SIGNAL_CONNECTION_ERROR,
   N_SIGNALS
@@ -235,7 +238,8 @@ on_conn_message (gpointer user_data, GBytes *message, gboolean binary)
     }
   self->activity_us = g_get_monotonic_time ();
   self->messages_on_conn++;
-  g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, message, binary);
+  if (self->message_func != NULL)
+    self->message_func (self->message_data, message);
 }
 
 static void
@@ -329,6 +333,11 @@ begin_attempt (AtkWsClient *self)
   attempt = g_new0 (Attempt, 1);
   attempt->self = g_object_ref (self);
   attempt->generation = self->generation;
+  if (self->url_func != NULL)
+    {
+      g_free (self->url);
+      self->url = self->url_func (self->url_data);
+    }
   g_debug ("connecting to %s", self->url);
   atk_ws_handshake_async (self->socket_client, self->url, USER_AGENT, self->cancellable,
                           on_connected, attempt);
@@ -403,13 +412,21 @@ atk_ws_client_send_text (AtkWsClient *self, const char *text)
 }
 
 void
-atk_ws_client_set_url (AtkWsClient *self, const char *url)
+atk_ws_client_set_message_func (AtkWsClient *self, AtkWsClientMessageFunc func, gpointer user_data)
 {
   g_return_if_fail (ATK_IS_WS_CLIENT (self));
-  g_return_if_fail (url != NULL);
 
-  g_free (self->url);
-  self->url = g_strdup (url);
+  self->message_func = func;
+  self->message_data = user_data;
+}
+
+void
+atk_ws_client_set_url_func (AtkWsClient *self, AtkWsClientUrlFunc func, gpointer user_data)
+{
+  g_return_if_fail (ATK_IS_WS_CLIENT (self));
+
+  self->url_func = func;
+  self->url_data = user_data;
 }
 
 const char *
@@ -449,6 +466,14 @@ atk_ws_client_set_read_batch (AtkWsClient *self, guint batch_ms)
   self->read_batch_ms = batch_ms;
   if (self->conn != NULL)
     atk_ws_conn_set_read_batch (self->conn, batch_ms);
+}
+
+gint64
+atk_ws_client_get_received_us (AtkWsClient *self)
+{
+  g_return_val_if_fail (ATK_IS_WS_CLIENT (self), 0);
+
+  return self->conn != NULL ? atk_ws_conn_get_received_us (self->conn) : 0;
 }
 
 guint64
@@ -524,24 +549,6 @@ atk_ws_client_finalize (GObject *object)
   G_OBJECT_CLASS (atk_ws_client_parent_class)->finalize (object);
 }
 
-/* "message" is emitted once per frame: a C marshaller instead of the generic one, which goes
- * through libffi. */
-typedef void (*MessageFunc) (gpointer instance, GBytes *payload, gboolean is_text, gpointer data);
-
-static void
-marshal_message (GClosure *closure, GValue *return_value, guint n_param_values,
-                 const GValue *param_values, gpointer invocation_hint, gpointer marshal_data)
-{
-  gpointer instance = g_value_peek_pointer (param_values + 0);
-  gboolean swap = G_CCLOSURE_SWAP_DATA (closure);
-  MessageFunc callback
-      = (MessageFunc)(marshal_data != NULL ? marshal_data : ((GCClosure *)closure)->callback);
-
-  g_return_if_fail (n_param_values == 3);
-  callback (swap ? closure->data : instance, g_value_get_boxed (param_values + 1),
-            g_value_get_boolean (param_values + 2), swap ? instance : closure->data);
-}
-
 static void
 atk_ws_client_class_init (AtkWsClientClass *klass)
 {
@@ -550,9 +557,6 @@ atk_ws_client_class_init (AtkWsClientClass *klass)
   object_class->dispose = atk_ws_client_dispose;
   object_class->finalize = atk_ws_client_finalize;
 
-  signals[SIGNAL_MESSAGE] = g_signal_new (
-      "message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, marshal_message,
-      G_TYPE_NONE, 2, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE, G_TYPE_BOOLEAN);
   signals[SIGNAL_STATE_CHANGED]
       = g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                       NULL, G_TYPE_NONE, 1, ATK_TYPE_SOURCE_STATE);

@@ -1,7 +1,7 @@
 /* at-kafka: one reconnecting WebSocket client (our own handshake and framing, AtkWsConn),
  * shared by the relay and the Tap connections. Connects, reconnects with exponential backoff
- * and full jitter, enforces a handshake timeout and (optionally) an idle timeout, and emits
- * each message of the expected kind. Knows nothing about what the messages mean.
+ * and full jitter, enforces a handshake timeout and (optionally) an idle timeout, and hands
+ * each message of the expected kind to its owner. Knows nothing about what the messages mean.
  * SPDX-License-Identifier: MIT */
 #pragma once
 
@@ -32,8 +32,15 @@ G_DECLARE_FINAL_TYPE (AtkWsClient, atk_ws_client, ATK, WS_CLIENT, GObject)
 AtkWsClient *atk_ws_client_new (const char *url, gboolean binary, guint max_payload_bytes,
                                 guint idle_timeout_s);
 
-/* Used from the next attempt on. */
-void atk_ws_client_set_url (AtkWsClient *self, const char *url);
+/* Asked for the URL (newly allocated) before each attempt, so that it carries the owner's
+ * latest state (the relay's cursor) without being rebuilt for every change of it. */
+typedef char *(*AtkWsClientUrlFunc) (gpointer user_data);
+/* Each message of the expected kind, as it is read (one call per frame: no signal). The
+ * message is a slice of the read buffer; take a reference to keep it. */
+typedef void (*AtkWsClientMessageFunc) (gpointer user_data, GBytes *message);
+void atk_ws_client_set_message_func (AtkWsClient *self, AtkWsClientMessageFunc func,
+                                     gpointer user_data);
+void atk_ws_client_set_url_func (AtkWsClient *self, AtkWsClientUrlFunc func, gpointer user_data);
 const char *atk_ws_client_get_url (AtkWsClient *self);
 
 /* A connection that lived 10 s, or delivered this many messages (0: no such rule), was
@@ -51,6 +58,8 @@ void atk_ws_client_set_labels (AtkWsClient *self, const char *peer, const char *
 void atk_ws_client_set_read_batch (AtkWsClient *self, guint batch_ms);
 /* Main-loop turns that read data, over all connections. */
 guint64 atk_ws_client_get_reads (AtkWsClient *self);
+/* In the message function: see atk_ws_conn_get_received_us(); 0 when there is no connection. */
+gint64 atk_ws_client_get_received_us (AtkWsClient *self);
 
 void atk_ws_client_start (AtkWsClient *self);
 /* Closes the connection; nothing fires after this until start(). */
@@ -74,7 +83,6 @@ guint64 atk_ws_client_get_reconnects (AtkWsClient *self);
 void atk_ws_client_get_backoff (AtkWsClient *self, guint *delay_ms, guint *bound_ms);
 
 /* Signals:
- *  "message" (GBytes *data, gboolean binary)  one WebSocket message of the expected kind
  *  "state-changed" (AtkSourceState)
  *  "connection-error" (const char *)  a failed attempt or a dropped connection, for logs;
  *                                     emitted before the retry is scheduled, so a handler

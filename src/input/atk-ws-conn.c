@@ -57,6 +57,10 @@ struct _AtkWsConn
   GSource *rest_source;    /* the pause between batched reads (read_source is NULL meanwhile) */
   guint batch_ms;
   guint64 reads; /* main-loop turns that read data */
+  /* Monotonic µs: the start of the read pause that just ended (0: none), and when the messages
+   * delivered now could first have been read (that pause's start, else the read's). */
+  gint64 rest_since_us;
+  gint64 received_us;
   guint keepalive_id;
   guint linger_id;
   guint end_later_id;
@@ -69,6 +73,7 @@ G_DEFINE_FINAL_TYPE (AtkWsConn, atk_ws_conn, G_TYPE_OBJECT)
 static void shut_down (AtkWsConn *self);
 static void arm_read (AtkWsConn *self);
 static gboolean on_readable (GObject *stream, gpointer user_data);
+static gboolean on_rested (gpointer user_data);
 
 static void
 clear_source (GSource **source)
@@ -175,12 +180,13 @@ shut_down (AtkWsConn *self)
   g_clear_handle_id (&self->keepalive_id, g_source_remove);
   if (self->state == CONN_OPEN || self->state == CONN_NEW)
     {
-      self->state = CONN_CLOSING;
-      if (self->rest_source != NULL)
+      if (self->state == CONN_OPEN && self->read_source == NULL)
         {
+          /* resting, or in the turn at a rest's end: drain the peer's close without waiting */
           clear_source (&self->rest_source);
-          arm_read (self); /* drain the peer's close without waiting */
+          arm_read (self);
         }
+      self->state = CONN_CLOSING;
       g_object_ref (self);
       self->linger_id = g_timeout_add (LINGER_MS, on_linger_done, self);
       return; /* the close frame is queued by the caller; reading goes on (draining) */
@@ -340,17 +346,6 @@ arm_read (AtkWsConn *self)
   g_source_attach (self->read_source, NULL);
 }
 
-static gboolean
-on_rested (gpointer user_data)
-{
-  AtkWsConn *self = user_data;
-
-  g_clear_pointer (&self->rest_source, g_source_unref);
-  if (self->state == CONN_OPEN && self->read_source == NULL)
-    arm_read (self);
-  return G_SOURCE_REMOVE;
-}
-
 /* Batching: after a turn that read data, the socket is left alone for batch_ms, so that one
  * wake-up takes the frames of that time instead of one wake-up per frame (a relay sends each
  * frame as its own TCP segment). A turn that read REST_SKIP_BYTES or more means the peer is
@@ -358,24 +353,28 @@ on_rested (gpointer user_data)
 static void
 rest_after (AtkWsConn *self, gsize got)
 {
-  if (self->batch_ms == 0 || got == 0 || got >= REST_SKIP_BYTES || self->state != CONN_OPEN
-      || self->read_source == NULL)
+  if (self->batch_ms == 0 || got == 0 || got >= REST_SKIP_BYTES || self->state != CONN_OPEN)
     return;
   clear_source (&self->read_source);
+  self->rest_since_us = g_get_monotonic_time ();
   self->rest_source = g_timeout_source_new (self->batch_ms);
   g_source_set_callback (self->rest_source, on_rested, self, NULL);
   g_source_attach (self->rest_source, NULL);
 }
 
-static gboolean
-on_readable (GObject *stream, gpointer user_data)
+/* One main-loop turn of reading: at most TURN_BYTES, then maybe a rest. */
+static void
+read_turn (AtkWsConn *self)
 {
-  AtkWsConn *self = g_object_ref (user_data);
   AtkWsInbuf *in = &self->in_buf;
   gsize budget = TURN_BYTES;
   gsize got = 0;
   guint8 scratch[4096];
 
+  /* Frames that came during a pause count from its start: the pause is ours. Frames that wait
+   * in the socket while we read flat out (the peer is ahead) count from the read. */
+  self->received_us = self->rest_since_us != 0 ? self->rest_since_us : g_get_monotonic_time ();
+  self->rest_since_us = 0;
   while (budget > 0 && (self->state == CONN_OPEN || self->state == CONN_CLOSING))
     {
       g_autoptr (GError) error = NULL;
@@ -423,8 +422,31 @@ on_readable (GObject *stream, gpointer user_data)
       parse (self);
     }
   rest_after (self, got);
-  g_object_unref (self);
+}
+
+static gboolean
+on_readable (GObject *stream, gpointer user_data)
+{
+  g_autoptr (AtkWsConn) self = g_object_ref (user_data);
+
+  read_turn (self);
   return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_rested (gpointer user_data)
+{
+  g_autoptr (AtkWsConn) self = g_object_ref (user_data);
+
+  g_clear_pointer (&self->rest_source, g_source_unref);
+  if (self->state != CONN_OPEN)
+    return G_SOURCE_REMOVE;
+  /* Read at once: what came during the rest is there, and counts from the rest's start. When
+   * nothing came, watch the socket (then a wake-up is an arrival). */
+  read_turn (self);
+  if (self->state == CONN_OPEN && self->read_source == NULL && self->rest_source == NULL)
+    arm_read (self);
+  return G_SOURCE_REMOVE;
 }
 
 static gboolean
@@ -486,6 +508,14 @@ atk_ws_conn_get_reads (AtkWsConn *self)
   return self->reads;
 }
 
+gint64
+atk_ws_conn_get_received_us (AtkWsConn *self)
+{
+  g_return_val_if_fail (ATK_IS_WS_CONN (self), 0);
+
+  return self->received_us;
+}
+
 gboolean
 atk_ws_conn_is_open (AtkWsConn *self)
 {
@@ -523,7 +553,8 @@ atk_ws_conn_new (GIOStream *stream, GBytes *leftover, guint64 max_message_bytes,
   self->keepalive_s = keepalive_s;
   atk_ws_output_init (&self->output, G_OBJECT (self), self->out, &self->reader.pings,
                       on_output_drained, on_output_failed);
-  atk_ws_frame_reader_init (&self->reader, max_message_bytes, g_get_monotonic_time ());
+  self->received_us = g_get_monotonic_time (); /* for the leftover of the handshake */
+  atk_ws_frame_reader_init (&self->reader, max_message_bytes, self->received_us);
   atk_ws_inbuf_init (&self->in_buf, READ_BYTES, leftover);
   return self;
 }

@@ -39,6 +39,9 @@ void atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsC
 void atk_ws_conn_set_read_batch (AtkWsConn *self, guint batch_ms);
 /* Main-loop turns that read data from the peer, for metrics and tests. */
 guint64 atk_ws_conn_get_reads (AtkWsConn *self);
+/* During the message callback: the monotonic time (µs) by which that message had reached us at
+ * the latest (the start of the rest before this read, or the wake-up for it). */
+gint64 atk_ws_conn_get_received_us (AtkWsConn *self);
 gboolean atk_ws_conn_is_open (AtkWsConn *self);
 /* Queues a text message; FALSE when the connection is not open. */
 gboolean atk_ws_conn_send_text (AtkWsConn *self, const char *text);

@@ -11,7 +11,7 @@ typedef struct
 } Forward;
 
 static void
-on_message (AtkWsClient *client, GBytes *message, gboolean binary, gpointer user_data)
+on_message (gpointer user_data, GBytes *message)
 {
   atk_input_emit_payload (user_data, message);
 }
@@ -32,7 +32,7 @@ atk_ws_input_forward (AtkWsClient *client, AtkInput *input, AtkWsInputLogFunc lo
 
   forward->input = input;
   forward->log = log;
-  g_signal_connect (client, "message", G_CALLBACK (on_message), input);
+  atk_ws_client_set_message_func (client, on_message, input);
   g_signal_connect_data (client, "connection-error", G_CALLBACK (on_connection_error), forward,
                          (GClosureNotify)(void (*) (void))g_free, 0);
 }
@@ -52,6 +52,7 @@ atk_ws_input_release (AtkWsClient **client, AtkInput *input)
   /* Quietly: no signal of the input's after its owner let go. */
   if (*client == NULL)
     return;
+  atk_ws_client_set_message_func (*client, NULL, NULL);
   g_signal_handlers_disconnect_by_data (*client, input);
   g_signal_handlers_disconnect_matched (*client, G_SIGNAL_MATCH_FUNC, 0, 0, NULL,
                                         G_CALLBACK (on_connection_error), NULL);

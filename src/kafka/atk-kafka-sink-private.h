@@ -37,6 +37,9 @@ struct _AtkKafkaSink
   int wake_fds[2];               /* both queues write here when they become non-empty */
   guint wake_id;
 
+  AtkKafkaSinkDeliveryFunc delivery_func;
+  gpointer delivery_data;
+
   char *topic;
   char *cursor_topic;
   char *compression; /* the codec in effect, after the user's properties */

@@ -49,16 +49,30 @@ atk_kafka_sink_emit_delivered (AtkKafkaSink *self, const DeliveryTicket *ticket,
 {
   gdouble latency = (g_get_monotonic_time () - ticket->enqueued_us) / (gdouble)G_USEC_PER_SEC;
 
-  g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, ok,
-                 error_message, latency);
+  atk_kafka_sink_emit_delivered_latency (self, ticket, ok, error_message, latency);
 }
 
 void
 atk_kafka_sink_emit_delivered_latency (AtkKafkaSink *self, const DeliveryTicket *ticket,
                                        gboolean ok, const char *error_message, gdouble latency)
 {
-  g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, ok,
-                 error_message, latency);
+  if (self->delivery_func != NULL)
+    self->delivery_func (self->delivery_data, ticket->seq, ticket->has_seq, ok, error_message,
+                         latency);
+  /* Most reports have no handler but the function: skip the signal's machinery then. */
+  if (g_signal_has_handler_pending (self, signals[SIGNAL_DELIVERED], 0, TRUE))
+    g_signal_emit (self, signals[SIGNAL_DELIVERED], 0, ticket->seq, ticket->has_seq, ok,
+                   error_message, latency);
+}
+
+void
+atk_kafka_sink_set_delivery_func (AtkKafkaSink *self, AtkKafkaSinkDeliveryFunc func,
+                                  gpointer user_data)
+{
+  g_return_if_fail (ATK_IS_KAFKA_SINK (self));
+
+  self->delivery_func = func;
+  self->delivery_data = user_data;
 }
 
 void
@@ -227,7 +241,8 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   ticket = g_new0 (DeliveryTicket, 1);
   ticket->seq = message->seq;
   ticket->has_seq = message->has_seq;
-  ticket->enqueued_us = g_get_monotonic_time ();
+  /* The delivery latency counts from when the frame reached us, where the input knows it. */
+  ticket->enqueued_us = message->received_us > 0 ? message->received_us : g_get_monotonic_time ();
   ticket->generation = self->generation;
   ticket->bytes = key_len + message->value->len;
   headers = message_headers (message, &ticket->record_bytes);

@@ -50,6 +50,14 @@ guint atk_kafka_sink_get_leader_checks (AtkKafkaSink *self);
  * (e.g. larger than message.max.bytes): ATK_ERROR_KAFKA or ATK_ERROR_TOO_LARGE. */
 gboolean atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error);
 
+/* Called for each settled message, as "delivered" is (and before it), without a signal's cost:
+ * one call per message. One function per sink (the pipeline's). */
+typedef void (*AtkKafkaSinkDeliveryFunc) (gpointer user_data, gint64 seq, gboolean has_seq,
+                                          gboolean ok, const char *error_message,
+                                          gdouble latency_seconds);
+void atk_kafka_sink_set_delivery_func (AtkKafkaSink *self, AtkKafkaSinkDeliveryFunc func,
+                                       gpointer user_data);
+
 /* The messages produced so far will be produced again (a rewind): their reports settle
  * nothing any more ("released" instead of "delivered"/"undelivered"). They stay in
  * flight (and counted) until librdkafka reports them. */
