@@ -296,9 +296,12 @@ anchored (AtkPipeline *self, const AtkInputEvent *event)
   return ok;
 }
 
+/* The input's payload function: once per frame. */
 static void
-on_payload (AtkInput *input, GBytes *payload, AtkPipeline *self)
+on_payload (gpointer user_data, GBytes *payload)
 {
+  AtkPipeline *self = user_data;
+  AtkInput *input = self->input;
   AtkInputEvent event = { 0 };
   g_autoptr (GError) error = NULL;
   gsize len = g_bytes_get_size (payload);
@@ -433,7 +436,7 @@ atk_pipeline_new (const AtkConfig *config, AtkKafkaSink *sink, AtkEventTransform
     return NULL;
   self->keeps_place = (atk_input_get_flags (self->input) & ATK_INPUT_KEEPS_PLACE) != 0;
   self->ledger = atk_ledger_new (self->input, stats, config->max_seq_jump);
-  g_signal_connect (self->input, "payload", G_CALLBACK (on_payload), self);
+  atk_input_set_payload_func (self->input, on_payload, self);
   g_signal_connect (self->input, "state-changed", G_CALLBACK (on_state_changed), self);
   /* "connection-error" needs no handler here: the source logs each failure itself, with its
    * structured fields (RELAY, CURSOR). */
@@ -451,6 +454,7 @@ atk_pipeline_dispose (GObject *object)
   g_clear_handle_id (&self->rewind_id, g_source_remove);
   if (self->input != NULL)
     {
+      atk_input_set_payload_func (self->input, NULL, NULL);
       g_signal_handlers_disconnect_by_data (self->input, self);
       atk_input_stop (self->input);
     }

@@ -15,6 +15,23 @@ enum
 };
 static guint signals[N_SIGNALS];
 
+/* The owner's payload function (atk_input_set_payload_func), kept on the instance. */
+typedef struct
+{
+  AtkInputPayloadFunc func;
+  gpointer user_data;
+} PayloadHook;
+
+static GQuark
+payload_hook_quark (void)
+{
+  static GQuark quark;
+
+  if (G_UNLIKELY (quark == 0))
+    quark = g_quark_from_static_string ("atk-input-payload-hook");
+  return quark;
+}
+
 static void
 atk_input_default_init (AtkInputInterface *iface)
 {
@@ -149,9 +166,31 @@ atk_input_get_received_us (AtkInput *self)
 }
 
 void
+atk_input_set_payload_func (AtkInput *self, AtkInputPayloadFunc func, gpointer user_data)
+{
+  PayloadHook *hook = NULL;
+
+  g_return_if_fail (ATK_IS_INPUT (self));
+
+  if (func != NULL)
+    {
+      hook = g_new (PayloadHook, 1);
+      hook->func = func;
+      hook->user_data = user_data;
+    }
+  g_object_set_qdata_full (G_OBJECT (self), payload_hook_quark (), hook, g_free);
+}
+
+void
 atk_input_emit_payload (AtkInput *self, GBytes *payload)
 {
-  g_signal_emit (self, signals[SIGNAL_PAYLOAD], 0, payload);
+  PayloadHook *hook = g_object_get_qdata (G_OBJECT (self), payload_hook_quark ());
+
+  if (hook != NULL)
+    hook->func (hook->user_data, payload);
+  /* Once per frame: without handlers (the daemon has none) the signal's machinery is skipped. */
+  if (g_signal_has_handler_pending (self, signals[SIGNAL_PAYLOAD], 0, TRUE))
+    g_signal_emit (self, signals[SIGNAL_PAYLOAD], 0, payload);
 }
 
 void

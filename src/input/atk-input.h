@@ -100,6 +100,10 @@ void atk_input_set_cursor (AtkInput *self, gboolean has_cursor, gint64 cursor);
 void atk_input_ack (AtkInput *self, guint64 id);
 void atk_input_render_prometheus (AtkInput *self, GString *out);
 gint64 atk_input_get_received_us (AtkInput *self);
+/* The owner's function for each payload, called before "payload" is emitted (the pipeline's:
+ * one call per frame, without a signal's cost). NULL removes it. */
+typedef void (*AtkInputPayloadFunc) (gpointer user_data, GBytes *payload);
+void atk_input_set_payload_func (AtkInput *self, AtkInputPayloadFunc func, gpointer user_data);
 
 /* For implementations: emit the interface's signals. */
 void atk_input_emit_payload (AtkInput *self, GBytes *payload);

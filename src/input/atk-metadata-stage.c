@@ -334,6 +334,20 @@ atk_metadata_stage_push (AtkMetadataStage *self, AtkMessage *message)
       self->backlog++;
       return;
     }
+  /* Nothing waits for this DID: a cached answer serves the message without a queue (most
+   * messages, once the cache is warm). */
+  if (message->kind != ATK_EVENT_IDENTITY)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (AtkDidInfo) info
+          = atk_did_resolver_lookup_cached (self->resolver, message->key, &error);
+
+      if (info != NULL || error != NULL)
+        {
+          deliver (self, message, info);
+          return;
+        }
+    }
   queue = g_new0 (DidQueue, 1);
   queue->did = g_strdup (message->key);
   g_queue_init (&queue->messages);
