@@ -18,7 +18,7 @@ typedef struct
 {
   gint64 seq;
   gboolean has_seq;
-  gint64 enqueued_us;
+  gint64 since_us;    /* where its delivery latency starts: its frame's receipt, or the produce */
   gsize bytes;        /* key and value */
   gsize record_bytes; /* key, value and headers */
   gboolean is_cursor; /* a cursor record: not in flight, no signal */
@@ -85,13 +85,10 @@ void atk_kafka_sink_emit_ready (AtkKafkaSink *self);
  * "undelivered". */
 gboolean atk_kafka_sink_rebuild_handle (AtkKafkaSink *self, gint64 batch_size, GError **error);
 
-/* The signals, for the other files (atk-kafka-sink.c). */
+/* The signals, for the other files (atk-kafka-sink.c). A delivery goes to the delivery
+ * function, then to "delivered" when something is connected to it. */
 void atk_kafka_sink_emit_delivered (AtkKafkaSink *self, const DeliveryTicket *ticket, gboolean ok,
                                     const char *error_message);
-/* As atk_kafka_sink_emit_delivered(), with the latency measured by the caller. */
-void atk_kafka_sink_emit_delivered_latency (AtkKafkaSink *self, const DeliveryTicket *ticket,
-                                            gboolean ok, const char *error_message,
-                                            gdouble latency);
 void atk_kafka_sink_emit_undelivered (AtkKafkaSink *self, const DeliveryTicket *ticket,
                                       const char *error_message);
 void atk_kafka_sink_emit_released (AtkKafkaSink *self);

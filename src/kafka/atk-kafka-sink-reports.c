@@ -21,7 +21,6 @@ on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
   g_autofree DeliveryTicket *ticket = rkmessage->_private;
   rd_kafka_resp_err_t err = rkmessage->err;
   gboolean ok = err == RD_KAFKA_RESP_ERR_NO_ERROR;
-  gdouble latency = (g_get_monotonic_time () - ticket->enqueued_us) / (gdouble)G_USEC_PER_SEC;
 
   if (ticket->is_cursor)
     {
@@ -45,7 +44,7 @@ on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
     }
   if (ok)
     {
-      atk_kafka_sink_emit_delivered_latency (self, ticket, TRUE, NULL, latency);
+      atk_kafka_sink_emit_delivered (self, ticket, TRUE, NULL);
       return;
     }
   /* The broker checks whole batches against the topic's limit. Only a message larger than
@@ -54,7 +53,7 @@ on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
   if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
       && (gint64)ticket->record_bytes > self->batch_size)
     {
-      atk_kafka_sink_emit_delivered_latency (self, ticket, FALSE, rd_kafka_err2str (err), latency);
+      atk_kafka_sink_emit_delivered (self, ticket, FALSE, rd_kafka_err2str (err));
       return;
     }
   /* Any other refusal is its batch's: make batches fit, and produce the message again. */

@@ -47,15 +47,8 @@ void
 atk_kafka_sink_emit_delivered (AtkKafkaSink *self, const DeliveryTicket *ticket, gboolean ok,
                                const char *error_message)
 {
-  gdouble latency = (g_get_monotonic_time () - ticket->enqueued_us) / (gdouble)G_USEC_PER_SEC;
+  gdouble latency = (g_get_monotonic_time () - ticket->since_us) / (gdouble)G_USEC_PER_SEC;
 
-  atk_kafka_sink_emit_delivered_latency (self, ticket, ok, error_message, latency);
-}
-
-void
-atk_kafka_sink_emit_delivered_latency (AtkKafkaSink *self, const DeliveryTicket *ticket,
-                                       gboolean ok, const char *error_message, gdouble latency)
-{
   if (self->delivery_func != NULL)
     self->delivery_func (self->delivery_data, ticket->seq, ticket->has_seq, ok, error_message,
                          latency);
@@ -242,7 +235,7 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   ticket->seq = message->seq;
   ticket->has_seq = message->has_seq;
   /* The delivery latency counts from when the frame reached us, where the input knows it. */
-  ticket->enqueued_us = message->received_us > 0 ? message->received_us : g_get_monotonic_time ();
+  ticket->since_us = message->received_us > 0 ? message->received_us : g_get_monotonic_time ();
   ticket->generation = self->generation;
   ticket->bytes = key_len + message->value->len;
   headers = message_headers (message, &ticket->record_bytes);
