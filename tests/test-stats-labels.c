@@ -95,11 +95,53 @@ test_cardinality_capped (void)
   atk_stats_clear (&stats);
 }
 
+/* Repeated (action, collection) pairs are counted through the last pair's counter: every
+ * change of either, and back, must still land on its own series. */
+static void
+test_repeats (void)
+{
+  AtkStats stats;
+  g_autoptr (GString) out = g_string_new (NULL);
+  const char *sequence[][2] = {
+    { "create", "app.bsky.feed.post" },
+    { "create", "app.bsky.feed.post" },
+    { "create", "app.bsky.feed.like" },
+    { "create", "app.bsky.feed.post" },
+    { "delete", "app.bsky.feed.post" },
+    { "create", NULL },
+    { "create", "" },
+    { "create", "not an nsid" },
+    { "create", "app.bsky.feed.post" },
+  };
+
+  atk_stats_init (&stats);
+  for (guint i = 0; i < G_N_ELEMENTS (sequence); i++)
+    {
+      /* a fresh copy each time: equal strings, not the same pointers */
+      g_autofree char *action = g_strdup (sequence[i][0]);
+      g_autofree char *collection = g_strdup (sequence[i][1]);
+
+      atk_stats_count_handled (&stats, action, collection);
+    }
+  atk_stats_render_prometheus (&stats, 0, out);
+  g_assert_nonnull (
+      strstr (out->str, "{action_name=\"create\",collection=\"app.bsky.feed.post\"} 4\n"));
+  g_assert_nonnull (
+      strstr (out->str, "{action_name=\"create\",collection=\"app.bsky.feed.like\"} 1\n"));
+  g_assert_nonnull (
+      strstr (out->str, "{action_name=\"delete\",collection=\"app.bsky.feed.post\"} 1\n"));
+  g_assert_nonnull (strstr (out->str, "{action_name=\"create\",collection=\"\"} 2\n"));
+  g_assert_nonnull (strstr (out->str, "{action_name=\"create\",collection=\"invalid\"} 1\n"));
+  g_assert_cmpuint (atk_stats_get_handled_total (&stats), ==, G_N_ELEMENTS (sequence));
+  atk_stats_clear (&stats);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/stats-labels/nsid", test_nsid_validation);
   g_test_add_func ("/stats-labels/cardinality", test_cardinality_capped);
+  g_test_add_func ("/stats-labels/repeats", test_repeats);
   return g_test_run ();
 }

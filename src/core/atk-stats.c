@@ -45,9 +45,12 @@ atk_stats_clear (AtkStats *stats)
   g_clear_pointer (&stats->handled, g_hash_table_unref);
   g_clear_pointer (&stats->decode_errors, g_hash_table_unref);
   g_clear_pointer (&stats->collections, g_hash_table_unref);
+  g_clear_pointer (&stats->last_action, g_free);
+  g_clear_pointer (&stats->last_collection, g_free);
+  stats->last_handled = NULL;
 }
 
-static void
+static guint64 *
 count_key (GHashTable *table, const char *key)
 {
   guint64 *value = g_hash_table_lookup (table, key);
@@ -58,6 +61,7 @@ count_key (GHashTable *table, const char *key)
       g_hash_table_insert (table, g_strdup (key), value);
     }
   (*value)++;
+  return value;
 }
 
 /* An NSID as the AT Protocol Lexicon spec has it: a reversed domain of at least two segments
@@ -121,9 +125,20 @@ atk_stats_count_handled (AtkStats *stats, const char *action_name, const char *c
   g_autofree char *key = NULL;
 
   g_return_if_fail (action_name != NULL);
+  /* A collection's label never changes once given (see collection_label()). */
+  if (stats->last_handled != NULL && strcmp (action_name, stats->last_action) == 0
+      && g_strcmp0 (collection, stats->last_collection) == 0)
+    {
+      (*stats->last_handled)++;
+      return;
+    }
   /* action names are a fixed set without newlines, so the first '\n' splits the key */
   key = g_strconcat (action_name, "\n", collection_label (stats, collection), NULL);
-  count_key (stats->handled, key);
+  stats->last_handled = count_key (stats->handled, key);
+  g_free (stats->last_action);
+  stats->last_action = g_strdup (action_name);
+  g_free (stats->last_collection);
+  stats->last_collection = g_strdup (collection);
 }
 
 void

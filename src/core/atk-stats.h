@@ -29,6 +29,10 @@ typedef struct
   GHashTable *handled;       /* "action_name\ncollection label" → guint64* */
   GHashTable *collections;   /* the collections with a label of their own */
   GHashTable *decode_errors; /* error kind → guint64* */
+  /* The last (action, collection) counted and its counter in handled: most messages repeat
+   * it, and then need no key, hash or NSID check. */
+  char *last_action, *last_collection;
+  guint64 *last_handled;
   guint64 filtered_ops;
   guint64 unknown_events;
   guint64 error_frames;
