@@ -281,6 +281,23 @@ start_lookup (AtkMetadataStage *self, DidQueue *queue)
   atk_did_resolver_resolve_async (self->resolver, queue->did, NULL, on_resolved, lookup);
 }
 
+/* Delivers message with the cache's answer for did, if it has one (positive or negative); FALSE
+ * when the network has to be asked (an #identity always asks again). */
+static gboolean
+deliver_cached (AtkMetadataStage *self, const char *did, AtkMessage *message)
+{
+  g_autoptr (AtkDidInfo) info = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (message->kind == ATK_EVENT_IDENTITY)
+    return FALSE;
+  info = atk_did_resolver_lookup_cached (self->resolver, did, &error);
+  if (info == NULL && error == NULL)
+    return FALSE;
+  deliver (self, message, info);
+  return TRUE;
+}
+
 /* Moves the queue on: cached answers go out at once; the first message that needs the
  * network starts a lookup and waits. An empty queue is removed. */
 static void
@@ -290,25 +307,20 @@ process_queue (AtkMetadataStage *self, DidQueue *queue)
 
   while (!queue->resolving && (message = g_queue_peek_head (&queue->messages)) != NULL)
     {
-      g_autoptr (AtkDidInfo) info = NULL;
-      g_autoptr (GError) error = NULL;
-
-      if (message->kind == ATK_EVENT_IDENTITY)
-        {
-          /* The handle or PDS may have changed: ask again. */
-          atk_did_resolver_invalidate (self->resolver, queue->did);
-          start_lookup (self, queue);
-          return;
-        }
-      info = atk_did_resolver_lookup_cached (self->resolver, queue->did, &error);
-      if (info == NULL && error == NULL)
-        {
-          start_lookup (self, queue);
-          return;
-        }
+      /* off the queue before it goes on (deliver() may come back here) */
       g_queue_pop_head (&queue->messages);
       self->backlog--;
-      deliver (self, message, info);
+      if (!deliver_cached (self, queue->did, message))
+        {
+          /* The network has to answer: back to the head, and ask (again after an #identity:
+           * the handle or PDS may have changed). */
+          g_queue_push_head (&queue->messages, message);
+          self->backlog++;
+          if (message->kind == ATK_EVENT_IDENTITY)
+            atk_did_resolver_invalidate (self->resolver, queue->did);
+          start_lookup (self, queue);
+          return;
+        }
     }
   if (!queue->resolving && queue->messages.length == 0)
     g_hash_table_remove (self->queues, queue->did);
@@ -336,18 +348,8 @@ atk_metadata_stage_push (AtkMetadataStage *self, AtkMessage *message)
     }
   /* Nothing waits for this DID: a cached answer serves the message without a queue (most
    * messages, once the cache is warm). */
-  if (message->kind != ATK_EVENT_IDENTITY)
-    {
-      g_autoptr (GError) error = NULL;
-      g_autoptr (AtkDidInfo) info
-          = atk_did_resolver_lookup_cached (self->resolver, message->key, &error);
-
-      if (info != NULL || error != NULL)
-        {
-          deliver (self, message, info);
-          return;
-        }
-    }
+  if (deliver_cached (self, message->key, message))
+    return;
   queue = g_new0 (DidQueue, 1);
   queue->did = g_strdup (message->key);
   g_queue_init (&queue->messages);
