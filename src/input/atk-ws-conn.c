@@ -343,6 +343,10 @@ arm_read (AtkWsConn *self)
 {
   self->read_source = g_pollable_input_stream_create_source (self->in, NULL);
   g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
+  /* GLib takes a source's descriptors out of the poll set while it dispatches (unless it
+   * may recurse) and puts them back after, and each change wakes the loop once more for
+   * nothing. Nothing here iterates the loop from inside a callback. */
+  g_source_set_can_recurse (self->read_source, TRUE);
   g_source_attach (self->read_source, NULL);
 }
 

@@ -36,6 +36,7 @@ struct _AtkKafkaSink
   rd_kafka_queue_t *admin_queue; /* CreateTopics results */
   int wake_fds[2];               /* both queues write here when they become non-empty */
   guint wake_id;
+  guint gather_id; /* a drain due once the reports of the same moment have come */
 
   AtkKafkaSinkDeliveryFunc delivery_func;
   gpointer delivery_data;

@@ -423,6 +423,7 @@ atk_kafka_sink_dispose (GObject *object)
   self->disposing = TRUE;
   g_clear_handle_id (&self->retry_id, g_source_remove);
   g_clear_handle_id (&self->wake_id, g_source_remove);
+  g_clear_handle_id (&self->gather_id, g_source_remove);
 
   g_clear_handle_id (&self->rebuild_id, g_source_remove);
   close_handle (self);
