@@ -51,6 +51,16 @@ cpu_seconds (void)
          + (gdouble)usage.ru_stime.tv_sec + (gdouble)usage.ru_stime.tv_usec / 1e6;
 }
 
+/* Voluntary context switches of all threads: how often they went to sleep and woke up. */
+static gint64
+wakeups (void)
+{
+  struct rusage usage;
+
+  getrusage (RUSAGE_SELF, &usage);
+  return usage.ru_nvcsw;
+}
+
 static gdouble
 peak_rss_mib (void)
 {
@@ -212,6 +222,7 @@ main (int argc, char **argv)
   guint64 total, sent_frames = 0, n_frames;
   gint64 start;
   gdouble cpu_start, cpu, wall;
+  gint64 wakeups_start, woke;
 
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error) || argc != 2 || topic == NULL)
@@ -256,6 +267,7 @@ main (int argc, char **argv)
 
   start = g_get_monotonic_time ();
   cpu_start = cpu_seconds ();
+  wakeups_start = wakeups ();
   while (sent_frames < n_frames)
     {
       guint64 due = n_frames;
@@ -305,13 +317,15 @@ main (int argc, char **argv)
     rd_kafka_poll (rk, 100);
   wall = (g_get_monotonic_time () - start) / 1e6;
   cpu = cpu_seconds () - cpu_start;
+  woke = wakeups () - wakeups_start;
 
   /* The first tenth (the first metadata requests and connections) is warm-up. */
   g_array_remove_range (latencies_us, 0, latencies_us->len / 10);
   g_array_sort (latencies_us, compare_i64);
   g_print ("messages=%" G_GUINT64_FORMAT " failed=%" G_GUINT64_FORMAT " frames=%" G_GUINT64_FORMAT
-           " wall=%.3f cpu=%.3f rss_mib=%.1f p50_ms=%.2f p99_ms=%.2f\n",
-           acked, failed, n_frames, wall, cpu, peak_rss_mib (), percentile_ms (0.50),
+           " wall=%.3f cpu=%.3f wakeups=%" G_GINT64_FORMAT " rss_mib=%.1f p50_ms=%.2f"
+           " p99_ms=%.2f\n",
+           acked, failed, n_frames, wall, cpu, woke, peak_rss_mib (), percentile_ms (0.50),
            percentile_ms (0.99));
   rd_kafka_topic_destroy (rkt);
   rd_kafka_destroy (rk);
