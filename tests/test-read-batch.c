@@ -296,6 +296,67 @@ test_received (void)
   peer_free (peer);
 }
 
+/* What came during a rest and did not fit in the first turn after it (TURN_BYTES, 256 KiB)
+ * counts from the rest's start too: 384 KiB sent during a 1 s rest, in four frames. */
+typedef struct
+{
+  AtkInput *input;
+  guint n;
+  gint64 received_us[5];
+} Spill;
+
+static void
+on_payload_spill (AtkInput *input, GBytes *payload, gpointer user_data)
+{
+  Spill *spill = user_data;
+
+  if (spill->n < G_N_ELEMENTS (spill->received_us))
+    spill->received_us[spill->n] = atk_input_get_received_us (input);
+  spill->n++;
+}
+
+static void
+test_received_spill (void)
+{
+  g_autoptr (GPtrArray) capture = atk_test_load_frames ("relay-capture/frames.bin");
+  g_autoptr (GPtrArray) none = g_ptr_array_new ();
+  Peer *peer = peer_new (none, 0);
+  g_autoptr (AtkFirehoseSource) source = atk_firehose_source_new (peer->url, 8 << 20, 0);
+  Spill spill = { 0 };
+  Send a = { peer, capture->pdata[0], 0 };
+  gint64 sent_us;
+  guint64 reads_before;
+
+  atk_firehose_source_set_read_batch (source, 1000);
+  g_signal_connect (source, "payload", G_CALLBACK (on_payload_spill), &spill);
+  atk_firehose_source_start (source);
+  g_assert_true (atk_test_wait_until (NULL, peer_connected, peer, scaled_ms (10000)));
+  send_later (&a);
+  g_assert_true (atk_test_wait_for_count (NULL, &spill.n, 1, scaled_ms (10000)));
+  /* the rest has begun */
+  reads_before = atk_firehose_source_get_reads (source);
+  sent_us = g_get_monotonic_time ();
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr (GBytes) big = g_bytes_new_take (g_malloc0 (96 * 1024), 96 * 1024);
+
+      soup_websocket_connection_send_message (peer->conn, SOUP_WEBSOCKET_DATA_BINARY, big);
+    }
+  g_assert_true (atk_test_wait_for_count (NULL, &spill.n, 5, scaled_ms (10000)));
+  g_test_message ("%" G_GUINT64_FORMAT " reads for the 384 KiB; received %.1f, %.1f, %.1f, %.1f ms "
+                  "before they were sent",
+                  atk_firehose_source_get_reads (source) - reads_before,
+                  (sent_us - spill.received_us[1]) / 1e3, (sent_us - spill.received_us[2]) / 1e3,
+                  (sent_us - spill.received_us[3]) / 1e3, (sent_us - spill.received_us[4]) / 1e3);
+  g_assert_cmpuint (atk_firehose_source_get_reads (source) - reads_before, >=, 2);
+  for (guint i = 1; i < 5; i++)
+    g_assert_cmpint (spill.received_us[i], <=, sent_us);
+
+  atk_firehose_source_stop (source);
+  g_signal_handlers_disconnect_by_data (source, &spill);
+  peer_free (peer);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -304,6 +365,7 @@ main (int argc, char **argv)
   g_test_add_func ("/read-batch/paced", test_paced);
   g_test_add_func ("/read-batch/backlog", test_backlog);
   g_test_add_func ("/read-batch/received", test_received);
+  g_test_add_func ("/read-batch/received-spill", test_received_spill);
 
   return g_test_run ();
 }

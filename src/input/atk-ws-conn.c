@@ -375,10 +375,11 @@ read_turn (AtkWsConn *self)
   gsize got = 0;
   guint8 scratch[4096];
 
-  /* Frames that came during a pause count from its start: the pause is ours. Frames that wait
-   * in the socket while we read flat out (the peer is ahead) count from the read. */
+  /* Frames that came during a pause count from its start: the pause is ours, and so is
+   * everything read until the socket is empty again (what did not fit in one turn, and what
+   * the peer held back while the receive window was full). Frames that wait in the socket
+   * while we read flat out with no pause (the peer is ahead) count from the read. */
   self->received_us = self->rest_since_us != 0 ? self->rest_since_us : g_get_monotonic_time ();
-  self->rest_since_us = 0;
   while (budget > 0 && (self->state == CONN_OPEN || self->state == CONN_CLOSING))
     {
       g_autoptr (GError) error = NULL;
@@ -392,7 +393,10 @@ read_turn (AtkWsConn *self)
           self->in, draining ? scratch : in->buf + in->end,
           draining ? sizeof scratch : in->cap - in->end, NULL, &error);
       if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        break;
+        {
+          self->rest_since_us = 0; /* caught up */
+          break;
+        }
       if (n <= 0 && draining)
         {
           clear_source (&self->read_source);
