@@ -281,7 +281,7 @@ static const OptionCase option_cases[] = {
   { "--max-frame-bytes", "ATKAFKA_MAX_FRAME_BYTES", F_MAX_FRAME_BYTES, "1048576", "1048576",
     "65536", "65536" },
   { "--idle-timeout", "ATKAFKA_IDLE_TIMEOUT", F_IDLE_TIMEOUT, "5", "5", "86400", "86400" },
-  { "--read-batch-ms", "ATKAFKA_READ_BATCH_MS", F_READ_BATCH, "0", "0", "40", "40" },
+  { "--read-batch-ms", "ATKAFKA_READ_BATCH_MS", F_READ_BATCH, "0", "0", "60", "60" },
   { "--bus", "ATKAFKA_BUS", F_BUS, "none", "none", "session", "session" },
   { "--plc-host", "ATKAFKA_PLC_HOST", F_PLC_HOST, "https://plc.example/", "https://plc.example",
     "http://127.0.0.1:2582", "http://127.0.0.1:2582" },
@@ -383,7 +383,7 @@ test_defaults (void)
   assert_field (config, F_IN_FLIGHT_BYTES, "268435456", "default");
   assert_field (config, F_MAX_FRAME_BYTES, "6291456", "default");
   assert_field (config, F_IDLE_TIMEOUT, "60", "default");
-  assert_field (config, F_READ_BATCH, "25", "default");
+  assert_field (config, F_READ_BATCH, "40", "default");
   assert_field (config, F_BUS, "auto", "default");
   assert_field (config, F_PLC_HOST, "(none)", "default");
   assert_field (config, F_API_HOST, "(none)", "default");
