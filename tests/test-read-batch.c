@@ -202,8 +202,8 @@ test_backlog (void)
 typedef struct
 {
   guint n;
-  gint64 received_us[3]; /* atk_input_get_received_us() in "payload" */
-  gint64 seen_us[3];
+  gint64 received_us[5]; /* atk_input_get_received_us() in "payload" */
+  gint64 seen_us[5];
 } Seen;
 
 static void
@@ -298,23 +298,6 @@ test_received (void)
 
 /* What came during a rest and did not fit in the first turn after it (TURN_BYTES, 256 KiB)
  * counts from the rest's start too: 384 KiB sent during a 1 s rest, in four frames. */
-typedef struct
-{
-  AtkInput *input;
-  guint n;
-  gint64 received_us[5];
-} Spill;
-
-static void
-on_payload_spill (AtkInput *input, GBytes *payload, gpointer user_data)
-{
-  Spill *spill = user_data;
-
-  if (spill->n < G_N_ELEMENTS (spill->received_us))
-    spill->received_us[spill->n] = atk_input_get_received_us (input);
-  spill->n++;
-}
-
 static void
 test_received_spill (void)
 {
@@ -322,13 +305,13 @@ test_received_spill (void)
   g_autoptr (GPtrArray) none = g_ptr_array_new ();
   Peer *peer = peer_new (none, 0);
   g_autoptr (AtkFirehoseSource) source = atk_firehose_source_new (peer->url, 8 << 20, 0);
-  Spill spill = { 0 };
+  Seen spill = { 0 };
   Send a = { peer, capture->pdata[0], 0 };
   gint64 sent_us;
   guint64 reads_before;
 
   atk_firehose_source_set_read_batch (source, 1000);
-  g_signal_connect (source, "payload", G_CALLBACK (on_payload_spill), &spill);
+  g_signal_connect (source, "payload", G_CALLBACK (on_payload_seen), &spill);
   atk_firehose_source_start (source);
   g_assert_true (atk_test_wait_until (NULL, peer_connected, peer, scaled_ms (10000)));
   send_later (&a);
