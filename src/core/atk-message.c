@@ -21,7 +21,8 @@ atk_message_free (AtkMessage *message)
   if (message == NULL)
     return;
   g_free (message->key);
-  g_string_free (message->value, TRUE);
+  if (message->value != NULL) /* NULL once a sink took it */
+    g_string_free (message->value, TRUE);
   g_free (message->collection);
   g_free (message);
 }

@@ -11,7 +11,7 @@ G_BEGIN_DECLS
 typedef struct
 {
   char *key;        /* the account DID, or "<unknown>" */
-  GString *value;   /* compact JSON */
+  GString *value;   /* compact JSON (NULL once a sink took its buffer) */
   gboolean has_seq; /* FALSE for #info (no seq on the wire) */
   gint64 seq;       /* the firehose seq of the frame it came from */
   AtkEventKind kind;

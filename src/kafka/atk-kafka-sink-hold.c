@@ -109,7 +109,7 @@ atk_kafka_sink_hold_pump (AtkKafkaSink *self)
     {
       rd_kafka_resp_err_t err
           = atk_kafka_sink_producev (self, held->key, held->key_len, held->value, held->value_len,
-                                     held->headers, held->ticket);
+                                     TRUE, held->headers, held->ticket);
 
       /* Still no room, or between two transactions: later, in the same order. */
       if ((err == RD_KAFKA_RESP_ERR__QUEUE_FULL && rd_kafka_outq_len (self->rk) > 0)
@@ -118,7 +118,8 @@ atk_kafka_sink_hold_pump (AtkKafkaSink *self)
       g_queue_pop_head (&self->held);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         {
-          held->headers = NULL; /* librdkafka's now, like the ticket */
+          held->value = NULL; /* librdkafka's now, like the headers and the ticket */
+          held->headers = NULL;
           held->ticket = NULL;
           held_message_free (held);
           continue;

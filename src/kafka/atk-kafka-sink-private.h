@@ -93,10 +93,12 @@ void atk_kafka_sink_emit_delivered (AtkKafkaSink *self, const DeliveryTicket *ti
 void atk_kafka_sink_emit_undelivered (AtkKafkaSink *self, const DeliveryTicket *ticket,
                                       const char *error_message);
 void atk_kafka_sink_emit_released (AtkKafkaSink *self);
-/* librdkafka's producev() for one message; on success librdkafka owns headers and ticket. */
+/* librdkafka's producev() for one message; on success librdkafka owns headers and ticket, and
+ * with take_value the value too (g_malloc()ed: librdkafka free()s it), else it copies it. */
 rd_kafka_resp_err_t atk_kafka_sink_producev (AtkKafkaSink *self, const char *key, gsize key_len,
                                              const char *value, gsize value_len,
-                                             rd_kafka_headers_t *headers, DeliveryTicket *ticket);
+                                             gboolean take_value, rd_kafka_headers_t *headers,
+                                             DeliveryTicket *ticket);
 
 /* atk-kafka-sink-reports.c */
 /* Sets the callbacks for delivery reports, errors, throttling and logs on conf (its opaque
