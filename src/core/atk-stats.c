@@ -37,6 +37,8 @@ atk_stats_init (AtkStats *stats)
   stats->handled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   stats->decode_errors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   stats->collections = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  stats->handled_index
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
 }
 
 void
@@ -45,9 +47,7 @@ atk_stats_clear (AtkStats *stats)
   g_clear_pointer (&stats->handled, g_hash_table_unref);
   g_clear_pointer (&stats->decode_errors, g_hash_table_unref);
   g_clear_pointer (&stats->collections, g_hash_table_unref);
-  g_clear_pointer (&stats->last_action, g_free);
-  g_clear_pointer (&stats->last_collection, g_free);
-  stats->last_handled = NULL;
+  g_clear_pointer (&stats->handled_index, g_hash_table_unref);
 }
 
 static guint64 *
@@ -122,23 +122,35 @@ collection_label (AtkStats *stats, const char *collection)
 void
 atk_stats_count_handled (AtkStats *stats, const char *action_name, const char *collection)
 {
+  const char *ckey = collection != NULL ? collection : "";
+  GHashTable *by_collection;
+  guint64 *counter = NULL;
+  const char *label;
   g_autofree char *key = NULL;
 
   g_return_if_fail (action_name != NULL);
-  /* A collection's label never changes once given (see collection_label()). */
-  if (stats->last_handled != NULL && strcmp (action_name, stats->last_action) == 0
-      && g_strcmp0 (collection, stats->last_collection) == 0)
+  by_collection = g_hash_table_lookup (stats->handled_index, action_name);
+  if (by_collection != NULL)
+    counter = g_hash_table_lookup (by_collection, ckey);
+  if (counter != NULL)
     {
-      (*stats->last_handled)++;
+      (*counter)++;
       return;
     }
   /* action names are a fixed set without newlines, so the first '\n' splits the key */
-  key = g_strconcat (action_name, "\n", collection_label (stats, collection), NULL);
-  stats->last_handled = count_key (stats->handled, key);
-  g_free (stats->last_action);
-  stats->last_action = g_strdup (action_name);
-  g_free (stats->last_collection);
-  stats->last_collection = g_strdup (collection);
+  label = collection_label (stats, collection);
+  key = g_strconcat (action_name, "\n", label, NULL);
+  counter = count_key (stats->handled, key);
+  /* A collection's label never changes once given (see collection_label()); "invalid" and
+   * "other" are not indexed (unbounded: every message takes the long way then). */
+  if (label != collection && label[0] != '\0')
+    return;
+  if (by_collection == NULL)
+    {
+      by_collection = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_hash_table_insert (stats->handled_index, g_strdup (action_name), by_collection);
+    }
+  g_hash_table_insert (by_collection, g_strdup (ckey), counter);
 }
 
 void

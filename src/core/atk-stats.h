@@ -29,10 +29,10 @@ typedef struct
   GHashTable *handled;       /* "action_name\ncollection label" → guint64* */
   GHashTable *collections;   /* the collections with a label of their own */
   GHashTable *decode_errors; /* error kind → guint64* */
-  /* The last (action, collection) counted and its counter in handled: most messages repeat
-   * it, and then need no key, hash or NSID check. */
-  char *last_action, *last_collection;
-  guint64 *last_handled;
+  /* action name → (collection, "" for none → its counter in handled), for collections with
+   * a label of their own (bounded like them): counting needs no key string, no allocation
+   * and no NSID check then. */
+  GHashTable *handled_index;
   guint64 filtered_ops;
   guint64 unknown_events;
   guint64 error_frames;
