@@ -1,8 +1,10 @@
 /* Tests for the cursor state file.
  * SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "atk-cursor-store.h"
 #include "atk-error.h"
@@ -208,6 +210,107 @@ test_unusable_paths (Fixture *f, gconstpointer data)
   g_assert_error (error, ATK_ERROR, ATK_ERROR_FAILED);
 }
 
+/* What the file open as fd holds now (an fd opened on <dir>/cursor sees the saves written in
+ * place, and not those that replaced the file). */
+static char *
+read_fd (int fd)
+{
+  char buf[64];
+  ssize_t n = pread (fd, buf, sizeof buf - 1, 0);
+
+  g_assert_cmpint (n, >=, 0);
+  buf[n] = '\0';
+  return g_strdup (buf);
+}
+
+static void
+file_save_ok (AtkCursorFile *file, gint64 cursor)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (atk_cursor_file_save (file, cursor, &error));
+  g_assert_no_error (error);
+}
+
+/* Saved again and again: in place while the length holds, by rename when it changes. */
+static void
+test_file_in_place (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AtkCursorFile) file = atk_cursor_file_new (f->dir);
+  g_autofree char *path = g_build_filename (f->dir, "cursor", NULL);
+  g_autofree char *text = NULL;
+  g_autofree char *held = NULL;
+  g_autoptr (GError) error = NULL;
+  int fd;
+
+  file_save_ok (file, 31527465321);
+  fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  g_assert_cmpint (fd, >=, 0);
+  for (gint64 seq = 31527465322; seq < 31527465400; seq++)
+    {
+      file_save_ok (file, seq);
+      g_assert_cmpint (load_ok (f->dir), ==, seq);
+    }
+  text = read_file (f->dir, "cursor");
+  g_assert_cmpstr (text, ==, "31527465399\n");
+  held = read_fd (fd);
+  g_assert_cmpstr (held, ==, "31527465399\n"); /* written over, not replaced */
+
+  /* one digit more: a new file (the old one is not rewritten at a new length) */
+  file_save_ok (file, 100000000000);
+  g_assert_cmpint (load_ok (f->dir), ==, 100000000000);
+  g_clear_pointer (&held, g_free);
+  held = read_fd (fd);
+  g_assert_cmpstr (held, ==, "31527465399\n");
+  close (fd);
+  /* and back down (a --cursor start): shorter, so a new file again, no digits left over */
+  file_save_ok (file, 7);
+  g_clear_pointer (&text, g_free);
+  text = read_file (f->dir, "cursor");
+  g_assert_cmpstr (text, ==, "7\n");
+
+  g_assert_false (atk_cursor_file_save (file, -1, &error));
+  g_assert_error (error, ATK_ERROR, ATK_ERROR_FAILED);
+  g_assert_cmpint (load_ok (f->dir), ==, 7);
+}
+
+/* Whatever happened to <dir>/cursor between two saves, the save lands in it, whole. */
+static void
+test_file_changed_under_it (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AtkCursorFile) file = atk_cursor_file_new (f->dir);
+  g_autofree char *path = g_build_filename (f->dir, "cursor", NULL);
+  g_autofree char *text = NULL;
+  FILE *out;
+
+  file_save_ok (file, 1000);
+  /* replaced (an editor, g_file_set_contents: a new file renamed over it): a write to the
+   * file we hold would go nowhere */
+  write_file (f->dir, "cursor", "5000\n", -1);
+  file_save_ok (file, 1001);
+  g_assert_cmpint (load_ok (f->dir), ==, 1001);
+
+  /* rewritten in place, longer (echo > cursor): a write of our length would leave its tail */
+  file_save_ok (file, 1002);
+  out = fopen (path, "w");
+  g_assert_nonnull (out);
+  fputs ("123456789012\n", out);
+  fclose (out);
+  file_save_ok (file, 1003);
+  text = read_file (f->dir, "cursor");
+  g_assert_cmpstr (text, ==, "1003\n");
+
+  /* removed */
+  g_assert_no_errno (g_unlink (path));
+  file_save_ok (file, 1004);
+  g_assert_cmpint (load_ok (f->dir), ==, 1004);
+
+  /* the directory removed: made again */
+  atk_test_rm_rf (f->dir);
+  file_save_ok (file, 1005);
+  g_assert_cmpint (load_ok (f->dir), ==, 1005);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -219,6 +322,8 @@ main (int argc, char **argv)
   ADD ("/cursor-store/garbage", test_garbage);
   ADD ("/cursor-store/tmp-left-over", test_tmp_left_over);
   ADD ("/cursor-store/unusable-paths", test_unusable_paths);
+  ADD ("/cursor-store/file-in-place", test_file_in_place);
+  ADD ("/cursor-store/file-changed-under-it", test_file_changed_under_it);
 #undef ADD
   return g_test_run ();
 }

@@ -13,6 +13,7 @@ struct _AtkCursorKeeper
   const AtkConfig *config;
   char *topic;              /* "<output topic>.cursor" */
   GStrv properties;         /* the config's -X properties, NULL-terminated */
+  AtkCursorFile *file;      /* <state-dir>/cursor; NULL without a state directory */
   gboolean has_file_cursor; /* what the state file held at start */
   gint64 file_cursor;
   gboolean has_saved; /* the state file holds saved */
@@ -32,6 +33,8 @@ atk_cursor_keeper_new (const AtkConfig *config)
   self->properties = g_new0 (char *, props->len + 1);
   for (guint i = 0; i < props->len; i++)
     self->properties[i] = g_strdup (g_ptr_array_index (props, i));
+  if (config->state_directory != NULL)
+    self->file = atk_cursor_file_new (config->state_directory);
   return self;
 }
 
@@ -42,6 +45,7 @@ atk_cursor_keeper_free (AtkCursorKeeper *self)
     return;
   g_free (self->topic);
   g_strfreev (self->properties);
+  atk_cursor_file_free (self->file);
   g_free (self);
 }
 
@@ -190,9 +194,9 @@ save_state_file (AtkCursorKeeper *self, gint64 cursor)
 {
   g_autoptr (GError) error = NULL;
 
-  if (self->config->state_directory == NULL || (self->has_saved && self->saved == cursor))
+  if (self->file == NULL || (self->has_saved && self->saved == cursor))
     return;
-  if (!atk_cursor_store_save (self->config->state_directory, cursor, &error))
+  if (!atk_cursor_file_save (self->file, cursor, &error))
     {
       g_warning ("Cannot save the cursor: %s", error != NULL ? error->message : "unknown error");
       return;
