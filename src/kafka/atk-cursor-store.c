@@ -218,9 +218,10 @@ struct _AtkCursorFile
 AtkCursorFile *
 atk_cursor_file_new (const char *state_directory)
 {
-  AtkCursorFile *self = g_new0 (AtkCursorFile, 1);
+  AtkCursorFile *self;
 
   g_return_val_if_fail (state_directory != NULL, NULL);
+  self = g_new0 (AtkCursorFile, 1);
   self->dir = g_strdup (state_directory);
   self->path = g_build_filename (state_directory, CURSOR_FILE, NULL);
   self->fd = -1;
