@@ -5,6 +5,7 @@
 #include <libsoup/soup.h>
 
 #include "atk-firehose-source.h"
+#include "atk-read-pacer.h"
 #include "atk-test-http.h"
 #include "atk-test-util.h"
 
@@ -340,6 +341,42 @@ test_received_spill (void)
   peer_free (peer);
 }
 
+/* ---- the pause rule itself (atk-read-pacer.h), with made-up times -------------------- */
+
+#define MS 1000 /* µs */
+
+static void
+test_pacer (void)
+{
+  AtkReadPacer pacer;
+  const gsize KiB = 1024;
+
+  atk_read_pacer_init (&pacer, 0);
+  /* the live firehose: the first turn's frames, a few KB: pause */
+  g_assert_true (atk_read_pacer_should_rest (&pacer, 20 * KiB, 1 * MS));
+  /* after the pause (from 1 ms), what came in it, in turns: 256 KiB ones do not pause (the
+   * peer is ahead), the small one that empties the socket does (612 KiB in 42 ms: 15 MB/s) */
+  g_assert_false (atk_read_pacer_should_rest (&pacer, 256 * KiB, 42 * MS));
+  g_assert_false (atk_read_pacer_should_rest (&pacer, 256 * KiB, 42 * MS));
+  g_assert_true (atk_read_pacer_should_rest (&pacer, 100 * KiB, 43 * MS));
+  /* a turn that read nothing changes nothing */
+  g_assert_false (atk_read_pacer_should_rest (&pacer, 0, 44 * MS));
+
+  /* a backlog flat out: 4 MiB in the 60 ms since the pause began (from 43 ms), then small
+   * turns that empty the socket while the peer keeps sending: ~68 MiB/s, no pause */
+  for (guint i = 0; i < 16; i++)
+    g_assert_false (atk_read_pacer_should_rest (&pacer, 256 * KiB, 100 * MS));
+  g_assert_false (atk_read_pacer_should_rest (&pacer, 64 * KiB, 103 * MS));
+  g_assert_false (atk_read_pacer_should_rest (&pacer, 64 * KiB, 104 * MS));
+  /* the peer slows to the live rate: the average since 43 ms falls below 64 MiB/s, pause */
+  g_assert_true (atk_read_pacer_should_rest (&pacer, 20 * KiB, 2000 * MS));
+
+  /* under a MiB is never a backlog, however fast it came (one burst, noise) */
+  for (guint i = 0; i < 7; i++)
+    g_assert_false (atk_read_pacer_should_rest (&pacer, 128 * KiB, 2001 * MS));
+  g_assert_true (atk_read_pacer_should_rest (&pacer, 64 * KiB, 2001 * MS));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -349,6 +386,7 @@ main (int argc, char **argv)
   g_test_add_func ("/read-batch/backlog", test_backlog);
   g_test_add_func ("/read-batch/received", test_received);
   g_test_add_func ("/read-batch/received-spill", test_received_spill);
+  g_test_add_func ("/read-batch/pacer", test_pacer);
 
   return g_test_run ();
 }

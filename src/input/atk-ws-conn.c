@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "atk-read-pacer.h"
 #include "atk-ws-frame.h"
 #include "atk-ws-inbuf.h"
 #include "atk-ws-output.h"
@@ -20,8 +21,6 @@
 #define READ_BYTES (64 * 1024)
 /* Bytes read per main-loop turn: a peer that never stops sending cannot starve the loop. */
 #define TURN_BYTES (256 * 1024)
-/* A turn that read this much does not pause before the next (see rest_after). */
-#define REST_SKIP_BYTES (128 * 1024)
 /* After our close frame: how long we wait for the peer's before closing the stream. */
 #define LINGER_MS 2000
 
@@ -61,6 +60,7 @@ struct _AtkWsConn
    * delivered now could first have been read (that pause's start, else the read's). */
   gint64 rest_since_us;
   gint64 received_us;
+  AtkReadPacer pacer; /* when to pause */
   guint keepalive_id;
   guint linger_id;
   guint end_later_id;
@@ -350,17 +350,18 @@ arm_read (AtkWsConn *self)
   g_source_attach (self->read_source, NULL);
 }
 
-/* Batching: after a turn that read data, the socket is left alone for batch_ms, so that one
- * wake-up takes the frames of that time instead of one wake-up per frame (a relay sends each
- * frame as its own TCP segment). A turn that read REST_SKIP_BYTES or more means the peer is
- * ahead of us: no pause then. */
+/* Batching (atk-read-pacer.h): a pause after a turn that read data, so that one wake-up takes
+ * the frames of batch_ms instead of one wake-up per frame. */
 static void
 rest_after (AtkWsConn *self, gsize got)
 {
-  if (self->batch_ms == 0 || got == 0 || got >= REST_SKIP_BYTES || self->state != CONN_OPEN)
+  gint64 now = g_get_monotonic_time ();
+
+  if (self->batch_ms == 0 || self->state != CONN_OPEN
+      || !atk_read_pacer_should_rest (&self->pacer, got, now))
     return;
   clear_source (&self->read_source);
-  self->rest_since_us = g_get_monotonic_time ();
+  self->rest_since_us = now;
   self->rest_source = g_timeout_source_new (self->batch_ms);
   g_source_set_callback (self->rest_source, on_rested, self, NULL);
   g_source_attach (self->rest_source, NULL);
@@ -489,6 +490,7 @@ atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsConnEn
   self->on_end = on_end;
   self->user_data = user_data;
   self->state = CONN_OPEN;
+  atk_read_pacer_init (&self->pacer, g_get_monotonic_time ());
   arm_read (self);
   if (self->in_buf.end > self->in_buf.start)
     {
