@@ -35,7 +35,8 @@ AtkWsConn *atk_ws_conn_new (GIOStream *stream, GBytes *leftover, guint64 max_mes
 void atk_ws_conn_start (AtkWsConn *self, AtkWsConnMessageFunc on_message, AtkWsConnEndFunc on_end,
                         gpointer user_data);
 /* Reads in batches: after a main-loop turn that read data, the next read waits batch_ms
- * (unless that turn read 128 KiB or more: the peer is ahead). 0: read as data arrives. */
+ * (unless the peer is ahead or a backlog comes flat out: atk-read-pacer.h). 0: read as data
+ * arrives. */
 void atk_ws_conn_set_read_batch (AtkWsConn *self, guint batch_ms);
 /* Main-loop turns that read data from the peer, for metrics and tests. */
 guint64 atk_ws_conn_get_reads (AtkWsConn *self);
