@@ -57,12 +57,15 @@ atk_out_append_c (GString *out, char c)
   out->len++;
 }
 
-/* A JSON integer. */
-static inline void
-atk_out_append_int (GString *out, gint64 value)
+/* Room for any gint64 in decimal (no terminator). */
+#define ATK_OUT_INT_BYTES 20
+
+/* value in decimal, written backwards so that it ends at end (ATK_OUT_INT_BYTES before it
+ * are room enough); returns where it starts. No printf: this runs per message. */
+static inline char *
+atk_out_format_int (gint64 value, char *end)
 {
-  char buf[24];
-  char *p = buf + sizeof buf;
+  char *p = end;
   guint64 v = value < 0 ? -(guint64)value : (guint64)value;
 
   do
@@ -70,7 +73,18 @@ atk_out_append_int (GString *out, gint64 value)
   while ((v /= 10) != 0);
   if (value < 0)
     *--p = '-';
-  atk_out_append (out, p, (gsize)(buf + sizeof buf - p));
+  return p;
+}
+
+/* A JSON integer. */
+static inline void
+atk_out_append_int (GString *out, gint64 value)
+{
+  char buf[ATK_OUT_INT_BYTES];
+  char *end = buf + sizeof buf;
+  char *p = atk_out_format_int (value, end);
+
+  atk_out_append (out, p, (gsize)(end - p));
 }
 
 /* For string literals only. */

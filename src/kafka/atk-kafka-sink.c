@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "atk-error.h"
+#include "atk-json-out.h"
 #include "atk-kafka-conf.h"
 #include "atk-kafka-cursor.h"
 
@@ -194,16 +195,11 @@ message_headers (const AtkMessage *message, gsize *bytes)
   *bytes = 0;
   if (message->has_seq)
     {
-      char seq[24];
-      char *p = seq + sizeof seq;
-      guint64 v = message->seq < 0 ? -(guint64)message->seq : (guint64)message->seq;
+      char seq[ATK_OUT_INT_BYTES];
+      char *end = seq + sizeof seq;
+      char *p = atk_out_format_int (message->seq, end);
 
-      do
-        *--p = (char)('0' + v % 10);
-      while ((v /= 10) != 0);
-      if (message->seq < 0)
-        *--p = '-';
-      add_header (headers, "seq", 3, p, (gsize)(seq + sizeof seq - p), bytes);
+      add_header (headers, "seq", 3, p, (gsize)(end - p), bytes);
     }
   ADD_HEADER (headers, "type", atk_event_kind_name (message->kind), bytes);
   if (message->action_name != NULL)
