@@ -84,6 +84,38 @@ test_document_rebuild (void)
   g_assert_cmpstr (out->str, ==,
                    "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}");
 
+  /* In place of a message's slot: what came before and after it stays, around the same
+   * object (growing the message, or shrinking it when the slot is longer). */
+  {
+    const char *unresolved = "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}";
+    g_autofree char *object = NULL;
+    g_autofree char *expected = NULL;
+    g_autofree char *long_slot = g_strnfill (3000, 'x');
+    g_autoptr (GString) message = g_string_new ("{\"seq\":1,\"eventMetadata\":null,\"z\":[2]}");
+    gsize at = strstr (message->str, "null") - message->str;
+
+    g_string_truncate (out, 0);
+    atk_did_metadata_append_json (info, 5000, out);
+    object = g_strdup (out->str);
+    atk_did_metadata_splice (info, 5000, message, at, 4);
+    expected = g_strdup_printf ("{\"seq\":1,\"eventMetadata\":%s,\"z\":[2]}", object);
+    g_assert_cmpstr (message->str, ==, expected);
+    g_assert_cmpuint (message->len, ==, strlen (expected));
+
+    g_string_printf (message, "[%s]", long_slot);
+    atk_did_metadata_splice (info, 5000, message, 1, 3000);
+    g_clear_pointer (&expected, g_free);
+    expected = g_strdup_printf ("[%s]", object);
+    g_assert_cmpstr (message->str, ==, expected);
+    g_assert_cmpuint (message->len, ==, strlen (expected));
+
+    g_string_assign (message, "ab");
+    atk_did_metadata_splice (NULL, 0, message, 1, 0);
+    g_clear_pointer (&expected, g_free);
+    expected = g_strdup_printf ("a%sb", unresolved);
+    g_assert_cmpstr (message->str, ==, expected);
+  }
+
   /* What a typed decoder refuses, we refuse. */
   {
     const char *bad[]
@@ -211,9 +243,16 @@ test_counter_set (void)
   g_autoptr (AtkCounterSet) set = atk_counter_set_new (labels);
   g_autoptr (GString) out = g_string_new (NULL);
 
+  guint64 *ok_count;
+
   atk_counter_set_add (set, timeout);
-  atk_counter_set_add (set, ok);
-  atk_counter_set_add (set, ok);
+  ok_count = atk_counter_set_add (set, ok);
+  g_assert_true (atk_counter_set_add (set, ok) == ok_count);
+  g_assert_cmpuint (*ok_count, ==, 2);
+  /* the count where add() said it is kept, as a frequent caller adds to it */
+  (*ok_count)++;
+  g_assert_cmpuint (atk_counter_set_get (set, ok), ==, 3);
+  (*ok_count)--;
   g_assert_cmpuint (atk_counter_set_get (set, ok), ==, 2);
   atk_counter_set_render (set, out, "x_total", "Help.");
   g_assert_cmpstr (out->str, ==,

@@ -30,7 +30,7 @@ atk_counter_set_free (AtkCounterSet *set)
   g_free (set);
 }
 
-void
+guint64 *
 atk_counter_set_add (AtkCounterSet *set, const char *const *values)
 {
   g_autofree char *key = g_strjoinv ("\n", (char **)values);
@@ -42,6 +42,7 @@ atk_counter_set_add (AtkCounterSet *set, const char *const *values)
       g_hash_table_insert (set->counts, g_steal_pointer (&key), value);
     }
   (*value)++;
+  return value;
 }
 
 guint64

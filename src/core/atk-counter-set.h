@@ -14,7 +14,9 @@ AtkCounterSet *atk_counter_set_new (const char *const *labels);
 void atk_counter_set_free (AtkCounterSet *set);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtkCounterSet, atk_counter_set_free)
 
-void atk_counter_set_add (AtkCounterSet *set, const char *const *values);
+/* Adds one to the counter of these values; returns where that count is kept, valid as long
+ * as the set: a caller counting the same values often may add to it there. */
+guint64 *atk_counter_set_add (AtkCounterSet *set, const char *const *values);
 guint64 atk_counter_set_get (AtkCounterSet *set, const char *const *values);
 
 /* # HELP, # TYPE and one sample per counter, sorted by label values. */

@@ -487,35 +487,81 @@ atk_did_profile_parse (const char *json, gssize len, GError **error)
 
 /* ---- eventMetadata ---- */
 
+/* Renders the parts of the object that do not change (once: the info is shared and otherwise
+ * read-only, the cache is its only mutable part). */
+static void
+render_metadata_parts (const AtkDidInfo *info)
+{
+  AtkDidInfo *cache = (AtkDidInfo *)info;
+  GString *head = g_string_new ("{\"didDocument\":");
+  GString *tail = g_string_new (",\"profile\":");
+
+  g_string_append (head, info->document);
+  if (info->pds_endpoint != NULL && *info->pds_endpoint != '\0')
+    append_member (head, "pdsHost", info->pds_endpoint);
+  if (info->handle != NULL && *info->handle != '\0')
+    append_member (head, "handle", info->handle);
+  if (info->created_at != NULL && *info->created_at != '\0')
+    append_member (head, "didCreatedAt", info->created_at);
+  g_string_append (head, ",\"accountAge\":");
+  g_string_append (tail, info->profile != NULL ? info->profile : "null");
+  g_string_append_c (tail, '}');
+  cache->metadata_head_len = head->len;
+  cache->metadata_tail_len = tail->len;
+  cache->metadata_tail = g_string_free (tail, FALSE);
+  cache->metadata_head = g_string_free (head, FALSE);
+}
+
+#define UNRESOLVED_METADATA "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}"
+
+void
+atk_did_metadata_splice (const AtkDidInfo *info, gint64 now_ms, GString *out, gsize at, gsize len)
+{
+  char age[ATK_OUT_INT_BYTES];
+  const char *age_start = age + sizeof age;
+  gsize head_len, age_len, tail_len, total, rest;
+  char *p;
+
+  g_return_if_fail (at <= out->len && len <= out->len - at);
+
+  if (info == NULL)
+    {
+      head_len = sizeof UNRESOLVED_METADATA - 1;
+      age_len = tail_len = 0;
+    }
+  else
+    {
+      /* Every message of an account carries the same object but for accountAge. */
+      if (info->metadata_head == NULL)
+        render_metadata_parts (info);
+      head_len = info->metadata_head_len;
+      tail_len = info->metadata_tail_len;
+      /* whole seconds, truncated toward zero; negative for a creation time ahead of the
+       * clock */
+      age_start = atk_out_format_int (
+          info->created_at_known ? (now_ms - info->created_at_ms) / 1000 : -1, age + sizeof age);
+      age_len = (gsize)(age + sizeof age - age_start);
+    }
+  total = head_len + age_len + tail_len;
+  /* one move of what follows, then the parts straight into their place */
+  rest = out->len - at - len;
+  if (total > len)
+    g_string_set_size (out, out->len - len + total);
+  if (total != len)
+    memmove (out->str + at + total, out->str + at + len, rest);
+  if (total < len)
+    g_string_set_size (out, out->len - len + total);
+  p = out->str + at;
+  memcpy (p, info != NULL ? info->metadata_head : UNRESOLVED_METADATA, head_len);
+  if (info != NULL)
+    {
+      memcpy (p + head_len, age_start, age_len);
+      memcpy (p + head_len + age_len, info->metadata_tail, tail_len);
+    }
+}
+
 void
 atk_did_metadata_append_json (const AtkDidInfo *info, gint64 now_ms, GString *out)
 {
-  if (info == NULL)
-    {
-      g_string_append (out, "{\"didDocument\":{\"id\":\"\"},\"accountAge\":-1,\"profile\":null}");
-      return;
-    }
-  /* Every message of an account carries the same object but for accountAge: render the rest
-   * once (the info is shared and otherwise read-only: the cache is its only mutable part). */
-  if (info->metadata_head == NULL)
-    {
-      AtkDidInfo *cache = (AtkDidInfo *)info;
-      GString *head = g_string_new ("{\"didDocument\":");
-
-      g_string_append (head, info->document);
-      if (info->pds_endpoint != NULL && *info->pds_endpoint != '\0')
-        append_member (head, "pdsHost", info->pds_endpoint);
-      if (info->handle != NULL && *info->handle != '\0')
-        append_member (head, "handle", info->handle);
-      if (info->created_at != NULL && *info->created_at != '\0')
-        append_member (head, "didCreatedAt", info->created_at);
-      g_string_append (head, ",\"accountAge\":");
-      cache->metadata_tail = g_strconcat (
-          ",\"profile\":", info->profile != NULL ? info->profile : "null", "}", NULL);
-      cache->metadata_head = g_string_free (head, FALSE);
-    }
-  g_string_append (out, info->metadata_head);
-  /* whole seconds, truncated toward zero; negative for a creation time ahead of the clock */
-  atk_out_append_int (out, info->created_at_known ? (now_ms - info->created_at_ms) / 1000 : -1);
-  g_string_append (out, info->metadata_tail);
+  atk_did_metadata_splice (info, now_ms, out, out->len, 0);
 }

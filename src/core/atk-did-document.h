@@ -34,6 +34,7 @@ typedef struct
   /* eventMetadata before and after the accountAge number, rendered on first use (once the
    * fields above are complete: the resolver hands an info out only then). */
   char *metadata_head, *metadata_tail;
+  gsize metadata_head_len, metadata_tail_len;
 } AtkDidInfo;
 
 AtkDidInfo *atk_did_info_ref (AtkDidInfo *info);
@@ -59,5 +60,9 @@ char *atk_did_profile_parse (const char *json, gssize len, GError **error);
 /* The eventMetadata object for `info` at `now_ms` (Unix ms), or for a DID that could not be
  * resolved (info NULL), in the reference's field order and JSON escaping. */
 void atk_did_metadata_append_json (const AtkDidInfo *info, gint64 now_ms, GString *out);
+/* The same object in place of the `len` bytes of `out` at `at` (a message's "null" slot), with
+ * one move of what follows them and nothing rendered twice. */
+void atk_did_metadata_splice (const AtkDidInfo *info, gint64 now_ms, GString *out, gsize at,
+                              gsize len);
 
 G_END_DECLS

@@ -49,6 +49,7 @@ struct _AtkDidResolver
   guint running;
 
   AtkCounterSet *plc_counts; /* kind, status, cached */
+  guint64 *cached_doc_hits;  /* its did_doc/ok/true count, once there is one */
   AtkCounterSet *api_counts;
   guint64 network_requests;
 };
@@ -222,15 +223,16 @@ now_us (AtkDidResolver *self)
 
 /* ---- counters ---- */
 
-static void
+static guint64 *
 count (AtkDidResolver *self, const char *service, const char *kind, const char *status,
        gboolean cached)
 {
   const char *values[] = { kind, status, cached ? "true" : "false", NULL };
 
-  atk_counter_set_add (g_str_equal (service, "plc") ? self->plc_counts : self->api_counts, values);
   if (!cached)
     self->network_requests++;
+  return atk_counter_set_add (g_str_equal (service, "plc") ? self->plc_counts : self->api_counts,
+                              values);
 }
 
 static void
@@ -321,7 +323,13 @@ atk_did_resolver_lookup_cached (AtkDidResolver *self, const char *did, GError **
 
   if (!atk_ttl_cache_lookup (self->cache, did, now_us (self), &info, &cached_error))
     return NULL;
-  count (self, "plc", "did_doc", info != NULL ? "ok" : atk_did_fetch_status (cached_error), TRUE);
+  /* once per message with event metadata: the counter of hits is kept at hand */
+  if (info != NULL && self->cached_doc_hits != NULL)
+    (*self->cached_doc_hits)++;
+  else if (info != NULL)
+    self->cached_doc_hits = count (self, "plc", "did_doc", "ok", TRUE);
+  else
+    count (self, "plc", "did_doc", atk_did_fetch_status (cached_error), TRUE);
   if (info == NULL)
     {
       g_propagate_error (error, g_error_copy (cached_error));

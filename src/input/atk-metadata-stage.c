@@ -34,7 +34,6 @@ struct _AtkMetadataStage
   guint backlog;
   guint max_backlog;
   AtkMetadataStats stats;
-  GString *scratch; /* the eventMetadata object being rendered */
 };
 
 G_DEFINE_FINAL_TYPE (AtkMetadataStage, atk_metadata_stage, G_TYPE_OBJECT)
@@ -69,7 +68,6 @@ atk_metadata_stage_finalize (GObject *object)
   g_hash_table_destroy (self->queues);
   g_clear_pointer (&self->services, atk_name_filter_free);
   g_clear_object (&self->resolver);
-  g_string_free (self->scratch, TRUE);
   G_OBJECT_CLASS (atk_metadata_stage_parent_class)->finalize (object);
 }
 
@@ -91,7 +89,6 @@ atk_metadata_stage_init (AtkMetadataStage *self)
 {
   self->queues = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, did_queue_free);
   self->max_backlog = 100000;
-  self->scratch = g_string_sized_new (4096);
 }
 
 AtkMetadataStage *
@@ -168,20 +165,11 @@ static gboolean
 splice_metadata (AtkMetadataStage *self, AtkMessage *message, const AtkDidInfo *info)
 {
   GString *value = message->value;
-  GString *json = self->scratch;
   gsize at = message->metadata_offset;
-  gsize tail;
 
   if (at == 0 || at + 4 > value->len || memcmp (value->str + at, "null", 4) != 0)
     return FALSE;
-  g_string_truncate (json, 0);
-  atk_did_metadata_append_json (info, g_get_real_time () / 1000, json);
-  g_assert (json->len >= 4); /* an object, at least "{…}" with members */
-  /* one move of what follows the slot, then the object into it */
-  tail = value->len - at - 4;
-  g_string_set_size (value, value->len - 4 + json->len);
-  memmove (value->str + at + json->len, value->str + at + 4, tail);
-  memcpy (value->str + at, json->str, json->len);
+  atk_did_metadata_splice (info, g_get_real_time () / 1000, value, at, 4);
   return TRUE;
 }
 
