@@ -519,45 +519,38 @@ atk_did_metadata_splice (const AtkDidInfo *info, gint64 now_ms, GString *out, gs
 {
   char age[ATK_OUT_INT_BYTES];
   const char *age_start = age + sizeof age;
-  gsize head_len, age_len, tail_len, total, rest;
-  char *p;
+  const char *head = UNRESOLVED_METADATA, *tail = "";
+  gsize head_len = sizeof UNRESOLVED_METADATA - 1, tail_len = 0, age_len, total, rest;
 
   g_return_if_fail (at <= out->len && len <= out->len - at);
 
-  if (info == NULL)
-    {
-      head_len = sizeof UNRESOLVED_METADATA - 1;
-      age_len = tail_len = 0;
-    }
-  else
+  if (info != NULL)
     {
       /* Every message of an account carries the same object but for accountAge. */
       if (info->metadata_head == NULL)
         render_metadata_parts (info);
+      head = info->metadata_head;
       head_len = info->metadata_head_len;
+      tail = info->metadata_tail;
       tail_len = info->metadata_tail_len;
       /* whole seconds, truncated toward zero; negative for a creation time ahead of the
        * clock */
       age_start = atk_out_format_int (
           info->created_at_known ? (now_ms - info->created_at_ms) / 1000 : -1, age + sizeof age);
-      age_len = (gsize)(age + sizeof age - age_start);
     }
+  age_len = (gsize)(age + sizeof age - age_start);
   total = head_len + age_len + tail_len;
-  /* one move of what follows, then the parts straight into their place */
+  /* one move of what follows (room made first, or taken back after), then the parts
+   * straight into their place */
   rest = out->len - at - len;
   if (total > len)
     g_string_set_size (out, out->len - len + total);
-  if (total != len)
-    memmove (out->str + at + total, out->str + at + len, rest);
+  memmove (out->str + at + total, out->str + at + len, rest);
   if (total < len)
     g_string_set_size (out, out->len - len + total);
-  p = out->str + at;
-  memcpy (p, info != NULL ? info->metadata_head : UNRESOLVED_METADATA, head_len);
-  if (info != NULL)
-    {
-      memcpy (p + head_len, age_start, age_len);
-      memcpy (p + head_len + age_len, info->metadata_tail, tail_len);
-    }
+  memcpy (out->str + at, head, head_len);
+  memcpy (out->str + at + head_len, age_start, age_len);
+  memcpy (out->str + at + head_len + age_len, tail, tail_len);
 }
 
 void
