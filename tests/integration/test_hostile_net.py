@@ -208,8 +208,9 @@ class HostileNetTest(unittest.TestCase):
         """Under the default soft limit of 1,024 descriptors: 2,000 connections that send
         nothing or half a head, a 1 GiB POST and a 1 MiB head. The daemon closes the idle ones,
         refuses the others before reading them, keeps answering /metrics meanwhile (within a
-        second once they are gone), keeps producing, and does not spin on accept(). Before: nothing was closed, the POST body was
-        buffered whole, and accept() failed in a busy loop."""
+        second once they are gone), keeps producing, and does not spin on accept(). Before:
+        nothing was closed, the POST body was buffered whole, and accept() failed in a busy
+        loop."""
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
         relay = self.relay("frames", "--rate", "200")
