@@ -1022,12 +1022,72 @@ test_datetime_random (void)
     }
 }
 
+/* Messages are recycled (atk-message.c): one freed comes back as new, every field cleared and
+ * its value empty, with at least the room asked for; a huge buffer is not kept. */
+static gpointer
+free_in_thread (gpointer data)
+{
+  AtkMessage *message = atk_message_new_sized (64);
+
+  g_string_append (message->value, "from another thread");
+  atk_message_free (message); /* into this thread's own pool */
+  atk_message_free (data);    /* one made by the main thread: freed here, no lock */
+  return NULL;
+}
+
+static void
+test_message_recycled (void)
+{
+  AtkMessage *message = atk_message_new_sized (100);
+  AtkMessage *again, *huge, *after;
+  GThread *thread;
+
+  message->key = g_strdup ("did:plc:abc");
+  message->collection = g_strdup ("app.bsky.feed.post");
+  message->has_seq = TRUE;
+  message->seq = 42;
+  message->metadata_offset = 7;
+  message->received_us = 9;
+  g_string_append (message->value, "{\"x\":1}");
+  atk_message_free (message);
+
+  again = atk_message_new_sized (100);
+  g_assert_true (again == message);
+  g_assert_null (again->key);
+  g_assert_null (again->collection);
+  g_assert_false (again->has_seq);
+  g_assert_cmpint (again->seq, ==, 0);
+  g_assert_cmpuint (again->metadata_offset, ==, 0);
+  g_assert_cmpint (again->received_us, ==, 0);
+  g_assert_cmpuint (again->value->len, ==, 0);
+  g_assert_cmpstr (again->value->str, ==, "");
+  g_assert_cmpuint (again->value->allocated_len, >, 100);
+  atk_message_free (again);
+
+  /* more room than the recycled one has: it is given */
+  again = atk_message_new_sized (10000);
+  g_assert_cmpuint (again->value->allocated_len, >, 10000);
+  atk_message_free (again);
+
+  /* a value grown past 64 KiB goes back to malloc, not to the pool */
+  huge = atk_message_new_sized (16);
+  g_string_set_size (huge->value, 200 * 1024);
+  atk_message_free (huge);
+  after = atk_message_new_sized (16);
+  g_assert_cmpuint (after->value->allocated_len, <=, 64 * 1024);
+  g_assert_cmpuint (after->value->len, ==, 0);
+
+  thread = g_thread_new ("free", free_in_thread, after);
+  g_thread_join (thread);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/transformer/vectors/standard", test_vectors_standard);
+  g_test_add_func ("/transformer/message-recycled", test_message_recycled);
   g_test_add_func ("/transformer/vectors/osprey", test_vectors_osprey);
   g_test_add_func ("/transformer/vectors/replay-same-ids", test_replay_same_ids);
   g_test_add_func ("/transformer/filter/watched", test_filter_watched);
