@@ -11,7 +11,7 @@ G_BEGIN_DECLS
 typedef struct
 {
   char *key;        /* the account DID, or "<unknown>" */
-  GString *value;   /* compact JSON (NULL once a sink took its buffer) */
+  GString *value;   /* compact JSON */
   gboolean has_seq; /* FALSE for #info (no seq on the wire) */
   gint64 seq;       /* the firehose seq of the frame it came from */
   AtkEventKind kind;
@@ -28,6 +28,7 @@ typedef struct
 AtkMessage *atk_message_new (void);
 /* With room for a value of about `size` bytes, so that writing it does not reallocate. */
 AtkMessage *atk_message_new_sized (gsize size);
+/* Back to this thread's pool of messages (atk-message.c), or to malloc. */
 void atk_message_free (AtkMessage *message);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtkMessage, atk_message_free)

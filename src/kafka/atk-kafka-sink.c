@@ -242,10 +242,10 @@ atk_kafka_sink_produce (AtkKafkaSink *self, AtkMessage *message, GError **error)
   g_return_val_if_fail (message != NULL, FALSE);
 
   key_len = message->key != NULL ? strlen (message->key) : 0;
-  /* librdkafka copies the value into the allocation it makes for the message anyway (with
-   * the key), exactly sized, and the message's buffer is recycled at once (atk-message.c):
-   * cheaper than handing it over (malloc's large bins and a shrinking realloc per message,
-   * to keep a Kafka outage's thousands held from carrying a GString's slack each). */
+  /* librdkafka copies the value, exactly sized, into the allocation it makes for the message
+   * anyway (with the key), and the message's buffer goes back to the pool at once
+   * (atk-message.c). Handing the buffer over instead cost a trip through malloc's large bins
+   * and a shrinking realloc per message. */
   value = message->value->str;
   value_len = message->value->len;
   ticket = g_new0 (DeliveryTicket, 1);
